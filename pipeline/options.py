@@ -1,0 +1,38 @@
+"""Every newsbeam option, as a Beam PipelineOptions subclass (so runners such as Dataflow carry them)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_NER_MODEL = str(PACKAGE_ROOT / "modeling" / "weights" / "ner")
+DEFAULT_STANCE_MODEL = str(PACKAGE_ROOT / "modeling" / "weights" / "stance")
+DEFAULT_TARGETS_CONFIG = str(PACKAGE_ROOT / "pipeline" / "targets.yaml")
+
+
+class NewsbeamOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--input", nargs="+", default=None,
+                            help="files or globs: local paths or any Beam filesystem (gs://, s3://); seed .txt, "
+                                 ".jsonl, RSS/Atom .xml")
+        parser.add_argument("--output", default=None, help="output root (local folder, gs://..., s3://...)")
+        parser.add_argument("--targets", nargs="*", default=None,
+                            help="stance targets, e.g. Armenia 'Azerbaijan=Azerbaijani,Baku' (aliases after '='); "
+                                 "default: from --targets-config")
+        parser.add_argument("--targets-config", default=DEFAULT_TARGETS_CONFIG,
+                            help="YAML file with `targets: {Name: [aliases]}`")
+        parser.add_argument("--ner-model", default=DEFAULT_NER_MODEL,
+                            help="token-classification model: a Hugging Face id or a local directory")
+        parser.add_argument("--stance-model", default=DEFAULT_STANCE_MODEL,
+                            help="stance model: a Hugging Face id or a local directory")
+        parser.add_argument("--ner-window", type=int, default=256, help="model window in pieces (overlapping)")
+        parser.add_argument("--ner-batch-size", type=int, default=32, help="articles per NER batch")
+        parser.add_argument("--stance-batch-size", type=int, default=32, help="articles per stance batch")
+        parser.add_argument("--dedup-threshold", type=float, default=0.8,
+                            help="Jaccard similarity of word shingles above which two articles are near-duplicates")
+        parser.add_argument("--num-perm", type=int, default=128, help="MinHash permutations")
+        parser.add_argument("--shingle-size", type=int, default=3, help="words per shingle")
+        parser.add_argument("--max-chars", type=int, default=200_000,
+                            help="articles longer than this are dead-lettered (never truncated)")

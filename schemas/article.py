@@ -1,0 +1,106 @@
+"""The records newsbeam writes: Article (main output), DuplicateRecord and DeadLetter.
+
+Every field a reader relies on is here, validated before anything is written; the JSON Schema files beside this
+module are generated from these models (`python -m schemas.export`) and a test keeps them current.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = "1.0"
+EntityType = Literal["PER", "ORG", "LOC", "MISC"]
+StanceLabel = Literal["favor", "against", "neutral"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LanguageInfo(_Strict):
+    code: str = Field(description="ISO 639-1 code, or 'und' when nothing could be detected")
+    confidence: float = Field(ge=0.0, le=1.0)
+    detector: str = Field(description="which library and model gave the code")
+
+
+class Mention(_Strict):
+    start: int = Field(ge=0, description="character offset into Article.text")
+    end: int = Field(gt=0)
+    text: str = Field(description="exactly Article.text[start:end]")
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class Entity(_Strict):
+    text: str = Field(description="canonical surface form (the most frequent mention)")
+    type: EntityType
+    count: int = Field(ge=1, description="number of mentions")
+    score: float = Field(ge=0.0, le=1.0, description="mean mention score")
+    mentions: list[Mention]
+
+
+class Stance(_Strict):
+    target: str
+    label: StanceLabel
+    score: float = Field(ge=0.0, le=1.0, description="calibrated probability of the label")
+    probabilities: Optional[dict[StanceLabel, float]] = None
+    mentions: int = Field(ge=0, description="how many mentions of the target the label aggregates")
+    reason: Optional[str] = Field(default=None, description="why no model was called (e.g. 'not mentioned')")
+
+
+class StageStatus(_Strict):
+    status: Literal["done", "skipped"]
+    reason: Optional[str] = None
+    model: Optional[str] = None
+
+
+class Article(_Strict):
+    schema_version: str = SCHEMA_VERSION
+    id: str = Field(description="stable content hash of normalised url + title + text (sha256, 24 hex)")
+    source: str = Field(description="feed title, file name or the record's own source")
+    url: Optional[str] = None
+    title: str
+    text: str
+    published: dt.date
+    published_at: Optional[dt.datetime] = Field(default=None, description="full UTC timestamp where known")
+    fetched_at: Optional[dt.datetime] = Field(default=None,
+                                              description="when the input was fetched (file mtime for files)")
+    input_ref: str = Field(description="where the record came from: path, path:line or feed URL#entry")
+    guid: Optional[str] = None
+    language: Optional[LanguageInfo] = None
+    entities: list[Entity] = Field(default_factory=list)
+    ner: Optional[StageStatus] = None
+    stance: list[Stance] = Field(default_factory=list)
+    stance_status: Optional[StageStatus] = None
+    targets: Optional[list[str]] = Field(default=None, description="per-record targets from the input, if given")
+
+    @model_validator(mode="after")
+    def _offsets_match_text(self) -> "Article":
+        for ent in self.entities:
+            for m in ent.mentions:
+                if self.text[m.start:m.end] != m.text:
+                    raise ValueError(f"mention {m.text!r} does not match text[{m.start}:{m.end}]")
+        return self
+
+
+class DuplicateRecord(_Strict):
+    schema_version: str = SCHEMA_VERSION
+    id: str
+    duplicate_of: str = Field(description="id of the article that was kept")
+    kind: Literal["exact", "near"]
+    similarity: float = Field(ge=0.0, le=1.0, description="estimated Jaccard similarity of word shingles")
+    source: str
+    url: Optional[str] = None
+    title: str
+    published: dt.date
+    input_ref: str
+
+
+class DeadLetter(_Strict):
+    schema_version: str = SCHEMA_VERSION
+    input_ref: str = Field(description="file path, path:line, or feed URL (#entry) of the failed record")
+    stage: str = Field(description="the stage that rejected it: read, parse, langid, ner, stance, validate, write")
+    error: str
+    id: Optional[str] = None
+    excerpt: Optional[str] = Field(default=None, description="the first bytes of the input, for a human to look at")

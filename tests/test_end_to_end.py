@@ -1,0 +1,114 @@
+"""The CLI over seeds/: what a user gets from `make run`, checked field by field; bad input; reruns."""
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+from tests.conftest import read_output, run_cli
+
+EXPECTED_ENTITIES = ["Azerbaijan", "Armenia", "Karabakh", "Hadrut", "Moscow", "Sergei Shoigu",
+                     "Vagharshak Harutiunian"]
+
+
+def _seed_article(run):
+    hits = [a for a in run["articles"] if a["input_ref"].endswith("seeds/armenia_azerbaijan_ceasefire.txt")]
+    assert len(hits) == 1, [a["input_ref"] for a in run["articles"]]
+    return hits[0]
+
+
+def test_seed_article_language_and_entities(seeds_run):
+    a = _seed_article(seeds_run)
+    assert a["language"]["code"] == "en"
+    assert a["ner"]["status"] == "done"
+    mentions = {m["text"] for e in a["entities"] for m in e["mentions"]}
+    missing = [name for name in EXPECTED_ENTITIES if name not in mentions]
+    assert not missing, f"entities not found: {missing}; got {sorted(mentions)}"
+    for e in a["entities"]:
+        assert e["count"] == len(e["mentions"])
+        for m in e["mentions"]:
+            assert a["text"][m["start"]:m["end"]] == m["text"]
+
+
+def test_seed_article_has_a_stance_per_target(seeds_run):
+    a = _seed_article(seeds_run)
+    stances = {s["target"]: s for s in a["stance"]}
+    assert set(stances) == {"Armenia", "Azerbaijan"}
+    for s in stances.values():
+        assert s["label"] in ("favor", "against", "neutral") and 0 <= s["score"] <= 1
+        assert s["mentions"] > 0 and abs(sum(s["probabilities"].values()) - 1) < 0.01
+
+
+def test_duplicates_point_to_kept_articles(seeds_run):
+    seed = _seed_article(seeds_run)
+    dups = {Path(d["input_ref"]).name: d for d in seeds_run["duplicates"]}
+    assert dups["armenia_azerbaijan_ceasefire_copy.txt"]["duplicate_of"] == seed["id"]
+    assert dups["armenia_azerbaijan_ceasefire_copy.txt"]["kind"] == "near"
+    assert dups["ecb_rates_republished.txt"]["kind"] == "exact"
+    assert dups["suez_ship_wire_update.txt"]["kind"] == "near"
+    assert "yerevan_protests.txt" not in dups  # same topic, different story: not merged
+    written_ids = {a["id"] for a in seeds_run["articles"]}
+    assert all(d["duplicate_of"] in written_ids for d in seeds_run["duplicates"])
+
+
+def test_every_record_is_accounted_for(seeds_run):
+    out = seeds_run["stdout"]
+    assert "newsbeam summary" in out and "every record accounted for" in out
+    n = len(seeds_run["articles"]) + len(seeds_run["duplicates"]) + len(seeds_run["dead"])
+    assert f"read {n}," in out
+
+
+def test_unsupported_language_is_marked_not_invented(seeds_run):
+    fr = [a for a in seeds_run["articles"] if a["language"]["code"] == "fr"]
+    assert fr and fr[0]["entities"] == [] and fr[0]["ner"]["status"] == "skipped"
+    assert "unsupported language" in fr[0]["ner"]["reason"]
+
+
+def test_partitioned_by_published_date(seeds_run):
+    for f in seeds_run["out"].glob("dt=*/articles-*.jsonl"):
+        day = f.parent.name[3:]
+        assert all(line.count(f'"published":"{day}"') == 1 for line in f.read_text().splitlines())
+
+
+def test_rerun_is_byte_identical(seeds_run, tmp_path):
+    proc = run_cli(["run", "--input", "seeds/*.txt", "seeds/*.jsonl", "seeds/*.xml", "--output", str(tmp_path),
+                    "--targets", "Armenia", "Azerbaijan"])
+    assert proc.returncode == 0, proc.stderr
+    first = sorted(p.relative_to(seeds_run["out"]) for p in seeds_run["out"].rglob("*.jsonl"))
+    second = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.jsonl"))
+    assert first == second
+    for rel in first:
+        assert filecmp.cmp(seeds_run["out"] / rel, tmp_path / rel, shallow=False), rel
+
+
+def test_bad_input_never_crashes_the_run(tmp_path):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "good.txt").write_text("date 2020-11-27\nArmenia and Azerbaijan signed a deal in Moscow.\n")
+    (inp / "empty.txt").write_bytes(b"")
+    (inp / "binary.txt").write_bytes(bytes(range(256)) * 10)
+    (inp / "latin1.txt").write_bytes("date 2020-11-27\nCaf\xe9 cr\xe8me in Baku.".encode("latin-1"))
+    (inp / "no_date.txt").write_text("Armenia and Azerbaijan signed a deal.\n")
+    (inp / "bad_date.txt").write_text("date 2020-02-31\nArmenia and Azerbaijan signed a deal.\n")
+    (inp / "huge.txt").write_text("date 2020-11-27\n" + ("Armenia and Azerbaijan signed a deal. " * 140_000))
+    (inp / "not_a_feed.xml").write_text("<?xml version='1.0'?><catalog><book id='1'>x</book></catalog>")
+    (inp / "lines.jsonl").write_text('{"text": "Baku said so.", "published": "2020-11-27"}\n{"text": 3}\n')
+    out = tmp_path / "out"
+    proc = run_cli(["run", "--input", str(inp / "*"), "--output", str(out), "--targets", "Armenia"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    res = read_output(out)
+    assert len(res["articles"]) == 2
+    reasons = {Path(d["input_ref"].split(":")[0]).name: d["error"] for d in res["dead"]}
+    assert set(reasons) == {"empty.txt", "binary.txt", "latin1.txt", "no_date.txt", "bad_date.txt", "huge.txt",
+                            "not_a_feed.xml", "lines.jsonl"}
+    assert "empty file" in reasons["empty.txt"]
+    assert "binary" in reasons["binary.txt"]
+    assert "UTF-8" in reasons["latin1.txt"]
+    assert "date" in reasons["no_date.txt"] and "date" in reasons["bad_date.txt"]
+    assert "too long" in reasons["huge.txt"]
+    assert "feed" in reasons["not_a_feed.xml"]
+    assert "read 10, written 2, duplicates 0, dead-lettered 8" in proc.stdout
+
+
+def test_missing_input_is_a_clear_error(tmp_path):
+    proc = run_cli(["run", "--input", str(tmp_path / "nope*.txt"), "--output", str(tmp_path / "o")])
+    assert proc.returncode == 2 and "matches no file" in proc.stderr

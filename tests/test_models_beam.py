@@ -1,0 +1,42 @@
+"""The model stages as PTransforms on a TestPipeline, with the real shipped models."""
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+from tests.conftest import beam_pipeline
+from transforms.ner import RecogniseEntities
+from transforms.stance import ClassifyStance
+
+EN = {"id": "a1", "input_ref": "a.txt", "title": "t", "language": {"code": "en", "confidence": 0.9, "detector": "x"},
+      "text": "Russian Defence Minister Sergei Shoigu met Armenian officials in Moscow. "
+              "Azerbaijan's forces took Hadrut."}
+FR = {"id": "f1", "input_ref": "f.txt", "title": "t", "language": {"code": "fr", "confidence": 0.9, "detector": "x"},
+      "text": "Le ministre a salué une journée historique à Paris."}
+
+
+def _entity_summary(a):
+    return (a["id"], a["ner"]["status"], sorted({(e["text"], e["type"]) for e in a["entities"]}))
+
+
+def test_ner_transform_tags_supported_and_skips_others():
+    with beam_pipeline() as p:
+        out = p | beam.Create([EN, FR]) | RecogniseEntities(DEFAULT_NER_MODEL)
+        assert_that(out["articles"] | beam.Map(_entity_summary), equal_to([
+            ("a1", "done", [("Azerbaijan", "LOC"), ("Hadrut", "LOC"), ("Moscow", "LOC"), ("Russian", "MISC"),
+                            ("Sergei Shoigu", "PER"), ("Armenian", "MISC")]),
+            ("f1", "skipped", [])]), label="articles")
+        assert_that(out["dead_letter"], equal_to([]), label="dead")
+
+
+def test_stance_transform_labels_every_target():
+    with beam_pipeline() as p:
+        out = p | beam.Create([EN]) | ClassifyStance(DEFAULT_STANCE_MODEL, {"Azerbaijan": [], "Armenia": []})
+
+        def summary(a):
+            return [(s["target"], s["mentions"], s["reason"], s["label"] in ("favor", "against", "neutral"))
+                    for s in a["stance"]]
+
+        assert_that(out["articles"] | beam.Map(summary),
+                    equal_to([[("Azerbaijan", 1, None, True), ("Armenia", 0, "not mentioned", True)]]))

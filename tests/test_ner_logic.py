@@ -1,0 +1,55 @@
+"""NER pure logic: piece labels, span decoding, windows, entity grouping (no model)."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modeling.ner import IGNORE, LABEL2ID, Span, decode_pieces, piece_labels, span_prf, windows
+from transforms.ner import entity_key, group_entities
+
+
+def test_piece_labels_skip_empty_pieces_and_mark_b_then_i():
+    text = "Sergei Shoigu met"
+    offsets = [(0, 0), (0, 6), (6, 7), (7, 13), (14, 17)]  # a special, "Sergei", " ", "Shoigu", "met"
+    labels = piece_labels(text, offsets, [(0, 13, "PER")], [True, False, False, False, False])
+    assert labels == [IGNORE, LABEL2ID["B-PER"], IGNORE, LABEL2ID["I-PER"], LABEL2ID["O"]]
+
+
+def test_decode_pieces_rebuilds_spans_with_exact_offsets():
+    text = "In Moscow, Sergei Shoigu said"
+    offsets = [(0, 2), (3, 9), (9, 10), (11, 17), (18, 24), (25, 29)]
+    ids = [0, LABEL2ID["B-LOC"], 0, LABEL2ID["B-PER"], LABEL2ID["I-PER"], 0]
+    spans = decode_pieces(text, offsets, ids, [1.0, 0.9, 1.0, 0.8, 0.6, 1.0])
+    assert [(text[s.start:s.end], s.type) for s in spans] == [("Moscow", "LOC"), ("Sergei Shoigu", "PER")]
+    assert spans[1].score == 0.7
+
+
+def test_i_after_o_opens_an_entity():
+    spans = decode_pieces("a Baku b", [(0, 1), (2, 6), (7, 8)], [0, LABEL2ID["I-LOC"], 0], [1, 1, 1])
+    assert [(s.start, s.end, s.type) for s in spans] == [(2, 6, "LOC")]
+
+
+@given(n=st.integers(1, 3000), size=st.integers(8, 512), overlap=st.integers(0, 3))
+@settings(max_examples=200, deadline=None)
+def test_windows_cover_every_token_exactly_once(n, size, overlap):
+    overlap = min(overlap * size // 8, size // 2 - 1) if size > 2 else 0
+    ws = windows(n, size, overlap)
+    kept = [k for _, _, kf, kt in ws for k in range(kf, kt)]
+    assert kept == list(range(n))
+    assert all(en - st <= size and st <= kf <= kt <= en for st, en, kf, kt in ws)
+
+
+def test_entity_grouping_counts_mentions():
+    text = "Azerbaijan said. Azerbaijan's army. AZERBAIJAN? Moscow."
+    spans = [Span(0, 10, "LOC", 0.9), Span(17, 29, "LOC", 0.7), Span(36, 46, "LOC", 0.8), Span(48, 54, "LOC", 1.0)]
+    ents = group_entities(text, spans)
+    assert ents[0]["text"] == "Azerbaijan" and ents[0]["count"] == 3
+    assert all(text[m["start"]:m["end"]] == m["text"] for e in ents for m in e["mentions"])
+    assert entity_key("Azerbaijan’s") == entity_key("azerbaijan")
+
+
+def test_span_prf():
+    gold = [[(0, 5, "PER"), (10, 15, "LOC")]]
+    pred = [[(0, 5, "PER"), (10, 14, "LOC")]]
+    res = span_prf(gold, pred)
+    assert res["precision"] == 0.5 and res["recall"] == 0.5 and res["per_type"]["PER"]["f1"] == 1.0

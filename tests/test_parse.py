@@ -1,0 +1,126 @@
+"""Parse stage: pure functions without Beam, then the PTransform on a TestPipeline."""
+from __future__ import annotations
+
+import datetime as dt
+
+import apache_beam as beam
+import pytest
+from tests.conftest import beam_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms.parse import (ParseArticles, ParseError, ParseLimits, article_id, decode_utf8, detect_format,
+                              first_sentence, html_to_text, normalise_text, parse_date, parse_jsonl_record,
+                              parse_raw, parse_seed)
+
+SEED = "date 2020-11-27\nArmenia and Azerbaijan agreed a ceasefire. Moscow brokered it.\n\nMore text here.\n"
+
+
+def test_seed_format_title_is_first_sentence():
+    a = parse_seed(SEED, "x.txt", "x.txt")
+    assert a["published"] == "2020-11-27"
+    assert a["title"] == "Armenia and Azerbaijan agreed a ceasefire."
+    assert a["text"].startswith("Armenia and Azerbaijan")
+    assert a["source"] == "x.txt"
+
+
+def test_seed_format_header_lines():
+    a = parse_seed("date 2021-01-02\ntitle My title\nsource Wire\nurl https://e.org/a\nBody text.", "f", "f")
+    assert (a["title"], a["source"], a["url"], a["text"]) == ("My title", "Wire", "https://e.org/a", "Body text.")
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "empty file"),
+    ("Armenia and Azerbaijan\nbody", "first line must be `date YYYY-MM-DD`"),
+    ("date 2020-13-45\nbody", "unparseable date"),
+    ("date tomorrow\nbody", "unparseable date"),
+    ("date 1850-01-01\nbody", "implausible published date"),
+    ("date 2999-01-01\nbody", "in the future"),
+    ("date 2020-01-01\n\n   \n", "empty text"),
+])
+def test_seed_errors_have_reasons(text, reason):
+    with pytest.raises(ParseError, match=reason.replace("`", ".").replace("(", ".").replace(")", ".")):
+        parse_seed(text, "f", "f")
+
+
+def test_id_is_content_derived_and_stable():
+    a = article_id("https://E.org/x", "Title", "Some  text\n")
+    assert a == article_id("https://e.org/x ", "title", "Some text")
+    assert a != article_id("https://e.org/x", "Title", "Other text")
+    assert len(a) == 24
+
+
+def test_normalise_text_drops_controls_and_unifies_newlines():
+    assert normalise_text("\ufeffa\r\nb\x00c\r\n\n\n\nd  ") == "a\nbc\n\nd"
+
+
+def test_first_sentence_is_capped():
+    assert first_sentence("Word " * 100).endswith("…")
+    assert len(first_sentence("Word " * 100)) <= 201
+
+
+def test_dates_to_utc():
+    day, stamp = parse_date("2020-12-21T23:30:00-05:00")
+    assert day == dt.date(2020, 12, 22) and stamp.utcoffset() == dt.timedelta(0)
+    assert parse_date("Sun, 06 Dec 2020 03:00:00 GMT")[0] == dt.date(2020, 12, 6)
+    with pytest.raises(ParseError, match="wrong type"):
+        parse_date(20201206)
+
+
+def test_jsonl_record_and_wrong_types():
+    rec = parse_jsonl_record('{"text": "Body.", "published": "2020-01-02", "targets": ["A"]}', "f:1", "f")
+    assert rec["targets"] == ["A"] and rec["title"] == "Body."
+    for bad, why in [('{"text": 5, "published": "2020-01-02"}', "not a string"),
+                     ('{"text": "x", "published": ["2020"]}', "wrong type"),
+                     ('[1, 2]', "must be an object"),
+                     ('{"text": "x"', "invalid JSON"),
+                     ('{"text": "x", "published": "2020-01-02", "targets": "A"}', "targets must be a list")]:
+        with pytest.raises(ParseError, match=why):
+            parse_jsonl_record(bad, "f:1", "f")
+
+
+def test_decode_refuses_binary_and_latin1():
+    with pytest.raises(ParseError, match="binary"):
+        decode_utf8(b"\x89PNG\x00\x00")
+    with pytest.raises(ParseError, match="not valid UTF-8"):
+        decode_utf8("date 2020-01-01\ncaf\xe9".encode("latin-1"))
+    assert decode_utf8("\ufeffhello".encode("utf-8")) == "hello"
+
+
+def test_detect_format():
+    assert detect_format("a.jsonl", b"") == "jsonl"
+    assert detect_format("a.bin", b"  <rss>") == "feed"
+    assert detect_format("a", b"date 2020-01-01") == "seed"
+
+
+def test_html_to_text():
+    assert html_to_text("<p>One &amp; two</p><p>three<br/>four</p><script>x()</script>") == "One & two\nthree\nfour\n"
+
+
+def test_feed_and_not_a_feed():
+    rss = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>Hello</title>'
+           b'<link>https://e.org/1</link><pubDate>Sun, 06 Dec 2020 03:00:00 GMT</pubDate>'
+           b'<description>&lt;b&gt;Body&lt;/b&gt; text.</description></item></channel></rss>')
+    out = list(parse_raw({"ref": "f.xml", "data": rss}))
+    assert len(out) == 1 and out[0][1]["text"] == "Body text." and out[0][1]["source"] == "T"
+    out = list(parse_raw({"ref": "g.xml", "data": b"<html><body><p>not a feed</p></body></html>"}))
+    assert len(out) == 1 and isinstance(out[0][1], ParseError)
+
+
+def test_too_long_is_rejected_not_truncated():
+    with pytest.raises(ParseError, match="too long"):
+        parse_seed("date 2020-01-01\n" + "word " * 1000, "f", "f", limits=ParseLimits(max_chars=100))
+
+
+def test_parse_transform_splits_articles_and_dead_letters():
+    raws = [
+        {"ref": "good.txt", "data": SEED.encode()},
+        {"ref": "empty.txt", "data": b""},
+        {"ref": "bin.txt", "data": b"\x00\x01\x02"},
+        {"ref": "l.jsonl", "data": b'{"text": "A.", "published": "2020-01-01"}\nnot json\n'},
+    ]
+    with beam_pipeline() as p:
+        out = p | beam.Create(raws) | ParseArticles()
+        assert_that(out.articles | "refs" >> beam.Map(lambda a: a["input_ref"]), equal_to(["good.txt", "l.jsonl:1"]),
+                    label="articles")
+        assert_that(out.dead_letter | beam.Map(lambda d: (d["input_ref"], d["stage"])),
+                    equal_to([("empty.txt", "parse"), ("bin.txt", "parse"), ("l.jsonl:2", "parse")]), label="dead")

@@ -1,0 +1,30 @@
+"""Schemas: exported JSON Schema files are current; the Article model rejects offsets that do not match."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from schemas import Article
+from schemas.export import main as export_main
+
+GOOD = {"id": "x" * 24, "source": "s", "title": "t", "text": "Moscow said.", "published": "2020-11-27",
+        "input_ref": "f.txt", "entities": [{"text": "Moscow", "type": "LOC", "count": 1, "score": 0.9,
+                                            "mentions": [{"start": 0, "end": 6, "text": "Moscow", "score": 0.9}]}]}
+
+
+def test_schema_files_are_current():
+    assert export_main(["--check"]) == 0, "run `python -m schemas.export` and commit the result"
+
+
+def test_article_validates_offsets():
+    Article.model_validate(GOOD)
+    bad = dict(GOOD, text="Paris said.")
+    with pytest.raises(ValidationError, match="does not match"):
+        Article.model_validate(bad)
+
+
+def test_article_rejects_unknown_fields_and_bad_labels():
+    with pytest.raises(ValidationError):
+        Article.model_validate(dict(GOOD, surprise=1))
+    with pytest.raises(ValidationError):
+        Article.model_validate(dict(GOOD, stance=[{"target": "A", "label": "love", "score": 0.5, "mentions": 1}]))

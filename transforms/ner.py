@@ -1,0 +1,137 @@
+"""Transformer NER: newsbeam's fine-tuned multilingual-e5-small token classifier (or any HF token-classification
+model given by --ner-model), run through Beam's RunInference with a small ModelHandler of our own.
+
+Mentions keep exact character offsets into `text`; they are grouped into entities by a normalised key and type
+("Azerbaijan" x5 is one entity with 5 mentions). Articles in a language the model is not measured on are
+passed through with `ner.status = skipped` and the reason, never given made-up entities.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from typing import Any, Iterable, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+
+from .common import DEAD, counter, dead_letter
+
+NER_LANGUAGES = ("en", "de", "es", "nl", "pl", "ru")
+_POSSESSIVE = re.compile(r"(?:['’]s|['’])$")
+
+
+def entity_key(surface: str) -> str:
+    """Grouping key for mentions: NFKC, case-folded, whitespace collapsed, English possessive dropped."""
+    s = unicodedata.normalize("NFKC", surface).strip()
+    s = _POSSESSIVE.sub("", s)
+    return " ".join(s.split()).casefold()
+
+
+def group_entities(text: str, spans: Iterable[Any]) -> list[dict]:
+    """Spans (start, end, type, score) -> entities with their mentions, most-mentioned first.
+
+    The canonical text is the most frequent surface form (ties: the earliest); the score is the mean mention
+    score. Offsets are checked: every mention satisfies text[start:end] == mention.
+    """
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for sp in spans:
+        start, end, etype, score = sp.start, sp.end, sp.type, sp.score
+        surface = text[start:end]
+        key = entity_key(surface)
+        if not key:
+            continue
+        groups[(key, etype)].append({"start": start, "end": end, "text": surface, "score": round(float(score), 4)})
+    entities = []
+    for (_key, etype), mentions in groups.items():
+        mentions.sort(key=lambda m: m["start"])
+        freq: dict[str, int] = defaultdict(int)
+        for m in mentions:
+            freq[m["text"]] += 1
+        canonical = max(freq, key=lambda s: (freq[s], -next(m["start"] for m in mentions if m["text"] == s)))
+        entities.append({
+            "text": canonical, "type": etype, "count": len(mentions),
+            "score": round(sum(m["score"] for m in mentions) / len(mentions), 4), "mentions": mentions,
+        })
+    entities.sort(key=lambda e: (-e["count"], e["mentions"][0]["start"]))
+    return entities
+
+
+class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
+    """RunInference handler: loads the tagger once per worker, tags a batch of articles' texts."""
+
+    def __init__(self, model: str, window: int = 256, overlap: int = 32, min_batch_size: int = 1,
+                 max_batch_size: int = 32):
+        super().__init__()
+        self.model_name = model
+        self.window = window
+        self.overlap = overlap
+        self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+
+    def load_model(self):
+        from modeling.ner import NerTagger
+
+        return NerTagger.load(self.model_name, window=self.window, overlap=self.overlap)
+
+    def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
+        spans = model.predict([a["text"] for a in batch])
+        return [PredictionResult(example=a, inference=s, model_id=self.model_name) for a, s in zip(batch, spans)]
+
+    def batch_elements_kwargs(self):
+        return self._batch
+
+    def get_metrics_namespace(self) -> str:
+        return "newsbeam_ner"
+
+
+def model_label(name: str) -> str:
+    from pathlib import Path
+
+    p = Path(str(name))
+    return f"newsbeam-ner ({p.name})" if (p / "newsbeam.json").exists() else str(name)
+
+
+def _attach_entities(result: PredictionResult, model_name: str) -> dict:
+    article = result.example
+    entities = group_entities(article["text"], result.inference)
+    counter("ner_done").inc()
+    counter("entities").inc(len(entities))
+    return dict(article, entities=entities, ner={"status": "done", "model": model_label(model_name)})
+
+
+def skip_ner(article: dict, reason: str) -> dict:
+    counter("ner_skipped").inc()
+    return dict(article, entities=[], ner={"status": "skipped", "reason": reason})
+
+
+def _failed_batch_to_dead(item) -> list[dict]:
+    batch, exc = item
+    return [dead_letter(a["input_ref"], "ner", f"model failed on this batch: {type(exc).__name__}: {exc}",
+                        article_id=a["id"]) for a in batch]
+
+
+class RecogniseEntities(beam.PTransform):
+    """Articles -> articles with `entities` (main) and dead letters (tag `dead_letter`) for failed batches."""
+
+    def __init__(self, model: str, languages: Sequence[str] = NER_LANGUAGES, window: int = 256, overlap: int = 32,
+                 max_batch_size: int = 32):
+        super().__init__()
+        self.model = model
+        self.languages = tuple(languages)
+        self.handler = NerModelHandler(model, window=window, overlap=overlap, max_batch_size=max_batch_size)
+
+    def expand(self, articles):
+        languages = self.languages
+
+        def route(article, n):
+            return 0 if (article.get("language") or {}).get("code") in languages else 1
+
+        supported, unsupported = articles | "ByLanguage" >> beam.Partition(route, 2)
+        skipped = unsupported | "Skip" >> beam.Map(
+            lambda a: skip_ner(a, f"unsupported language: {(a.get('language') or {}).get('code', 'und')} "
+                                  f"(NER covers {', '.join(languages)})"))
+        main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
+        tagged = main | "Attach" >> beam.Map(_attach_entities, self.model)
+        dead = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
+        out = (tagged, skipped) | "Merge" >> beam.Flatten()
+        return {"articles": out, DEAD: dead}

@@ -1,0 +1,333 @@
+"""Parse raw inputs (seed text files, JSONL, RSS/Atom XML) into normalised Article records.
+
+A raw input is one file (`{"ref", "data": bytes, "mtime"}`); one file may hold many records (JSONL lines, feed
+entries). Every record read is counted once as `read` and ends as an article or a dead letter here.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import apache_beam as beam
+
+from .common import DEAD, counter, tagged_dead
+
+DATE_LINE = re.compile(r"^\s*date\s*[:=]?\s*(\S+)\s*$", re.IGNORECASE)
+HEADER_LINE = re.compile(r"^\s*(title|url|source|targets)\s*[:=]?\s+(.+?)\s*$", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'»”)]*(?=\s)")
+MIN_DATE = dt.date(1900, 1, 1)
+
+
+class ParseError(ValueError):
+    """A record that cannot become an article; the message is the dead-letter reason."""
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    max_chars: int = 200_000  # a long news article is ~50k characters; beyond this it is rejected, not truncated
+    future_days: int = 2  # a published date more than this many days after today is implausible
+
+
+# ------------------------------------------------------------------ normalisation and identity
+def normalise_text(text: str) -> str:
+    """NFC, unified newlines, control characters dropped, trailing spaces and blank-line runs trimmed."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", text).replace("\ufeff", "")
+    lines = [ln.rstrip() for ln in text.split("\n")]
+    text = "\n".join(lines)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
+
+
+def _identity_form(s: str | None) -> str:
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", s or "")).strip().lower()
+
+
+def article_id(url: str | None, title: str, text: str) -> str:
+    """Content-derived id: stable across runs and runners (sha256 of normalised url, title and text)."""
+    key = "\n".join((_identity_form(url), _identity_form(title), _identity_form(text)))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+def first_sentence(text: str, limit: int = 200) -> str:
+    """A title for untitled text: its first sentence or first line, at most `limit` characters."""
+    first_line = text.strip().split("\n", 1)[0]
+    m = _SENTENCE_END.search(first_line)
+    title = first_line[: m.start()] if m else first_line
+    if len(title) > limit:
+        cut = title.rfind(" ", 0, limit)
+        title = title[: cut if cut > 0 else limit].rstrip() + "…"
+    return title.strip()
+
+
+def parse_date(value: Any, limits: ParseLimits = ParseLimits(), today: dt.date | None = None
+               ) -> tuple[dt.date, dt.datetime | None]:
+    """A published date from 'YYYY-MM-DD', an ISO timestamp or an RFC 822 feed date; UTC; plausibility-checked."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ParseError("missing published date")
+    stamp: dt.datetime | None = None
+    if isinstance(value, dt.datetime):
+        stamp = value
+    elif isinstance(value, dt.date):
+        day = value
+    elif isinstance(value, str):
+        s = value.strip()
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
+                day = dt.date.fromisoformat(s)
+            else:
+                stamp = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                stamp = parsedate_to_datetime(s)
+            except (TypeError, ValueError, IndexError):
+                raise ParseError(f"unparseable date {s[:40]!r}") from None
+    else:
+        raise ParseError(f"date has the wrong type ({type(value).__name__})")
+    if stamp is not None:
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=dt.timezone.utc)
+        stamp = stamp.astimezone(dt.timezone.utc)
+        day = stamp.date()
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    if day < MIN_DATE:
+        raise ParseError(f"implausible published date {day} (before {MIN_DATE})")
+    if day > today + dt.timedelta(days=limits.future_days):
+        raise ParseError(f"implausible published date {day} (in the future)")
+    return day, stamp
+
+
+def make_article(*, ref: str, source: str, title: str | None, text: Any, published: Any, url: str | None = None,
+                 fetched_at: dt.datetime | None = None, guid: str | None = None, targets: Any = None,
+                 published_at: Any = None, limits: ParseLimits = ParseLimits()) -> dict:
+    """Validate and normalise one record's fields into an article dict (raises ParseError with the reason)."""
+    if not isinstance(text, str):
+        raise ParseError(f"text is missing or not a string ({type(text).__name__})")
+    if title is not None and not isinstance(title, str):
+        raise ParseError(f"title is not a string ({type(title).__name__})")
+    if url is not None and not isinstance(url, str):
+        raise ParseError(f"url is not a string ({type(url).__name__})")
+    body = normalise_text(text)
+    if not body:
+        raise ParseError("empty text")
+    if len(body) > limits.max_chars:
+        raise ParseError(f"text too long ({len(body)} characters > --max-chars {limits.max_chars})")
+    title_n = normalise_text(title or "").replace("\n", " ") or first_sentence(body)
+    day, stamp = parse_date(published_at if published_at is not None else published, limits)
+    if targets is not None:
+        if not isinstance(targets, list) or not all(isinstance(t, str) and t.strip() for t in targets):
+            raise ParseError("targets must be a list of non-empty strings")
+        targets = [t.strip() for t in targets]
+    rec = {
+        "id": article_id(url, title_n, body),
+        "source": source,
+        "url": url.strip() if url else None,
+        "title": title_n,
+        "text": body,
+        "published": day.isoformat(),
+        "published_at": stamp.isoformat() if stamp else None,
+        "fetched_at": fetched_at.isoformat() if fetched_at else None,
+        "input_ref": ref,
+        "guid": guid,
+    }
+    if targets is not None:
+        rec["targets"] = targets
+    return rec
+
+
+# ------------------------------------------------------------------ formats
+def decode_utf8(data: bytes) -> str:
+    """Bytes -> str, refusing binary and non-UTF-8 content with a clear reason."""
+    if b"\x00" in data[:4096]:
+        raise ParseError("binary content (NUL bytes); expected UTF-8 text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+
+
+def detect_format(ref: str, data: bytes) -> str:
+    """'jsonl', 'feed' or 'seed', by extension first, then by the first non-blank byte."""
+    low = ref.lower()
+    if low.endswith((".jsonl", ".ndjson", ".jsonl.gz")):
+        return "jsonl"
+    if low.endswith((".xml", ".rss", ".atom", ".rdf")):
+        return "feed"
+    if low.endswith((".txt", ".text", ".md")):
+        return "seed"
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    return {b"<": "feed", b"{": "jsonl"}.get(head, "seed")
+
+
+def parse_seed(text: str, ref: str, source: str, fetched_at=None, limits: ParseLimits = ParseLimits()) -> dict:
+    """The seed format: `date YYYY-MM-DD` on the first line, optional `title`/`url`/`source`/`targets` lines,
+    then the body."""
+    lines = text.split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        raise ParseError("empty file")
+    m = DATE_LINE.match(lines[0])
+    if not m:
+        raise ParseError(f"first line must be `date YYYY-MM-DD`, got {lines[0][:60]!r}")
+    fields: dict[str, Any] = {}
+    i = 1
+    while i < len(lines):
+        h = HEADER_LINE.match(lines[i])
+        if not h or h.group(1).lower() in fields:
+            break
+        fields[h.group(1).lower()] = h.group(2)
+        i += 1
+    targets = None
+    if "targets" in fields:
+        targets = [t.strip() for t in re.split(r"[,;]", fields["targets"]) if t.strip()]
+    return make_article(ref=ref, source=fields.get("source", source), title=fields.get("title"),
+                        text="\n".join(lines[i:]), published=m.group(1), url=fields.get("url"),
+                        fetched_at=fetched_at, targets=targets, limits=limits)
+
+
+JSONL_FIELDS = {"title", "text", "body", "content", "url", "link", "published", "date", "published_at", "source",
+                "id", "guid", "targets", "summary"}
+
+
+def parse_jsonl_record(line: str, ref: str, default_source: str, fetched_at=None,
+                       limits: ParseLimits = ParseLimits()) -> dict:
+    """One JSON object per line: text (or body/content), published (or date), optional title/url/source/targets."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(obj, dict):
+        raise ParseError(f"a JSONL record must be an object, got {type(obj).__name__}")
+    text = next((obj[k] for k in ("text", "body", "content") if obj.get(k) is not None), None)
+    published = next((obj[k] for k in ("published", "date", "published_at") if obj.get(k) is not None), None)
+    source = obj.get("source") if isinstance(obj.get("source"), str) and obj.get("source") else default_source
+    return make_article(ref=ref, source=source, title=obj.get("title"), text=text, published=published,
+                        url=obj.get("url") or obj.get("link"), fetched_at=fetched_at,
+                        guid=str(obj["guid"]) if obj.get("guid") is not None else None,
+                        targets=obj.get("targets"), limits=limits)
+
+
+def html_to_text(html: str) -> str:
+    """Strip tags from a feed's HTML summary/content (block elements become line breaks)."""
+    import html as htmllib
+
+    html = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", html)
+    html = re.sub(r"(?i)<br\s*/?>|</(p|div|li|h[1-6]|tr|blockquote)\s*>", "\n", html)
+    text = htmllib.unescape(re.sub(r"(?s)<[^>]+>", " ", html))
+    return "\n".join(re.sub(r"[ \t\u00a0]+", " ", ln).strip() for ln in text.split("\n"))
+
+
+def feed_entries(data: bytes, ref: str) -> Iterator[tuple[str, dict | ParseError]]:
+    """(entry ref, article fields or ParseError) for every entry of an RSS/Atom document, via feedparser.
+
+    A document with no readable entry yields one ParseError for the document itself (the bozo reason).
+    """
+    import calendar
+
+    import feedparser
+
+    parsed = feedparser.parse(data)
+    if not parsed.entries:
+        reason = str(parsed.get("bozo_exception") or "") if parsed.get("bozo") else ""
+        if not parsed.get("version"):
+            reason = reason or "not an RSS/Atom feed"
+        yield ref, ParseError(f"no entries could be read from the feed: {reason or 'feed is empty'}")
+        return
+    feed_title = (parsed.feed.get("title") or "").strip() or ref.rsplit("/", 1)[-1]
+    for i, e in enumerate(parsed.entries):
+        entry_ref = f"{ref}#{i}"
+        content = ""
+        if e.get("content"):
+            content = "\n\n".join(c.get("value", "") for c in e["content"])
+        content = content or e.get("summary", "") or ""
+        parsed_time = e.get("published_parsed") or e.get("updated_parsed")
+        published = (dt.datetime.fromtimestamp(calendar.timegm(parsed_time), dt.timezone.utc)
+                     if parsed_time else (e.get("published") or e.get("updated")))
+        yield entry_ref, {"source": feed_title, "title": html_to_text(e.get("title", "") or "") or None,
+                          "text": html_to_text(content), "published": published, "url": e.get("link"),
+                          "guid": e.get("id")}
+
+
+def parse_raw(raw: dict, limits: ParseLimits = ParseLimits()) -> Iterator[tuple[str, dict | ParseError]]:
+    """(record ref, article dict or ParseError) for every record in one raw input."""
+    ref, data = raw["ref"], raw["data"]
+    fetched_at = raw.get("fetched_at")
+    if isinstance(fetched_at, str):
+        fetched_at = dt.datetime.fromisoformat(fetched_at)
+    source = raw.get("source") or ref.rsplit("/", 1)[-1]
+    if raw.get("error"):
+        yield ref, ParseError(raw["error"])
+        return
+    if not data or not data.strip():
+        yield ref, ParseError("empty file")
+        return
+    fmt = detect_format(ref, data)
+    if fmt == "feed":
+        for entry_ref, fields in feed_entries(data, ref):
+            if isinstance(fields, ParseError):
+                yield entry_ref, fields
+                continue
+            try:
+                yield entry_ref, make_article(ref=entry_ref, fetched_at=fetched_at, limits=limits, **fields)
+            except ParseError as exc:
+                yield entry_ref, exc
+        return
+    try:
+        text = decode_utf8(data)
+    except ParseError as exc:
+        yield ref, exc
+        return
+    if fmt == "jsonl":
+        for n, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            line_ref = f"{ref}:{n}"
+            try:
+                yield line_ref, parse_jsonl_record(line, line_ref, source, fetched_at, limits)
+            except ParseError as exc:
+                yield line_ref, exc
+        return
+    try:
+        yield ref, parse_seed(text, ref, source, fetched_at, limits)
+    except ParseError as exc:
+        yield ref, exc
+
+
+class _ParseDoFn(beam.DoFn):
+    def __init__(self, limits: ParseLimits):
+        self.limits = limits
+        self.read = counter("read")
+
+    def process(self, raw: dict):
+        try:
+            results = list(parse_raw(raw, self.limits))
+        except Exception as exc:  # a parser bug must not take the run down: the file is dead-lettered
+            self.read.inc()
+            yield tagged_dead(raw.get("ref", "?"), "parse", f"{type(exc).__name__}: {exc}", excerpt=raw.get("data"))
+            return
+        for ref, result in results:
+            self.read.inc()
+            if isinstance(result, ParseError):
+                yield tagged_dead(ref, "parse", str(result), excerpt=raw.get("data") if ref == raw["ref"] else None)
+            else:
+                yield result
+
+
+class ParseArticles(beam.PTransform):
+    """Raw inputs -> article dicts (main) and dead letters (tag `dead_letter`)."""
+
+    def __init__(self, limits: ParseLimits = ParseLimits()):
+        super().__init__()
+        self.limits = limits
+
+    def expand(self, raws):
+        return raws | "Parse" >> beam.ParDo(_ParseDoFn(self.limits)).with_outputs(DEAD, main="articles")

@@ -1,0 +1,173 @@
+"""Transformer stance toward configured targets: favor / against / neutral with a calibrated score.
+
+Per target: find its mentions (the name and its aliases at word boundaries), classify each mention in its
+sentence with the fine-tuned classifier (modeling.stance), aggregate (mean of probability vectors, capped at
+`max_mentions` in reading order). A target that is not mentioned gets `neutral` with reason `not mentioned`
+and costs no model call. An article's own `targets` (JSONL input) replace the configured ones.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+
+from .common import DEAD, counter, dead_letter
+
+STANCE_LANGUAGES = ("en", "ru")
+MAX_MENTIONS = 16
+
+
+def parse_target_specs(specs: Sequence[str]) -> dict[str, list[str]]:
+    """CLI targets: 'Azerbaijan' or 'Azerbaijan=Azerbaijani,Baku' -> {target: [aliases]} (order kept)."""
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        name, _, aliases = spec.partition("=")
+        name = name.strip()
+        if not name:
+            raise ValueError(f"empty target in {spec!r}")
+        out[name] = [a.strip() for a in aliases.split(",") if a.strip()]
+    return out
+
+
+def load_targets_config(path: str) -> dict[str, list[str]]:
+    """A YAML file `targets: {Name: [alias, ...], Other: []}` (or a plain list of names)."""
+    import yaml
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as fh:
+        cfg = yaml.safe_load(fh.read().decode("utf-8")) or {}
+    targets = cfg.get("targets", cfg) if isinstance(cfg, dict) else cfg
+    if isinstance(targets, list):
+        return {str(t): [] for t in targets}
+    if isinstance(targets, dict):
+        return {str(k): [str(a) for a in (v or [])] for k, v in targets.items()}
+    raise ValueError(f"{path}: expected `targets:` as a mapping or a list")
+
+
+def targets_for(article: dict, configured: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """The article's own targets (JSONL `targets`) replace the configured ones; aliases come from the config."""
+    own = article.get("targets")
+    if own:
+        return {t: list(configured.get(t, [])) for t in own}
+    return dict(configured)
+
+
+def plan_mentions(article: dict, targets: Mapping[str, list[str]], max_mentions: int = MAX_MENTIONS):
+    """For each target, the mention inputs to classify (possibly none)."""
+    from modeling.stance import MentionInput, find_mentions, sentence_around
+
+    text = article["text"]
+    plan = {}
+    for target, aliases in targets.items():
+        items = []
+        for start, end in find_mentions(text, [target, *aliases])[:max_mentions]:
+            left, right = sentence_around(text, start, end)
+            items.append(MentionInput(target, text[left:right], start - left, end - left))
+        plan[target] = items
+    return plan
+
+
+def stance_records(plan: Mapping[str, list], probs_by_target: Mapping[str, list[list[float]]]) -> list[dict]:
+    """Aggregate each target's mention probabilities into the article-level record."""
+    from modeling.stance import LABELS, aggregate
+
+    out = []
+    for target, items in plan.items():
+        if not items:
+            out.append({"target": target, "label": "neutral", "score": 1.0, "probabilities": None, "mentions": 0,
+                        "reason": "not mentioned"})
+            continue
+        label, score, mean = aggregate(probs_by_target[target])
+        out.append({"target": target, "label": label, "score": score,
+                    "probabilities": dict(zip(LABELS, mean)), "mentions": len(items), "reason": None})
+    return out
+
+
+class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
+    """RunInference handler: one classifier per worker; all mentions of a batch of articles in one call."""
+
+    def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32):
+        super().__init__()
+        self.model_name = model
+        self.targets = dict(targets)
+        self._batch = {"min_batch_size": 1, "max_batch_size": max_batch_size}
+
+    def load_model(self):
+        from modeling.stance import StanceClassifier
+
+        return StanceClassifier.load(self.model_name)
+
+    def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
+        plans = [plan_mentions(a, targets_for(a, self.targets)) for a in batch]
+        flat = [item for plan in plans for items in plan.values() for item in items]
+        probs = model.predict_proba(flat) if flat else []
+        results, k = [], 0
+        for article, plan in zip(batch, plans):
+            by_target = {}
+            for target, items in plan.items():
+                by_target[target] = probs[k : k + len(items)]
+                k += len(items)
+            results.append(PredictionResult(example=article, inference=stance_records(plan, by_target),
+                                            model_id=self.model_name))
+        return results
+
+    def batch_elements_kwargs(self):
+        return self._batch
+
+    def get_metrics_namespace(self) -> str:
+        return "newsbeam_stance"
+
+
+def model_label(name: str) -> str:
+    from pathlib import Path
+
+    p = Path(str(name))
+    return f"newsbeam-stance ({p.name})" if (p / "newsbeam.json").exists() else str(name)
+
+
+def _attach(result: PredictionResult, model_name: str) -> dict:
+    counter("stance_done").inc()
+    return dict(result.example, stance=result.inference,
+                stance_status={"status": "done", "model": model_label(model_name)})
+
+
+def skip_stance(article: dict, targets: Mapping[str, list[str]], reason: str) -> dict:
+    counter("stance_skipped").inc()
+    return dict(article, stance=[], stance_status={"status": "skipped", "reason": reason})
+
+
+def _failed_batch_to_dead(item) -> list[dict]:
+    batch, exc = item
+    return [dead_letter(a["input_ref"], "stance", f"model failed on this batch: {type(exc).__name__}: {exc}",
+                        article_id=a["id"]) for a in batch]
+
+
+class ClassifyStance(beam.PTransform):
+    """Articles -> articles with `stance` per target (main) and dead letters (tag `dead_letter`)."""
+
+    def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str] = STANCE_LANGUAGES,
+                 max_batch_size: int = 32):
+        super().__init__()
+        self.model = model
+        self.targets = dict(targets)
+        self.languages = tuple(languages)
+        self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size)
+
+    def expand(self, articles):
+        languages, targets = self.languages, self.targets
+
+        def route(article, n):
+            if not (article.get("targets") or targets):
+                return 2
+            return 0 if (article.get("language") or {}).get("code") in languages else 1
+
+        supported, unsupported, untargeted = articles | "ByLanguage" >> beam.Partition(route, 3)
+        skipped = unsupported | "Skip" >> beam.Map(
+            lambda a: skip_stance(a, targets, f"unsupported language: {(a.get('language') or {}).get('code', 'und')} "
+                                              f"(stance covers {', '.join(languages)})"))
+        no_targets = untargeted | "NoTargets" >> beam.Map(lambda a: skip_stance(a, targets, "no targets configured"))
+        main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
+        done = main | "Attach" >> beam.Map(_attach, self.model)
+        dead = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
+        return {"articles": (done, skipped, no_targets) | "Merge" >> beam.Flatten(), DEAD: dead}
