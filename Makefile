@@ -10,7 +10,7 @@ OUT ?= out
 TARGETS ?= Armenia Azerbaijan
 SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
-.PHONY: install run test bench eval train-ner train-stance schemas clean
+.PHONY: install run run-feeds test bench eval train-ner train-stance schemas clean
 
 install: $(BIN)/newsbeam
 
@@ -27,11 +27,21 @@ run: install
 	rm -rf $(OUT)
 	$(BIN)/newsbeam run --input $(SEEDS) --output $(OUT) --targets $(TARGETS)
 
+# make run-feeds FEEDS="https://example.org/rss https://example.com/atom.xml"  (or FEEDS_FILE=feeds.txt)
+run-feeds: install
+	$(BIN)/newsbeam run $(if $(FEEDS),--feeds $(FEEDS)) $(if $(FEEDS_FILE),--feeds-file $(FEEDS_FILE)) \
+		--output $(OUT) --targets $(TARGETS)
+
 test: install
 	$(BIN)/python -m pytest -q
 
 schemas: install
 	$(BIN)/python -m schemas.export
+
+eval: install
+	$(BIN)/pip install --quiet -e '.[eval]'
+	mkdir -p logs
+	$(BIN)/python -m modeling.quality --write docs/quality.md --json logs/quality.json
 
 train-ner: install
 	mkdir -p logs
@@ -43,3 +53,7 @@ train-stance: install
 
 clean:
 	rm -rf $(OUT) .pytest_cache build *.egg-info
+
+bench: install
+	mkdir -p logs
+	$(BIN)/python bench/bench_models.py --json logs/bench_models.json

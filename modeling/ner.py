@@ -133,6 +133,7 @@ class NerTagger:
         id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.label_map = [LABEL2ID.get(_to_bio(id2label[i]), 0) for i in range(len(id2label))]
         self.tokens_processed = 0
+        self.segment_lengths: list[int] = []  # real (unpadded) lengths, for FLOP accounting
 
     @classmethod
     def load(cls, name_or_path, **kw) -> "NerTagger":
@@ -179,6 +180,7 @@ class NerTagger:
                     ids_t[r, : len(row)] = torch.tensor(row)
                     mask[r, : len(row)] = 1
                 self.tokens_processed += int(mask.sum())
+                self.segment_lengths += mask.sum(1).tolist()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                     logits = self.model(input_ids=ids_t, attention_mask=mask).logits
                 probs = logits.float().softmax(-1)

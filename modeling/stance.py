@@ -89,6 +89,7 @@ class StanceClassifier:
         alias = {"negative": "against", "positive": "favor", "neg": "against", "pos": "favor", "neu": "neutral"}
         self.order = [LABELS.index(alias.get(id2label[i], id2label[i])) for i in range(len(id2label))]
         self.tokens_processed = 0
+        self.segment_lengths: list[int] = []  # real (unpadded) lengths, for FLOP accounting
 
     @classmethod
     def load(cls, name_or_path, **kw) -> "StanceClassifier":
@@ -135,6 +136,7 @@ class StanceClassifier:
                     x[r, : len(ids[b])] = torch.tensor(ids[b])
                     mask[r, : len(ids[b])] = 1
                 self.tokens_processed += int(mask.sum())
+                self.segment_lengths += mask.sum(1).tolist()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                     lg = self.model(input_ids=x, attention_mask=mask).logits.float()
                 reordered = torch.zeros_like(lg[:, : len(LABELS)])

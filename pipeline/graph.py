@@ -29,6 +29,7 @@ class GraphConfig:
     num_perm: int = 128
     shingle_size: int = 3
     limits: ParseLimits = field(default_factory=ParseLimits)
+    auto_targets: int = 3
 
 
 class ProcessArticles(beam.PTransform):
@@ -47,7 +48,8 @@ class ProcessArticles(beam.PTransform):
         ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
                                                             max_batch_size=cfg.ner_batch_size)
         stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
-                                                             max_batch_size=cfg.stance_batch_size)
+                                                             max_batch_size=cfg.stance_batch_size,
+                                                             auto_top_n=cfg.auto_targets)
         dead = (parsed[DEAD], lang[DEAD], ner[DEAD], stance[DEAD]) | "StageDeadLetters" >> beam.Flatten()
         return {"articles": stance["articles"], "duplicates": dedup["duplicates"], DEAD: dead}
 
@@ -69,7 +71,15 @@ class WriteOutputs(beam.PTransform):
         return written["paths"]
 
 
-def build(p: beam.Pipeline, inputs: list[str], cfg: GraphConfig):
-    raws = p | "ReadFiles" >> ReadInputFiles(inputs)
+def build(p: beam.Pipeline, inputs: list[str] | None, cfg: GraphConfig, feeds: list[str] | None = None,
+          max_entries_per_feed: int = 500):
+    sources = []
+    if inputs:
+        sources.append(p | "ReadFiles" >> ReadInputFiles(inputs))
+    if feeds:
+        from .feeds import ReadFeeds
+
+        sources.append(p | "ReadFeeds" >> ReadFeeds(feeds, max_entries=max_entries_per_feed))
+    raws = sources[0] if len(sources) == 1 else tuple(sources) | "AllSources" >> beam.Flatten()
     outputs = raws | "Process" >> ProcessArticles(cfg)
     return outputs | "Write" >> WriteOutputs(cfg.output)

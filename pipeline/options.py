@@ -17,10 +17,19 @@ class NewsbeamOptions(PipelineOptions):
         parser.add_argument("--input", nargs="+", default=None,
                             help="files or globs: local paths or any Beam filesystem (gs://, s3://); seed .txt, "
                                  ".jsonl, RSS/Atom .xml")
+        parser.add_argument("--feeds", nargs="+", default=None, help="RSS/Atom feed URLs (http/https) to pull once")
+        parser.add_argument("--feeds-file", default=None,
+                            help="a file with one feed URL per line (# comments and blank lines allowed)")
+        parser.add_argument("--max-entries-per-feed", type=int, default=500,
+                            help="entries taken from one feed per run; the rest are dead-lettered as skipped")
         parser.add_argument("--output", default=None, help="output root (local folder, gs://..., s3://...)")
         parser.add_argument("--targets", nargs="*", default=None,
                             help="stance targets, e.g. Armenia 'Azerbaijan=Azerbaijani,Baku' (aliases after '='); "
                                  "default: from --targets-config")
+        parser.add_argument("--stance-targets", nargs="*", default=None,
+                            help="same as --targets; `--stance-targets auto` takes each article's top "
+                                 "--auto-targets PER/ORG/LOC entities by mentions")
+        parser.add_argument("--auto-targets", type=int, default=3, help="how many entities `auto` takes")
         parser.add_argument("--targets-config", default=DEFAULT_TARGETS_CONFIG,
                             help="YAML file with `targets: {Name: [aliases]}`")
         parser.add_argument("--ner-model", default=DEFAULT_NER_MODEL,

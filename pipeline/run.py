@@ -6,6 +6,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -41,8 +42,11 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
     from transforms.parse import ParseLimits
     from transforms.stance import load_targets_config, parse_target_specs
 
-    if opts.targets:
-        targets = parse_target_specs(opts.targets)
+    if opts.targets and opts.stance_targets:
+        raise UsageError("give --targets or --stance-targets, not both")
+    specs = opts.targets or opts.stance_targets
+    if specs:
+        targets = parse_target_specs(specs)
     else:
         targets = load_targets_config(opts.targets_config)
     if not 0 < opts.dedup_threshold <= 1:
@@ -51,19 +55,39 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
                        stance_model=opts.stance_model, ner_window=opts.ner_window,
                        ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
-                       shingle_size=opts.shingle_size, limits=ParseLimits(max_chars=opts.max_chars))
+                       shingle_size=opts.shingle_size, limits=ParseLimits(max_chars=opts.max_chars),
+                       auto_targets=opts.auto_targets)
+
+
+def feed_urls(opts: NewsbeamOptions) -> list[str]:
+    """--feeds and --feeds-file together, validated (http/https only)."""
+    from .feeds import read_feed_list, validate_feed_url
+
+    urls = list(opts.feeds or [])
+    try:
+        if opts.feeds_file:
+            urls += read_feed_list(opts.feeds_file)
+        return [validate_feed_url(u) for u in urls]
+    except (OSError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def validate(opts: NewsbeamOptions) -> None:
     from .sources import check_patterns
 
-    if not opts.input:
-        raise UsageError("--input is required (files or globs)")
+    if not opts.input and not opts.feeds and not opts.feeds_file:
+        raise UsageError("give --input (files or globs) and/or --feeds / --feeds-file")
     if not opts.output:
         raise UsageError("--output is required")
-    missing = check_patterns(opts.input)
+    missing = check_patterns(opts.input or [])
     if missing:
         raise UsageError(f"--input matches no file: {', '.join(missing)}")
+    for flag, value in (("--ner-model", opts.ner_model), ("--stance-model", opts.stance_model)):
+        looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1
+        if looks_local and "://" not in value and not os.path.isdir(os.path.expanduser(value)):
+            raise UsageError(f"{flag} {value}: no such model directory")
+    if opts.max_entries_per_feed < 1:
+        raise UsageError("--max-entries-per-feed must be at least 1")
 
 
 def counter_values(result) -> dict[str, int]:
@@ -94,12 +118,13 @@ def run(argv: list[str] | None = None) -> dict[str, int]:
     options = PipelineOptions(argv)
     opts = options.view_as(NewsbeamOptions)
     validate(opts)
+    feeds = feed_urls(opts)
     cfg = graph_config(opts)
     resolve_runner(options)
     options.view_as(beam.options.pipeline_options.SetupOptions).save_main_session = False
     started = time.time()
     p = beam.Pipeline(options=options)
-    build(p, opts.input, cfg)
+    build(p, opts.input, cfg, feeds=feeds, max_entries_per_feed=opts.max_entries_per_feed)
     result = p.run()
     result.wait_until_finish()
     values = counter_values(result)

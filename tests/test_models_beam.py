@@ -40,3 +40,32 @@ def test_stance_transform_labels_every_target():
 
         assert_that(out["articles"] | beam.Map(summary),
                     equal_to([[("Azerbaijan", 1, None, True), ("Armenia", 0, "not mentioned", True)]]))
+
+
+class _PoisonedTagger:
+    """The real tagger, with a fault injected: any batch holding a text with POISON raises."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def predict(self, texts):
+        if any("POISON" in t for t in texts):
+            raise RuntimeError("injected fault")
+        return self.real.predict(texts)
+
+
+def test_a_failing_batch_is_retried_singly_then_dead_lettered():
+    from transforms.ner import NerModelHandler
+
+    class Handler(NerModelHandler):
+        def load_model(self):
+            return _PoisonedTagger(super().load_model())
+
+    poisoned = dict(EN, id="p1", input_ref="p.txt", text="POISON in Moscow.")
+    transform = RecogniseEntities(DEFAULT_NER_MODEL)
+    transform.handler = Handler(DEFAULT_NER_MODEL, max_batch_size=8)
+    with beam_pipeline() as p:
+        out = p | beam.Create([EN, poisoned]) | transform
+        assert_that(out["articles"] | beam.Map(lambda a: a["id"]), equal_to(["a1"]), label="kept")
+        assert_that(out["dead_letter"] | beam.Map(lambda d: (d["id"], d["stage"], "injected fault" in d["error"])),
+                    equal_to([("p1", "ner", True)]), label="dead")

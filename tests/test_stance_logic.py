@@ -44,3 +44,12 @@ def test_not_mentioned_costs_no_model_call():
 def test_record_targets_replace_configured_ones():
     assert targets_for({"targets": ["Russia"]}, {"Armenia": [], "Russia": ["Moscow"]}) == {"Russia": ["Moscow"]}
     assert targets_for({}, {"Armenia": []}) == {"Armenia": []}
+
+
+def test_auto_targets_take_top_named_entities_with_their_surface_forms():
+    article = {"entities": [
+        {"text": "Azerbaijan", "type": "LOC", "mentions": [{"text": "Azerbaijan"}, {"text": "AZERBAIJAN"}]},
+        {"text": "Azerbaijani", "type": "MISC", "mentions": [{"text": "Azerbaijani"}]},
+        {"text": "Shoigu", "type": "PER", "mentions": [{"text": "Shoigu"}]},
+        {"text": "Moscow", "type": "LOC", "mentions": [{"text": "Moscow"}]}]}
+    assert targets_for(article, {"auto": []}, auto_top_n=2) == {"Azerbaijan": ["AZERBAIJAN"], "Shoigu": []}

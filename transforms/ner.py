@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from .common import DEAD, counter, dead_letter
+from .common import DEAD, InferenceFailure, counter, dead_letter, infer_with_single_retry
 
 NER_LANGUAGES = ("en", "de", "es", "nl", "pl", "ru")
 _POSSESSIVE = re.compile(r"(?:['’]s|['’])$")
@@ -74,8 +74,9 @@ class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
         return NerTagger.load(self.model_name, window=self.window, overlap=self.overlap)
 
     def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
-        spans = model.predict([a["text"] for a in batch])
-        return [PredictionResult(example=a, inference=s, model_id=self.model_name) for a, s in zip(batch, spans)]
+        pairs = infer_with_single_retry(list(batch), lambda b: model.predict([a["text"] for a in b]),
+                                        counter("ner_retried_singly"))
+        return [PredictionResult(example=a, inference=s, model_id=self.model_name) for a, s in pairs]
 
     def batch_elements_kwargs(self):
         return self._batch
@@ -91,12 +92,16 @@ def model_label(name: str) -> str:
     return f"newsbeam-ner ({p.name})" if (p / "newsbeam.json").exists() else str(name)
 
 
-def _attach_entities(result: PredictionResult, model_name: str) -> dict:
+def _attach_entities(result: PredictionResult, model_name: str):
     article = result.example
+    if isinstance(result.inference, InferenceFailure):
+        yield beam.pvalue.TaggedOutput(DEAD, dead_letter(article["input_ref"], "ner", result.inference.error,
+                                                         article_id=article["id"]))
+        return
     entities = group_entities(article["text"], result.inference)
     counter("ner_done").inc()
     counter("entities").inc(len(entities))
-    return dict(article, entities=entities, ner={"status": "done", "model": model_label(model_name)})
+    yield dict(article, entities=entities, ner={"status": "done", "model": model_label(model_name)})
 
 
 def skip_ner(article: dict, reason: str) -> dict:
@@ -131,7 +136,7 @@ class RecogniseEntities(beam.PTransform):
             lambda a: skip_ner(a, f"unsupported language: {(a.get('language') or {}).get('code', 'und')} "
                                   f"(NER covers {', '.join(languages)})"))
         main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
-        tagged = main | "Attach" >> beam.Map(_attach_entities, self.model)
-        dead = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
-        out = (tagged, skipped) | "Merge" >> beam.Flatten()
-        return {"articles": out, DEAD: dead}
+        tagged = main | "Attach" >> beam.ParDo(_attach_entities, self.model).with_outputs(DEAD, main="articles")
+        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
+        out = (tagged.articles, skipped) | "Merge" >> beam.Flatten()
+        return {"articles": out, DEAD: (tagged[DEAD], failed) | "Dead" >> beam.Flatten()}

@@ -11,7 +11,8 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Iterator
+import itertools
+from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 
@@ -226,15 +227,38 @@ def html_to_text(html: str) -> str:
     return "\n".join(re.sub(r"[ \t\u00a0]+", " ", ln).strip() for ln in text.split("\n"))
 
 
+def cap_entries(records: Iterable[tuple[str, Any]], max_entries: int | None) -> Iterator[tuple[str, Any]]:
+    """The first `max_entries` records of one raw input, then (if more exist) one ParseError saying the rest
+    were skipped, so a runaway feed cannot flood a run and the truncation is visible as a dead letter."""
+    it = iter(records)
+    if max_entries is None:
+        yield from it
+        return
+    yield from itertools.islice(it, max_entries)
+    extra = next(it, None)
+    if extra is not None:
+        yield extra[0], ParseError(f"feed has more than max_entries {max_entries} entries; this entry and the "
+                                   f"ones after it were skipped")
+
+
 def feed_entries(data: bytes, ref: str) -> Iterator[tuple[str, dict | ParseError]]:
     """(entry ref, article fields or ParseError) for every entry of an RSS/Atom document, via feedparser.
 
-    A document with no readable entry yields one ParseError for the document itself (the bozo reason).
+    The bytes are checked first (transforms.feedsafety): a DOCTYPE declaring entities is refused, so no entity
+    expansion or external entity can be triggered. A document with no readable entry yields one ParseError for
+    the document itself (the bozo reason).
     """
     import calendar
 
     import feedparser
 
+    from .feedsafety import UnsafeFeedError, sanitize_feed_bytes
+
+    try:
+        sanitize_feed_bytes(data)
+    except UnsafeFeedError as exc:
+        yield ref, ParseError(str(exc))
+        return
     parsed = feedparser.parse(data)
     if not parsed.entries:
         reason = str(parsed.get("bozo_exception") or "") if parsed.get("bozo") else ""
@@ -257,6 +281,19 @@ def feed_entries(data: bytes, ref: str) -> Iterator[tuple[str, dict | ParseError
                           "guid": e.get("id")}
 
 
+def _feed_articles(data: bytes, ref: str, fetched_at, limits: ParseLimits):
+    for entry_ref, fields in feed_entries(data, ref):
+        if isinstance(fields, ParseError):
+            yield entry_ref, fields
+            continue
+        if fields.get("published") is None and fetched_at is not None:
+            fields["published"] = fetched_at  # an undated entry (RSS 0.91 has no dates) was new when fetched
+        try:
+            yield entry_ref, make_article(ref=entry_ref, fetched_at=fetched_at, limits=limits, **fields)
+        except ParseError as exc:
+            yield entry_ref, exc
+
+
 def parse_raw(raw: dict, limits: ParseLimits = ParseLimits()) -> Iterator[tuple[str, dict | ParseError]]:
     """(record ref, article dict or ParseError) for every record in one raw input."""
     ref, data = raw["ref"], raw["data"]
@@ -272,14 +309,7 @@ def parse_raw(raw: dict, limits: ParseLimits = ParseLimits()) -> Iterator[tuple[
         return
     fmt = detect_format(ref, data)
     if fmt == "feed":
-        for entry_ref, fields in feed_entries(data, ref):
-            if isinstance(fields, ParseError):
-                yield entry_ref, fields
-                continue
-            try:
-                yield entry_ref, make_article(ref=entry_ref, fetched_at=fetched_at, limits=limits, **fields)
-            except ParseError as exc:
-                yield entry_ref, exc
+        yield from cap_entries(_feed_articles(data, ref, fetched_at, limits), raw.get("max_entries"))
         return
     try:
         text = decode_utf8(data)

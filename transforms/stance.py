@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from .common import DEAD, counter, dead_letter
+from .common import DEAD, InferenceFailure, counter, dead_letter, infer_with_single_retry
 
 STANCE_LANGUAGES = ("en", "ru")
 MAX_MENTIONS = 16
@@ -45,11 +45,24 @@ def load_targets_config(path: str) -> dict[str, list[str]]:
     raise ValueError(f"{path}: expected `targets:` as a mapping or a list")
 
 
-def targets_for(article: dict, configured: Mapping[str, list[str]]) -> dict[str, list[str]]:
-    """The article's own targets (JSONL `targets`) replace the configured ones; aliases come from the config."""
+AUTO = "auto"
+
+
+def auto_targets(article: dict, top_n: int) -> dict[str, list[str]]:
+    """`--stance-targets auto`: the article's top N PER/ORG/LOC entities by mentions; every surface form the NER
+    found for an entity is an alias, so its mentions are exactly the NER's."""
+    named = [e for e in article.get("entities") or [] if e["type"] in ("PER", "ORG", "LOC")]
+    return {e["text"]: sorted({m["text"] for m in e["mentions"]} - {e["text"]}) for e in named[:top_n]}
+
+
+def targets_for(article: dict, configured: Mapping[str, list[str]], auto_top_n: int = 3) -> dict[str, list[str]]:
+    """The article's own targets (JSONL `targets`) replace the configured ones; aliases come from the config.
+    With the configured targets set to auto, each article gets its own from its entities."""
     own = article.get("targets")
     if own:
         return {t: list(configured.get(t, [])) for t in own}
+    if AUTO in configured:
+        return auto_targets(article, auto_top_n)
     return dict(configured)
 
 
@@ -87,10 +100,11 @@ def stance_records(plan: Mapping[str, list], probs_by_target: Mapping[str, list[
 class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: one classifier per worker; all mentions of a batch of articles in one call."""
 
-    def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32):
+    def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32, auto_top_n: int = 3):
         super().__init__()
         self.model_name = model
         self.targets = dict(targets)
+        self.auto_top_n = auto_top_n
         self._batch = {"min_batch_size": 1, "max_batch_size": max_batch_size}
 
     def load_model(self):
@@ -99,7 +113,12 @@ class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
         return StanceClassifier.load(self.model_name)
 
     def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
-        plans = [plan_mentions(a, targets_for(a, self.targets)) for a in batch]
+        pairs = infer_with_single_retry(list(batch), lambda b: self._stance_for(b, model),
+                                        counter("stance_retried_singly"))
+        return [PredictionResult(example=a, inference=r, model_id=self.model_name) for a, r in pairs]
+
+    def _stance_for(self, batch: Sequence[dict], model) -> list[list[dict]]:
+        plans = [plan_mentions(a, targets_for(a, self.targets, self.auto_top_n)) for a in batch]
         flat = [item for plan in plans for items in plan.values() for item in items]
         probs = model.predict_proba(flat) if flat else []
         results, k = [], 0
@@ -108,8 +127,7 @@ class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
             for target, items in plan.items():
                 by_target[target] = probs[k : k + len(items)]
                 k += len(items)
-            results.append(PredictionResult(example=article, inference=stance_records(plan, by_target),
-                                            model_id=self.model_name))
+            results.append(stance_records(plan, by_target))
         return results
 
     def batch_elements_kwargs(self):
@@ -126,9 +144,14 @@ def model_label(name: str) -> str:
     return f"newsbeam-stance ({p.name})" if (p / "newsbeam.json").exists() else str(name)
 
 
-def _attach(result: PredictionResult, model_name: str) -> dict:
+def _attach(result: PredictionResult, model_name: str):
+    if isinstance(result.inference, InferenceFailure):
+        a = result.example
+        yield beam.pvalue.TaggedOutput(DEAD, dead_letter(a["input_ref"], "stance", result.inference.error,
+                                                         article_id=a["id"]))
+        return
     counter("stance_done").inc()
-    return dict(result.example, stance=result.inference,
+    yield dict(result.example, stance=result.inference,
                 stance_status={"status": "done", "model": model_label(model_name)})
 
 
@@ -147,12 +170,12 @@ class ClassifyStance(beam.PTransform):
     """Articles -> articles with `stance` per target (main) and dead letters (tag `dead_letter`)."""
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str] = STANCE_LANGUAGES,
-                 max_batch_size: int = 32):
+                 max_batch_size: int = 32, auto_top_n: int = 3):
         super().__init__()
         self.model = model
         self.targets = dict(targets)
         self.languages = tuple(languages)
-        self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size)
+        self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size, auto_top_n=auto_top_n)
 
     def expand(self, articles):
         languages, targets = self.languages, self.targets
@@ -168,6 +191,7 @@ class ClassifyStance(beam.PTransform):
                                               f"(stance covers {', '.join(languages)})"))
         no_targets = untargeted | "NoTargets" >> beam.Map(lambda a: skip_stance(a, targets, "no targets configured"))
         main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
-        done = main | "Attach" >> beam.Map(_attach, self.model)
-        dead = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
-        return {"articles": (done, skipped, no_targets) | "Merge" >> beam.Flatten(), DEAD: dead}
+        done = main | "Attach" >> beam.ParDo(_attach, self.model).with_outputs(DEAD, main="articles")
+        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
+        return {"articles": (done.articles, skipped, no_targets) | "Merge" >> beam.Flatten(),
+                DEAD: (done[DEAD], failed) | "Dead" >> beam.Flatten()}

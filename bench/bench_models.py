@@ -1,0 +1,141 @@
+"""Model stages' speed on 200 real articles (Reuters-21578 bodies), against a naive baseline in the same run.
+
+newsbeam: NER (windows of 256, length-sorted token-budget batches, bf16 autocast) then stance toward each
+article's two most-mentioned PER/ORG/LOC entities (all mentions of a batch in one call).
+Naive baseline: the same models through plain `transformers.pipeline`, one article (one mention) per call,
+fp32, as a first implementation would do it.
+Also: achieved FLOP/s of the model stages as a fraction of the bf16 matmul rate measured in this run, and peak
+memory. Prints figures; docs/benchmarks.md records them.
+
+    python bench/bench_models.py [--n 200] [--skip-baseline]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+H, FF, LAYERS = 384, 1536, 12
+
+
+def forward_flops(n: int) -> float:
+    """FLOPs of one encoder forward over n tokens: the linear layers plus attention scores and mixing."""
+    linear = 2 * n * (4 * H * H + 2 * H * FF)
+    attention = 4 * n * n * H
+    return LAYERS * (linear + attention)
+
+
+def bf16_matmul_rate(seconds: float = 3.0) -> float:
+    """GFLOP/s of a bf16 matmul at BERT FFN shapes (4096 tokens x 384 -> 1536), the machine's practical limit."""
+    import torch
+
+    a = torch.randn(4096, H, dtype=torch.bfloat16)
+    b = torch.randn(H, FF, dtype=torch.bfloat16)
+    for _ in range(5):
+        a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return 2 * 4096 * H * FF * n / (time.perf_counter() - t0) / 1e9
+
+
+def stance_targets(entities: list[dict], k: int = 2) -> dict[str, list[str]]:
+    named = [e for e in entities if e["type"] in ("PER", "ORG", "LOC")]
+    return {e["text"]: [] for e in named[:k]}
+
+
+def run_newsbeam(tagger, clf, articles) -> tuple[float, list, int]:
+    from transforms.ner import group_entities
+    from transforms.stance import plan_mentions
+
+    t0 = time.perf_counter()
+    spans = tagger.predict([a["text"] for a in articles])
+    entities = [group_entities(a["text"], s) for a, s in zip(articles, spans)]
+    plans = [plan_mentions(a, stance_targets(e)) for a, e in zip(articles, entities)]
+    items = [i for plan in plans for its in plan.values() for i in its]
+    clf.predict_proba(items)
+    return time.perf_counter() - t0, entities, len(items)
+
+
+def run_naive(tagger, clf, articles, entities) -> float:
+    import torch
+    from transformers import pipeline
+
+    from modeling.stance import mark_mention
+    from transforms.stance import plan_mentions
+
+    ner = pipeline("token-classification", model=tagger.model, tokenizer=tagger.tokenizer,
+                   aggregation_strategy="simple", stride=32, device="cpu")
+    cls = pipeline("text-classification", model=clf.model, tokenizer=clf.tokenizer, device="cpu")
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for a, ents in zip(articles, entities):
+            ner(a["text"])
+            for items in plan_mentions(a, stance_targets(ents)).values():
+                for i in items:
+                    cls({"text": i.target, "text_pair": mark_mention(i.sentence, i.start, i.end)}, truncation=True)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--json", default=None, help="also write the figures to this file")
+    args = ap.parse_args()
+
+    import torch
+
+    from modeling.corpora import reuters_articles
+    from modeling.ner import NerTagger
+    from modeling.stance import StanceClassifier
+    from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+
+    torch.set_num_threads(os.cpu_count() or 2)
+    articles = [{"id": r["id"], "text": r["body"], "title": r["title"]} for r in reuters_articles(limit=args.n)]
+    chars = sum(len(a["text"]) for a in articles)
+    t_load = time.perf_counter()
+    tagger = NerTagger.load(DEFAULT_NER_MODEL)
+    clf = StanceClassifier.load(DEFAULT_STANCE_MODEL)
+    load_s = time.perf_counter() - t_load
+    run_newsbeam(tagger, clf, articles[:8])  # warm-up (first-call allocations)
+    tagger.segment_lengths.clear()
+    clf.segment_lengths.clear()
+    peak_gflops = bf16_matmul_rate()
+    seconds, entities, n_mentions = run_newsbeam(tagger, clf, articles)
+    flops = sum(forward_flops(n) for n in tagger.segment_lengths + clf.segment_lengths)
+    achieved = flops / seconds / 1e9
+    peak_after = bf16_matmul_rate()
+    limit = max(peak_gflops, peak_after)
+    res = {
+        "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} {os.cpu_count()} cores, torch "
+                                                     f"{torch.__version__}", "articles": len(articles),
+        "characters": chars, "ner_tokens": sum(tagger.segment_lengths), "stance_mentions": n_mentions,
+        "model_load_s": round(load_s, 1), "newsbeam_s": round(seconds, 2),
+        "newsbeam_articles_per_s": round(len(articles) / seconds, 1),
+        "bf16_matmul_gflops": round(limit, 1), "bf16_matmul_gflops_before_after": [round(peak_gflops, 1),
+                                                                                    round(peak_after, 1)],
+        "achieved_gflops": round(achieved, 1), "fraction_of_bf16_limit": round(achieved / limit, 3),
+    }
+    if not args.skip_baseline:
+        naive_s = run_naive(tagger, clf, articles, entities)
+        res.update({"naive_s": round(naive_s, 2), "naive_articles_per_s": round(len(articles) / naive_s, 2),
+                    "speedup_vs_naive": round(naive_s / seconds, 2)})
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    for k, v in res.items():
+        print(f"{k:32s} {v}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""`newsbeam eval ner|stance`: score a model on a gold file in the shared corpora's formats.
+
+    newsbeam eval ner --gold ../shared/data/ner/conll/en/val.conllu --format conll [--json]
+    newsbeam eval ner --gold ../shared/data/ner/nerel/dev --format brat [--json]
+    newsbeam eval stance --gold ../shared/data/stance/newsmtsc/devtest_mt.jsonl --format newsmtsc [--json]
+    newsbeam eval stance --gold ../shared/data/stance/rusentne/train.tsv --format rusentne --rusentne-heldout
+
+NER: entity-level precision / recall / F1, exact span and type, overall and per type (MISC is scored only
+where the gold annotates it: CoNLL; for WikiANN and NEREL predictions of MISC are ignored).
+Stance: accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bool | None = None) -> dict:
+    from . import corpora
+    from .ner import NerTagger, span_prf
+
+    if fmt == "conll":
+        examples = corpora.conll_examples(gold, "gold", has_misc=True)
+    elif fmt == "brat":
+        examples = corpora.brat_examples(gold)
+    else:
+        raise ValueError(f"unknown NER format {fmt!r} (conll or brat)")
+    if limit:
+        examples = examples[:limit]
+    has_misc = any(t == "MISC" for e in examples for *_, t in e.spans) if misc is None else misc
+    tagger = NerTagger.load(model)
+    t0 = time.time()
+    preds = tagger.predict([e.text for e in examples])
+    seconds = time.time() - t0
+    types = None if has_misc else ("PER", "ORG", "LOC")
+    res = span_prf([e.spans for e in examples], [[(s.start, s.end, s.type) for s in p] for p in preds], types)
+    res.update({"n_texts": len(examples), "tokens_per_second": round(tagger.tokens_processed / seconds),
+                "misc_scored": has_misc, "model": model, "gold": str(gold)})
+    return res
+
+
+def eval_stance(model: str, gold: str, fmt: str, rusentne_heldout: bool = False, seed: int = 13) -> dict:
+    from . import corpora
+    from .stance import StanceClassifier
+    from .train_stance import evaluate
+
+    if fmt == "newsmtsc":
+        examples = corpora.newsmtsc_examples(gold)
+    elif fmt == "rusentne":
+        examples = corpora.rusentne_examples(gold)
+        if rusentne_heldout:
+            examples = corpora.rusentne_split(examples, seed=seed)[1]
+    else:
+        raise ValueError(f"unknown stance format {fmt!r} (newsmtsc or rusentne)")
+    clf = StanceClassifier.load(model)
+    res = evaluate(clf, examples)
+    res.update({"model": model, "gold": str(gold), "rusentne_heldout": rusentne_heldout})
+    return res
+
+
+def main(argv=None) -> int:
+    from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="newsbeam eval", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("task", choices=["ner", "stance"])
+    ap.add_argument("--gold", required=True, help="a file (a folder for brat) in the shared corpora's format")
+    ap.add_argument("--format", required=True, choices=["conll", "brat", "newsmtsc", "rusentne"])
+    ap.add_argument("--model", default=None, help="model id or directory (default: the shipped model)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--limit", type=int, default=None, help="NER: only the first N texts")
+    ap.add_argument("--rusentne-heldout", action="store_true",
+                    help="stance/rusentne: score only the fixed-seed 15%% held back from training")
+    args = ap.parse_args(argv)
+    if not Path(args.gold).exists():
+        print(f"newsbeam eval: error: --gold {args.gold} does not exist", file=sys.stderr)
+        return 2
+    if args.task == "ner":
+        if args.format not in ("conll", "brat"):
+            ap.error("ner takes --format conll or brat")
+        res = eval_ner(args.model or DEFAULT_NER_MODEL, args.gold, args.format, args.limit)
+    else:
+        if args.format not in ("newsmtsc", "rusentne"):
+            ap.error("stance takes --format newsmtsc or rusentne")
+        res = eval_stance(args.model or DEFAULT_STANCE_MODEL, args.gold, args.format, args.rusentne_heldout)
+    if args.json:
+        print(json.dumps(res, ensure_ascii=False, sort_keys=True))
+    elif args.task == "ner":
+        print(f"{args.gold}: P {res['precision']:.4f} R {res['recall']:.4f} F1 {res['f1']:.4f} "
+              f"({res['n_texts']} texts, {res['tokens_per_second']} tokens/s)")
+        for t, r in res["per_type"].items():
+            print(f"  {t:5s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} support {r['support']}")
+    else:
+        print(f"{args.gold}: accuracy {res['accuracy']:.4f} macro-F1 {res['macro_f1']:.4f} ECE {res['ece']} "
+              f"({res['n']} examples)")
+        print("  confusion (rows gold, columns predicted):", json.dumps(res["confusion"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

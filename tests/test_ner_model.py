@@ -1,0 +1,41 @@
+"""The shipped NER model on real text: offsets are exact for random and very long texts, windows merge at edges."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modeling.ner import NerTagger
+from pipeline.options import DEFAULT_NER_MODEL
+from transforms.ner import group_entities
+
+WORDS = ["Moscow", "Armenia", "Sergei", "Shoigu", "said", "the", "Azerbaijan's", "ceasefire", "in", "Baku", "«",
+         "Ереван", "Пашинян", "заявил", "München", "Ñandú", "ﬁnance", "№5", "\t", "\n\n", "  ", "—", "'s", "U.S.",
+         "東京", "😀", "O'Neill", "Jean-Pierre", "1987", ",", "."]
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return NerTagger.load(DEFAULT_NER_MODEL, window=64, overlap=16)  # a small window exercises the merging
+
+
+@given(words=st.lists(st.sampled_from(WORDS), min_size=0, max_size=120),
+       seps=st.lists(st.sampled_from([" ", "", "  ", "\n"]), min_size=120, max_size=120))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_offsets_are_exact_for_random_texts(tagger, words, seps):
+    text = "".join(w + s for w, s in zip(words, seps))
+    for span in tagger.predict([text])[0]:
+        surface = text[span.start:span.end]
+        assert surface and surface == surface.strip()
+    for ent in group_entities(text, tagger.predict([text])[0]):
+        for m in ent["mentions"]:
+            assert text[m["start"]:m["end"]] == m["text"]
+
+
+def test_long_article_is_covered_to_the_end(tagger):
+    sentence = "Russian Defence Minister Sergei Shoigu met Armenian officials in Moscow on Friday. "
+    text = sentence * 300 + "At the very end, Vladimir Putin spoke in Baku."
+    spans = tagger.predict([text])[0]
+    surfaces = [(text[s.start:s.end], s.type) for s in spans]
+    assert surfaces.count(("Moscow", "LOC")) == 300
+    assert ("Baku", "LOC") in surfaces and ("Vladimir Putin", "PER") in surfaces
