@@ -11,6 +11,7 @@ commands:
   train stance   fine-tune the stance model   (newsbeam train stance --config configs/stance.yaml)
   eval ner       entity-level P/R/F1 on a gold file (--gold PATH --format conll|brat [--json])
   eval stance    accuracy / macro-F1 on a gold file (--gold PATH --format newsmtsc|rusentne [--json])
+  report         an HTML report over a written output (--output out/ --html report.html)
 
 `newsbeam <command> --help` for the options of each."""
 
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         from .run import main as run_main
 
         return run_main(argv[1:])
+    if cmd == "report":
+        from .report import main as report_main
+
+        return report_main(argv[1:])
     if cmd in ("train", "eval") and len(argv) >= 2 and argv[1] in ("ner", "stance"):
         module = {("train", "ner"): "modeling.train_ner", ("train", "stance"): "modeling.train_stance",
                   ("eval", "ner"): "modeling.evaluate", ("eval", "stance"): "modeling.evaluate"}[(cmd, argv[1])]

@@ -289,18 +289,11 @@ def new_session() -> requests.Session:
 
 # ------------------------------------------------------------------ XML safety (shared with file inputs)
 from transforms.feedsafety import (UnsafeFeedError, _hidden_encoding, declared_encoding,  # noqa: E402,F401
-                                   sanitize_feed_bytes)
+                                   looks_like_html, sanitize_feed_bytes)
 
 
 # ------------------------------------------------------------------ content checks and raw inputs
-_HTML_ROOT = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*(?:<!DOCTYPE\s+html\b[^>]*>\s*"
-                        rb"(?:<!--.*?-->\s*)*)?<(?:html|head|body)\b", re.I | re.S)
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.I)
-
-
-def looks_like_html(data: bytes) -> bool:
-    """True when the document's root element is <html> (a web page, an error or login page, not a feed)."""
-    return _HTML_ROOT.match(data[:8192]) is not None
 
 
 def apply_http_charset(data: bytes, content_type: str | None) -> bytes:

@@ -23,6 +23,10 @@ class UsageError(ValueError):
     """Bad options: reported in one line, before anything runs."""
 
 
+class RunFailed(RuntimeError):
+    """The pipeline itself failed (e.g. the output could not be written)."""
+
+
 def resolve_runner(options: PipelineOptions) -> None:
     """DirectRunner -> Beam's FnApiRunner with an explicit running mode.
 
@@ -125,8 +129,12 @@ def run(argv: list[str] | None = None) -> dict[str, int]:
     started = time.time()
     p = beam.Pipeline(options=options)
     build(p, opts.input, cfg, feeds=feeds, max_entries_per_feed=opts.max_entries_per_feed)
-    result = p.run()
-    result.wait_until_finish()
+    try:
+        result = p.run()
+        result.wait_until_finish()
+    except Exception as exc:
+        raise RunFailed(f"the run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}. Outputs are "
+                        f"written whole and atomically, so rerunning the same command is safe.") from exc
     values = counter_values(result)
     for line in summary_lines(values, time.time() - started):
         print(line)
@@ -141,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"newsbeam: error: {exc}", file=sys.stderr)
         return 2
+    except RunFailed as exc:
+        logging.getLogger("newsbeam").debug("run failed", exc_info=exc.__cause__)
+        print(f"newsbeam: error: {exc}", file=sys.stderr)
+        return 1
     read = values.get("read", 0)
     accounted = sum(values.get(k, 0) for k in ("written", "duplicates", "dead_lettered"))
     return 0 if read == accounted else 1

@@ -23,10 +23,18 @@ def join_path(root: str, *parts: str) -> str:
 
 
 def write_atomically(path: str, lines: list[str]) -> None:
-    """Write to a temporary sibling, then rename over the target (the rename replaces an older file)."""
-    directory = path.rsplit("/", 1)[0]
-    FileSystems.mkdirs(directory) if not FileSystems.exists(directory) else None
-    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
+    """Write to a temporary sibling, then rename over the target (the rename replaces an older file).
+
+    Temporary files left by an interrupted earlier run for the same target are removed, so a rerun leaves
+    exactly what a clean run leaves.
+    """
+    directory, name = path.rsplit("/", 1)
+    if not FileSystems.exists(directory):
+        FileSystems.mkdirs(directory)
+    stale = [m.path for m in FileSystems.match([f"{directory}/.tmp-*-{name}"])[0].metadata_list]
+    if stale:
+        FileSystems.delete(stale)
+    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
     with FileSystems.create(tmp) as fh:
         for line in lines:
             fh.write(line.encode("utf-8") + b"\n")

@@ -51,6 +51,6 @@ def check_patterns(patterns: Sequence[str]) -> list[str]:
             result = FileSystems.match([pattern])[0]
             if not result.metadata_list:
                 missing.append(pattern)
-        except Exception:
-            missing.append(pattern)
+        except Exception as exc:  # e.g. gs:// without apache-beam[gcp] installed: say why
+            missing.append(f"{pattern} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
     return missing

@@ -93,3 +93,9 @@ def sanitize_feed_bytes(data: bytes) -> bytes:
     return data
 
 
+_HTML_ROOT = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*(?:<!DOCTYPE\s+html\b[^>]*>\s*"
+                        rb"(?:<!--.*?-->\s*)*)?<(?:html|head|body)\b", re.I | re.S)
+
+def looks_like_html(data: bytes) -> bool:
+    """True when the document's root element is <html> (a web page, an error or login page, not a feed)."""
+    return _HTML_ROOT.match(data[:8192]) is not None

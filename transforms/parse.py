@@ -18,7 +18,7 @@ import apache_beam as beam
 
 from .common import DEAD, counter, tagged_dead
 
-DATE_LINE = re.compile(r"^\s*date\s*[:=]?\s*(\S+)\s*$", re.IGNORECASE)
+DATE_LINE = re.compile(r"^\s*date\b\s*[:=]?\s*(.+?)\s*$", re.IGNORECASE)
 HEADER_LINE = re.compile(r"^\s*(title|url|source|targets)\s*[:=]?\s+(.+?)\s*$", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'»”)]*(?=\s)")
@@ -112,6 +112,8 @@ def make_article(*, ref: str, source: str, title: str | None, text: Any, publish
     """Validate and normalise one record's fields into an article dict (raises ParseError with the reason)."""
     if not isinstance(text, str):
         raise ParseError(f"text is missing or not a string ({type(text).__name__})")
+    if len(text) > 2 * limits.max_chars:  # refuse before normalising megabytes that will be refused anyway
+        raise ParseError(f"text too long ({len(text)} characters > --max-chars {limits.max_chars})")
     if title is not None and not isinstance(title, str):
         raise ParseError(f"title is not a string ({type(title).__name__})")
     if url is not None and not isinstance(url, str):
@@ -145,8 +147,19 @@ def make_article(*, ref: str, source: str, title: str | None, text: Any, publish
 
 
 # ------------------------------------------------------------------ formats
+_TEXT_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+              (b"\xfe\xff", "utf-16"))
+
+
 def decode_utf8(data: bytes) -> str:
-    """Bytes -> str, refusing binary and non-UTF-8 content with a clear reason."""
+    """Bytes -> str: UTF-8 (BOM or not), or UTF-16/32 announced by a BOM; binary and other encodings are refused
+    with a clear reason (guessing an 8-bit code page would silently corrupt names)."""
+    for bom, codec in _TEXT_BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise ParseError(f"invalid {codec.upper()} text (byte offset {exc.start})") from None
     if b"\x00" in data[:4096]:
         raise ParseError("binary content (NUL bytes); expected UTF-8 text")
     try:
@@ -252,7 +265,7 @@ def feed_entries(data: bytes, ref: str) -> Iterator[tuple[str, dict | ParseError
 
     import feedparser
 
-    from .feedsafety import UnsafeFeedError, sanitize_feed_bytes
+    from .feedsafety import UnsafeFeedError, looks_like_html, sanitize_feed_bytes
 
     try:
         sanitize_feed_bytes(data)
@@ -262,8 +275,10 @@ def feed_entries(data: bytes, ref: str) -> Iterator[tuple[str, dict | ParseError
     parsed = feedparser.parse(data)
     if not parsed.entries:
         reason = str(parsed.get("bozo_exception") or "") if parsed.get("bozo") else ""
-        if not parsed.get("version"):
-            reason = reason or "not an RSS/Atom feed"
+        if looks_like_html(data):
+            reason = "not an RSS/Atom feed (an HTML page)"
+        elif not parsed.get("version"):
+            reason = f"not an RSS/Atom feed ({reason})" if reason else "not an RSS/Atom feed"
         yield ref, ParseError(f"no entries could be read from the feed: {reason or 'feed is empty'}")
         return
     feed_title = (parsed.feed.get("title") or "").strip() or ref.rsplit("/", 1)[-1]
@@ -276,9 +291,10 @@ def feed_entries(data: bytes, ref: str) -> Iterator[tuple[str, dict | ParseError
         parsed_time = e.get("published_parsed") or e.get("updated_parsed")
         published = (dt.datetime.fromtimestamp(calendar.timegm(parsed_time), dt.timezone.utc)
                      if parsed_time else (e.get("published") or e.get("updated")))
-        yield entry_ref, {"source": feed_title, "title": html_to_text(e.get("title", "") or "") or None,
-                          "text": html_to_text(content), "published": published, "url": e.get("link"),
-                          "guid": e.get("id")}
+        title = html_to_text(e.get("title", "") or "").strip() or None
+        # a headline-only entry (common in news feeds) is still news: its title is its text
+        yield entry_ref, {"source": feed_title, "title": title, "text": html_to_text(content).strip() or title,
+                          "published": published, "url": e.get("link"), "guid": e.get("id")}
 
 
 def _feed_articles(data: bytes, ref: str, fetched_at, limits: ParseLimits):
