@@ -10,7 +10,7 @@ OUT ?= out
 TARGETS ?= Armenia Azerbaijan
 SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
-.PHONY: install run run-feeds test bench eval train-ner train-stance schemas clean
+.PHONY: install run run-feeds backfill-yesterday test bench eval train-ner train-stance schemas clean
 
 install: $(BIN)/newsbeam
 
@@ -31,6 +31,11 @@ run: install
 run-feeds: install
 	$(BIN)/newsbeam run $(if $(FEEDS),--feeds $(FEEDS)) $(if $(FEEDS_FILE),--feeds-file $(FEEDS_FILE)) \
 		--output $(OUT) --targets $(TARGETS)
+
+# Nightly: yesterday's articles, e.g. from cron: 15 2 * * * cd /srv/newsbeam && make backfill-yesterday INPUT='/data/news/*.jsonl'
+backfill-yesterday: install
+	$(BIN)/newsbeam backfill --since $$(date -u -d yesterday +%F) --until $$(date -u -d yesterday +%F) \
+		--input $(INPUT) --output $(OUT) --targets $(TARGETS)
 
 test: install
 	$(BIN)/python -m pytest -q

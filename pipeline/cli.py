@@ -11,6 +11,7 @@ commands:
   train stance   fine-tune the stance model   (newsbeam train stance --config configs/stance.yaml)
   eval ner       entity-level P/R/F1 on a gold file (--gold PATH --format conll|brat [--json])
   eval stance    accuracy / macro-F1 on a gold file (--gold PATH --format newsmtsc|rusentne [--json])
+  backfill       only articles published in a date range (--since --until [--dry-run]), idempotent per day
   report         an HTML report over a written output (--output out/ --html report.html)
 
 `newsbeam <command> --help` for the options of each."""
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         from .run import main as run_main
 
         return run_main(argv[1:])
+    if cmd == "backfill":
+        from .backfill import main as backfill_main
+
+        return backfill_main(argv[1:])
     if cmd == "report":
         from .report import main as report_main
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
-from transforms.common import DEAD
+from transforms.common import DEAD, counter
 from transforms.dedup import Deduplicate
 from transforms.langid import DetectLanguage
 from transforms.ner import RecogniseEntities
@@ -30,6 +30,16 @@ class GraphConfig:
     shingle_size: int = 3
     limits: ParseLimits = field(default_factory=ParseLimits)
     auto_targets: int = 3
+    date_range: tuple[str, str] | None = None  # backfill: only articles published in [since, until]
+    side_files_dir: str | None = None  # where duplicates.jsonl and dead_letter.jsonl go (default: output root)
+
+
+def in_date_range(article: dict, since: str, until: str) -> bool:
+    """Backfill filter, before any model runs; what falls outside is counted, not silently lost."""
+    if since <= article["published"] <= until:
+        return True
+    counter("out_of_range").inc()
+    return False
 
 
 class ProcessArticles(beam.PTransform):
@@ -42,7 +52,10 @@ class ProcessArticles(beam.PTransform):
     def expand(self, raws):
         cfg = self.cfg
         parsed = raws | "Parse" >> ParseArticles(cfg.limits)
-        lang = parsed.articles | "Language" >> DetectLanguage()
+        articles = parsed.articles
+        if cfg.date_range:
+            articles = articles | "InDateRange" >> beam.Filter(in_date_range, *cfg.date_range)
+        lang = articles | "Language" >> DetectLanguage()
         # Dedup before the models: a duplicate costs no inference.
         dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size)
         ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
@@ -57,17 +70,18 @@ class ProcessArticles(beam.PTransform):
 class WriteOutputs(beam.PTransform):
     """Articles, duplicates and dead letters to their files under the output root."""
 
-    def __init__(self, output: str):
+    def __init__(self, output: str, side_files_dir: str | None = None):
         super().__init__()
         self.output = output
+        self.side = side_files_dir or output
 
     def expand(self, outputs):
         written = outputs["articles"] | "WriteArticles" >> WriteArticles(self.output)
         dead = (outputs[DEAD], written[DEAD]) | "AllDeadLetters" >> beam.Flatten()
         outputs["duplicates"] | "WriteDuplicates" >> WriteRecordFile(
-            join_path(self.output, "duplicates.jsonl"), "DuplicateRecord", "duplicates")
+            join_path(self.side, "duplicates.jsonl"), "DuplicateRecord", "duplicates")
         dead | "WriteDeadLetters" >> WriteRecordFile(
-            join_path(self.output, "dead_letter.jsonl"), "DeadLetter", "dead_lettered")
+            join_path(self.side, "dead_letter.jsonl"), "DeadLetter", "dead_lettered")
         return written["paths"]
 
 
@@ -82,4 +96,4 @@ def build(p: beam.Pipeline, inputs: list[str] | None, cfg: GraphConfig, feeds: l
         sources.append(p | "ReadFeeds" >> ReadFeeds(feeds, max_entries=max_entries_per_feed))
     raws = sources[0] if len(sources) == 1 else tuple(sources) | "AllSources" >> beam.Flatten()
     outputs = raws | "Process" >> ProcessArticles(cfg)
-    return outputs | "Write" >> WriteOutputs(cfg.output)
+    return outputs | "Write" >> WriteOutputs(cfg.output, cfg.side_files_dir)

@@ -566,6 +566,7 @@ class Table:
     columns: list[str]
     rows: list[list]
     numeric: tuple[int, ...] = ()
+    collapse: bool = True  # long tables fold into <details> (still in the page)
 
 
 @dataclass
@@ -608,7 +609,7 @@ def _html_table(t: Table) -> str:
         body.append(f'<tr><td colspan="{len(t.columns)}" class="empty">none</td></tr>')
     table = (f'<table id="{html.escape(t.id)}"><caption>{html.escape(t.caption)}</caption>'
              f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
-    if len(t.rows) > 12:
+    if t.collapse and len(t.rows) > 12:
         return (f"<details><summary>Table: {html.escape(t.caption)} ({len(t.rows)} rows)</summary>"
                 f"{table}</details>")
     return table
@@ -790,7 +791,7 @@ def render_html(data: OutputData, tot: dict, sections: list[Section], charts: di
         ["distinct entities per article, summed", tot["entities"]],
         ["NER", ", ".join(f"{k} {v}" for k, v in sorted(tot["ner"].items())) or None],
         ["stance", ", ".join(f"{k} {v}" for k, v in sorted(tot["stance"].items())) or None],
-    ], numeric=(1,))
+    ], numeric=(1,), collapse=False)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -17,6 +17,7 @@ from .graph import GraphConfig, build
 from .options import NewsbeamOptions
 
 COUNTERS = ("read", "written", "duplicates", "dead_lettered")
+OUTCOMES = ("written", "duplicates", "dead_lettered", "out_of_range")
 
 
 class UsageError(ValueError):
@@ -105,25 +106,33 @@ def counter_values(result) -> dict[str, int]:
     return values
 
 
+def accounted(values: dict[str, int]) -> int:
+    return sum(values.get(k, 0) for k in OUTCOMES)
+
+
 def summary_lines(values: dict[str, int], seconds: float) -> list[str]:
     read = values.get("read", 0)
-    accounted = sum(values.get(k, 0) for k in ("written", "duplicates", "dead_lettered"))
+    shown = COUNTERS + (("out_of_range",) if "out_of_range" in values else ())
     lines = [f"newsbeam summary ({seconds:.1f}s): " + ", ".join(f"{k.replace('_', '-')} {values.get(k, 0)}"
-                                                                   for k in COUNTERS)]
-    detail = {k: v for k, v in sorted(values.items()) if k not in COUNTERS}
+                                                                   for k in shown)]
+    detail = {k: v for k, v in sorted(values.items()) if k not in shown}
     if detail:
         lines.append("  stages: " + ", ".join(f"{k} {v}" for k, v in detail.items()))
-    lines.append("  every record accounted for" if read == accounted else
-                 f"  WARNING: read {read} != written + duplicates + dead-lettered {accounted}")
+    total = accounted(values)
+    lines.append("  every record accounted for" if read == total else
+                 f"  WARNING: read {read} != written + duplicates + dead-lettered + out-of-range {total}")
     return lines
 
 
-def run(argv: list[str] | None = None) -> dict[str, int]:
+def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None,
+        side_files_dir: str | None = None) -> dict[str, int]:
     options = PipelineOptions(argv)
     opts = options.view_as(NewsbeamOptions)
     validate(opts)
     feeds = feed_urls(opts)
     cfg = graph_config(opts)
+    cfg.date_range = date_range
+    cfg.side_files_dir = side_files_dir
     resolve_runner(options)
     options.view_as(beam.options.pipeline_options.SetupOptions).save_main_session = False
     started = time.time()
@@ -141,11 +150,11 @@ def run(argv: list[str] | None = None) -> dict[str, int]:
     return values
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, **run_kwargs) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        values = run(argv)
+        values = run(argv, **run_kwargs)
     except UsageError as exc:
         print(f"newsbeam: error: {exc}", file=sys.stderr)
         return 2
@@ -153,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("newsbeam").debug("run failed", exc_info=exc.__cause__)
         print(f"newsbeam: error: {exc}", file=sys.stderr)
         return 1
-    read = values.get("read", 0)
-    accounted = sum(values.get(k, 0) for k in ("written", "duplicates", "dead_lettered"))
-    return 0 if read == accounted else 1
+    return 0 if values.get("read", 0) == accounted(values) else 1
 
 
 if __name__ == "__main__":
