@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import datetime as dt
 import difflib
 import json
 import random
@@ -67,6 +68,17 @@ def load_articles() -> list[dict]:
 
 def tickers(title: str) -> set[str]:
     return {t.split(".")[0] for t in re.findall(r"<([A-Z][A-Z0-9.]*)>", title)}
+
+
+_NUMBER = re.compile(r"\d[\d.,/-]*\d|\d")
+
+
+def numbers(text: str) -> collections.Counter:
+    return collections.Counter(_NUMBER.findall(text))
+
+
+def day_of(a: dict) -> dt.date:
+    return dt.datetime.strptime(a["date"].split()[0], "%d-%b-%Y").date()
 
 
 def word_edits(a: str, b: str) -> float:
@@ -184,7 +196,7 @@ EDITS = {"edit_punct_case": edit_punct_case, "edit_words": edit_words, "edit_sen
 
 
 # ---------------------------------------------------------------------------------------------- build
-def build(per_edit: int = 35, review: bool = False) -> tuple[list[dict], list[dict]]:
+def build(per_edit: int = 30, review: bool = False) -> tuple[list[dict], list[dict]]:
     rng = random.Random(SEED)
     arts = load_articles()
     first_by_body: dict[str, dict] = {}
@@ -224,35 +236,42 @@ def build(per_edit: int = 35, review: bool = False) -> tuple[list[dict], list[di
     for ids in by_title.values():
         if 2 <= len(ids) <= 40:
             cands.update((min(x, y), max(x, y)) for i, x in enumerate(ids) for y in ids[i + 1:])
-    copy, copy_short, rewrite, column, hard = [], [], [], [], []
+    copy, copy_short, rewrite, update, recurring, hard = [], [], [], [], [], []
     reviewed_diff = {tuple(sorted(p)) for p in REVIEWED_DIFFERENT}
     for x, y in sorted(cands):
         if (x, y) in REVIEWED_AMBIGUOUS or (x, y) in reviewed_diff:
             continue
         a, b = by_id[x], by_id[y]
         ta, tb = tickers(a["title"]), tickers(b["title"])
-        different_company = bool(ta and tb and not ta & tb)
         same_topic = bool(set(a["topics"]) & set(b["topics"]))
-        d = word_edits(a["body"], b["body"])
-        if different_company:
+        if ta and tb and not ta & tb:  # different companies
             if same_topic and jaccard(shingles(a["body"]), shingles(b["body"])) >= 0.3:
                 hard.append((x, y))
             continue
-        if d <= 0.10:
-            (copy if min(a["words"], b["words"]) >= MIN_WORDS else copy_short).append((x, y, d))
-        elif a["title"] == b["title"] and title_count[a["title"]] >= 3 and d > 0.10:
-            column.append((x, y, d))
-        elif a["title"] == b["title"] and title_count[a["title"]] == 2 and 0.10 < d <= 0.60 \
-                and min(a["words"], b["words"]) >= MIN_WORDS:
-            rewrite.append((x, y, d))
-    for name, rows, cap in (("real_copy", copy, 90), ("real_copy_short", copy_short, 30),
-                            ("real_rewrite", rewrite, 40), ("same_column", column, 60)):
+        d = word_edits(a["body"], b["body"])
+        days = abs((day_of(a) - day_of(b)).days)
+        same_numbers = numbers(a["body"]) == numbers(b["body"])
+        corrected = "CORRECTED" in a["title"] + b["title"]
+        short = min(a["words"], b["words"]) < MIN_WORDS
+        if d <= 0.10 and same_numbers and days <= 2:
+            (copy_short if short else copy).append((x, y, f"bodies differ by {d:.0%} of their words"))
+        elif not same_numbers and not corrected and d <= 0.30 and days >= 1 and a["title"][:12] == b["title"][:12]:
+            recurring.append((x, y, f"editions {days} days apart, figures differ, bodies differ by {d:.0%}"))
+        elif not same_numbers and d <= 0.30 and days == 0:
+            update.append((x, y, f"same day, figures differ ({'correction' if corrected else 'update'}), "
+                                 f"bodies differ by {d:.0%}"))
+        elif a["title"] == b["title"] and title_count[a["title"]] >= 3 and d > 0.30:
+            recurring.append((x, y, f"editions {days} days apart of a recurring report, bodies differ by {d:.0%}"))
+        elif a["title"] == b["title"] and title_count[a["title"]] == 2 and 0.10 < d <= 0.60 and not short:
+            rewrite.append((x, y, f"same title, bodies differ by {d:.0%} of their words"))
+    for name, label, rows, cap in (("real_copy", 1, copy, 70), ("real_copy_short", 1, copy_short, 20),
+                                   ("real_update", 1, update, 25), ("real_rewrite", 1, rewrite, 30),
+                                   ("recurring_report", 0, recurring, 50)):
         rows = rng.sample(rows, min(cap, len(rows)))
-        for x, y, d in sorted(rows):
-            add(name, 0 if name == "same_column" else 1, key_of(by_id[x]), key_of(by_id[y]),
-                f"bodies differ by {d:.0%} of their words")
+        for x, y, note in sorted(rows):
+            add(name, label, key_of(by_id[x]), key_of(by_id[y]), note)
             used.update((x, y))
-    hard = rng.sample(hard, min(100, len(hard)))
+    hard = rng.sample(hard, min(80, len(hard)))
     for x, y in sorted(hard) + sorted(reviewed_diff):
         add("topic_hard", 0, key_of(by_id[x]), key_of(by_id[y]),
             "different tickers" if (x, y) in hard else "hand-reviewed: different stories")
@@ -264,7 +283,7 @@ def build(per_edit: int = 35, review: bool = False) -> tuple[list[dict], list[di
     for a in uniq:
         for t in a["topics"]:
             by_topic[t].append(a)
-    bases = [a for a in uniq if 80 <= a["words"] <= 300 and a["topics"] and a["id"] not in used
+    bases = [a for a in uniq if 80 <= a["words"] <= 250 and a["topics"] and a["id"] not in used
              and len(groups[a["body"]]) == 1]
     rng.shuffle(bases)
     it = iter(bases)
@@ -293,7 +312,7 @@ def build(per_edit: int = 35, review: bool = False) -> tuple[list[dict], list[di
         topic_of[a["topics"][0]].append(a)
     random_pairs = set()
     topics = sorted(t for t, v in topic_of.items() if len(v) >= 2)
-    while len(random_pairs) < 100:
+    while len(random_pairs) < 80:
         t = rng.choice(topics)
         a, b = rng.sample(topic_of[t], 2)
         if a["title"] != b["title"]:
@@ -303,9 +322,14 @@ def build(per_edit: int = 35, review: bool = False) -> tuple[list[dict], list[di
 
     if review:
         for p in pairs:
-            if p["category"] in ("real_copy", "real_copy_short", "topic_hard", "same_column", "real_rewrite"):
+            if p["category"].startswith(("real_", "topic_hard", "recurring")):
                 ta, tb = texts[p["a"]], texts[p["b"]]
-                print(f"{p['pair']:22s} [{ta['title'][:40]}] [{tb['title'][:40]}] {p['note']}")
+                wa, wb = ta["text"].split(), tb["text"].split()
+                sm = difflib.SequenceMatcher(None, wa, wb, autojunk=False)
+                diffs = [f"{' '.join(wa[i1:i2])[:30]!r}->{' '.join(wb[j1:j2])[:30]!r}"
+                         for op, i1, i2, j1, j2 in sm.get_opcodes() if op != "equal"]
+                print(f"{p['pair']:20s} {ta['date'][:6]}/{tb['date'][:6]} [{ta['title'][:32]}] [{tb['title'][:32]}] "
+                      f"n={len(wa)} | {'; '.join(diffs)[:110]}")
     return list(texts.values()), pairs
 
 
