@@ -56,8 +56,10 @@ class ProcessArticles(beam.PTransform):
         if cfg.date_range:
             articles = articles | "InDateRange" >> beam.Filter(in_date_range, *cfg.date_range)
         lang = articles | "Language" >> DetectLanguage()
+        # Dedup consults and extends the cross-run index under <output>/_state/minhash (docs/dedup.md).
         # Dedup before the models: a duplicate costs no inference.
-        dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size)
+        dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
+                                                       index_root=cfg.output)
         ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
                                                             max_batch_size=cfg.ner_batch_size)
         stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,

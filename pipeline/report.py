@@ -440,7 +440,7 @@ def chart_articles(per_period: dict[dt.date, Counter], period: str):
 
 
 def chart_languages(rows: list[tuple[str, int, float]]):
-    fig = _figure(11, max(2.2, 0.42 * len(rows) + 1.3))
+    fig = _figure(11, max(2.2, 0.32 * len(rows) + 1.2))
     if not rows:
         return _no_data(fig, "No articles in this output")
     ax = fig.add_subplot()
@@ -608,7 +608,7 @@ def _html_table(t: Table) -> str:
         body.append(f'<tr><td colspan="{len(t.columns)}" class="empty">none</td></tr>')
     table = (f'<table id="{html.escape(t.id)}"><caption>{html.escape(t.caption)}</caption>'
              f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
-    if t.collapse and len(t.rows) > 12:
+    if t.collapse and len(t.rows) > 20:
         return (f"<details><summary>Table: {html.escape(t.caption)} ({len(t.rows)} rows)</summary>"
                 f"{table}</details>")
     return table
@@ -623,10 +623,12 @@ h3{font-size:16px;margin:18px 0 6px}.sub{color:#555;margin:0 0 16px}
 nav{font-size:14px;margin:8px 0 18px}nav a{margin-right:14px;color:#0b5cab;text-decoration:none}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:14px 0}
 .card{flex:1 1 150px;border:1px solid #e1e4e8;border-radius:8px;padding:10px 14px;background:#fafbfc}
-.card b{display:block;font-size:26px}.card span{color:#555;font-size:13px}
+.card b{display:block;font-size:26px}.card span{display:block;color:#333;font-size:13.5px}
+.card small{display:block;color:#666;font-size:12px;margin-top:2px}
+.tables{display:flex;flex-wrap:wrap;gap:4px 28px;align-items:flex-start}
 figure{margin:10px 0 14px}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:13px;color:#555}
-table{border-collapse:collapse;margin:8px 0 14px;font-size:13.5px;min-width:40%}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:13.5px}
 caption{text-align:left;font-weight:600;padding:4px 0;font-size:14px}
 th,td{border:1px solid #dde1e6;padding:3px 9px;text-align:left;vertical-align:top}
 thead th{background:#eef1f4}tbody th{font-weight:normal}.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -691,28 +693,6 @@ def build_report(data: OutputData, top: int = 10, period: str = "auto",
                              for c, n, conf in langs], numeric=(2, 3, 4)))
     sections.append(sec)
 
-    # entities
-    ents = top_entities(arts, top, period)
-    ner = tot["ner"]
-    sec = Section("entities", "Top entities per type over time",
-                  f"The {top} entities of each type mentioned in the most articles; the heatmap counts the "
-                  f"articles per {period} that mention each. NER status: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(ner.items())) + ".")
-    if ents:
-        periods = period_range(min(days), max(days), period)
-        for etype, stats in ents.items():
-            add_chart(sec, f"entities_{etype}.png", chart_entities(stats, periods, period),
-                      f"Heatmap of the top {len(stats)} {ENTITY_TYPE_NAMES[etype]} ({etype}) per {period}.")
-            sec.tables.append(Table(
-                f"entities-{etype}", f"Top {ENTITY_TYPE_NAMES[etype]} ({etype})",
-                ["entity", "articles", "mentions", "first day", "last day", f"articles per {plabel}"],
-                [[s.text, s.articles, s.mentions, s.first.isoformat(), s.last.isoformat(),
-                  ", ".join(f"{period_label(p, period)}: {n}" for p, n in s.by_period.items())] for s in stats],
-                numeric=(1, 2)))
-    else:
-        sec.intro += " No entities in this output (NER found nothing or was skipped)."
-    sections.append(sec)
-
     # stance
     st = stance_over_time(arts, period)
     sec = Section("stance", "Stance per target over time",
@@ -751,11 +731,36 @@ def build_report(data: OutputData, top: int = 10, period: str = "auto",
                             [[s, e, n, e + n, w] for s, e, n, w in dups], numeric=(1, 2, 3, 4)))
     sections.append(sec)
 
-    # dead letters
-    sec = Section("dead-letters", "Dead letters", "Records that could not be processed, by the stage that "
-                  "rejected them (details in dead_letter.jsonl).")
+    # entities
+    ents = top_entities(arts, top, period)
+    ner = tot["ner"]
+    sec = Section("entities", "Top entities per type over time",
+                  f"The {top} entities of each type mentioned in the most articles; the heatmap counts the "
+                  f"articles per {period} that mention each. NER status: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(ner.items())) + ".")
+    if ents:
+        periods = period_range(min(days), max(days), period)
+        for etype, stats in ents.items():
+            add_chart(sec, f"entities_{etype}.png", chart_entities(stats, periods, period),
+                      f"Heatmap of the top {len(stats)} {ENTITY_TYPE_NAMES[etype]} ({etype}) per {period}.")
+            sec.tables.append(Table(
+                f"entities-{etype}", f"Top {ENTITY_TYPE_NAMES[etype]} ({etype})",
+                ["entity", "articles", "mentions", "first day", "last day", f"articles per {plabel}"],
+                [[s.text, s.articles, s.mentions, s.first.isoformat(), s.last.isoformat(),
+                  ", ".join(f"{period_label(p, period)}: {n}" for p, n in s.by_period.items())] for s in stats],
+                numeric=(1, 2)))
+    else:
+        sec.intro += " No entities in this output (NER found nothing or was skipped)."
+    sections.append(sec)
+
+    # dead letters and the run's totals
+    by_stage = dead_letters_by_stage(data.dead)
+    sec = Section("dead-letters", "Dead letters and run totals",
+                  "Records that could not be processed, by the stage that rejected them (details in "
+                  "dead_letter.jsonl), and the totals of the run.")
     sec.tables.append(Table("dead-letters-by-stage", "Dead letters by stage", ["stage", "records"],
-                            [[s, n] for s, n in dead_letters_by_stage(data.dead)], numeric=(1,)))
+                            [[s, n] for s, n in by_stage], numeric=(1,)))
+    sec.tables.append(totals_table(tot))
     sections.append(sec)
 
     page = render_html(data, tot, sections, charts, period, generated_at or dt.datetime.now(dt.timezone.utc),
@@ -769,13 +774,8 @@ def _mean_net(cells) -> Optional[float]:
     return sum(c.net_sum for c in cells) / n if n else None
 
 
-def render_html(data: OutputData, tot: dict, sections: list[Section], charts: dict[str, bytes], period: str,
-                generated_at: dt.datetime, mpl_version: str) -> str:
-    span = (f"{tot['first_day']} to {tot['last_day']}" if tot["first_day"] else "no articles")
-    cards = [("articles written", tot["articles"]), ("duplicates", tot["duplicates"]),
-             ("dead letters", tot["dead_letters"]), ("records read", tot["read"]),
-             ("sources", tot["sources"]), ("languages", tot["languages"])]
-    totals_table = Table("totals", "Run totals", ["measure", "value"], [
+def totals_table(tot: dict) -> Table:
+    return Table("totals", "Run totals", ["measure", "value"], [
         ["records read (written + duplicates + dead letters)", tot["read"]],
         ["articles written", tot["articles"]],
         ["duplicates", tot["duplicates"]],
@@ -791,6 +791,21 @@ def render_html(data: OutputData, tot: dict, sections: list[Section], charts: di
         ["NER", ", ".join(f"{k} {v}" for k, v in sorted(tot["ner"].items())) or None],
         ["stance", ", ".join(f"{k} {v}" for k, v in sorted(tot["stance"].items())) or None],
     ], numeric=(1,), collapse=False)
+
+
+def render_html(data: OutputData, tot: dict, sections: list[Section], charts: dict[str, bytes], period: str,
+                generated_at: dt.datetime, mpl_version: str) -> str:
+    span = (f"{tot['first_day']} to {tot['last_day']}" if tot["first_day"] else "no articles")
+    stages = Counter(d.get("stage") or "?" for d in data.dead)
+    cards = [
+        ("articles written", tot["articles"], f"on {_plural(tot['days_with_articles'], 'day')}"),
+        ("duplicates", tot["duplicates"], f"exact {tot['duplicates_exact']} · near {tot['duplicates_near']}"),
+        ("dead letters", tot["dead_letters"],
+         " · ".join(f"{k} {v}" for k, v in sorted(stages.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"),
+        ("records read", tot["read"], "written + duplicates + dead letters"),
+        ("sources", tot["sources"], "of written articles"),
+        ("languages", tot["languages"], "detected"),
+    ]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -802,16 +817,17 @@ def render_html(data: OutputData, tot: dict, sections: list[Section], charts: di
         f"time charts per {period}</p>",
         '<nav aria-label="sections">' + "".join(f'<a href="#{s.id}">{html.escape(s.title)}</a>'
                                                  for s in sections) + "</nav>",
-        '<section id="totals-section" aria-labelledby="totals-h"><h2 id="totals-h">Totals</h2>',
-        '<div class="cards">' + "".join(f"<div class=card><b>{v}</b><span>{html.escape(k)}</span></div>"
-                                        for k, v in cards) + "</div>",
+        '<section id="totals-section" aria-label="totals">',
+        '<div class="cards">' + "".join(f"<div class=card><b>{v}</b><span>{html.escape(k)}</span>"
+                                        f"<small>{html.escape(note)}</small></div>"
+                                        for k, v, note in cards) + "</div>",
     ]
     if data.problems:
         items = "".join(f"<li>{html.escape(p)}</li>" for p in data.problems[:50])
         more = f"<li>… and {len(data.problems) - 50} more</li>" if len(data.problems) > 50 else ""
         parts.append(f'<div class="warn" role="note"><b>Problems while reading the output</b><ul>{items}{more}'
                      f"</ul></div>")
-    parts.append(_html_table(totals_table) + "</section>")
+    parts.append("</section>")
     for s in sections:
         parts.append(f'<section id="{s.id}" aria-labelledby="{s.id}-h"><h2 id="{s.id}-h">{html.escape(s.title)}'
                      f"</h2>")
@@ -819,7 +835,8 @@ def render_html(data: OutputData, tot: dict, sections: list[Section], charts: di
             parts.append(f"<p>{html.escape(s.intro)}</p>")
         for name, alt in s.charts:
             parts.append(_chart_block(name, alt, charts[name]))
-        parts.extend(_html_table(t) for t in s.tables)
+        if s.tables:
+            parts.append('<div class="tables">' + "".join(_html_table(t) for t in s.tables) + "</div>")
         parts.append("</section>")
     parts.append(f"<footer>Generated {generated_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC by "
                  f"<code>newsbeam report</code> from {len(data.files)} files under "

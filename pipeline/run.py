@@ -38,7 +38,7 @@ def resolve_runner(options: PipelineOptions) -> None:
     std = options.view_as(StandardOptions)
     direct = options.view_as(DirectOptions)
     if std.runner in (None, "DirectRunner", "direct"):
-        std.runner = "BundleBasedDirectRunner" if std.streaming else "FnApiRunner"
+        std.runner = "FnApiRunner"
         if not direct.direct_running_mode:
             direct.direct_running_mode = "in_memory"
 
@@ -180,6 +180,10 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
 def main(argv: list[str] | None = None, **run_kwargs) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--streaming" in argv:  # polling feeds forever (or --stop-after): its own graph and runner choice
+        from .streaming import main as streaming_main
+
+        return streaming_main(argv)
     try:
         values = run(argv, **run_kwargs)
     except UsageError as exc:

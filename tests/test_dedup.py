@@ -14,9 +14,9 @@ import numpy as np
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import ROOT, beam_pipeline
-from transforms.dedup import (Deduplicate, band_keys, candidate_probability, estimated_jaccard, exact_key, index_dir,
-                              jaccard, lsh_params, minhash, near_duplicate_edges, normalised_words, shingles,
-                              signature, text_signature)
+from transforms.dedup import (Deduplicate, band_keys, band_signature, candidate_probability, estimated_jaccard,
+                              exact_key, index_dir, jaccard, lsh_params, minhash, near_duplicate_edges,
+                              normalised_words, shingles, signature, text_signature)
 
 BASE = ("The defence ministry said on Friday that its troops had entered the district, which forces handed "
         "over under the terms of the deal signed earlier this month by the three leaders in Moscow, and that "
@@ -76,9 +76,19 @@ def test_minhash_estimates_jaccard():
 
 def test_lsh_params_put_the_s_curve_at_the_threshold():
     bands, rows = lsh_params(0.8, 128)
-    assert (bands, rows) == (11, 11)
-    assert candidate_probability(0.9, bands, rows) > 0.95
-    assert candidate_probability(0.5, bands, rows) < 0.01
+    assert (bands, rows) == (14, 9)
+    assert candidate_probability(0.85, bands, rows) > 0.97
+    assert candidate_probability(0.5, bands, rows) < 0.03
+
+
+def test_short_texts_are_identified_by_title_and_text():
+    notice = "Qtly div 15 cts vs 15 cts prior\nPay April 30\nRecord April 15"
+    a = text_signature(notice, title="VARLEN CORP <VRLN> DECLARES QTLY DIVIDEND")
+    b = text_signature(notice, title="BIC CORP <BIC> SETS QUARTERLY")
+    assert a[0] != b[0] and estimated_jaccard(a[1], b[1]) < 0.8
+    assert text_signature(notice, title="X")[0] == text_signature(notice.upper(), title="x")[0]
+    long_a = text_signature(BASE, title="One headline")
+    assert long_a[0] == text_signature(BASE, title="Another headline")[0] == exact_key(BASE)  # long: text only
 
 
 def test_band_keys_are_per_band_and_deterministic():
@@ -91,7 +101,7 @@ def test_band_keys_are_per_band_and_deterministic():
 
 
 def _member(i, text, day, prio=1):
-    return (prio, day, i, signature(text).tobytes())
+    return (prio, day, i, band_signature(signature(text)))
 
 
 def test_edges_point_to_the_earlier_article():

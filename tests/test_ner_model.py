@@ -21,21 +21,22 @@ def tagger():
 
 @given(words=st.lists(st.sampled_from(WORDS), min_size=0, max_size=120),
        seps=st.lists(st.sampled_from([" ", "", "  ", "\n"]), min_size=120, max_size=120))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_offsets_are_exact_for_random_texts(tagger, words, seps):
     text = "".join(w + s for w, s in zip(words, seps))
-    for span in tagger.predict([text])[0]:
+    spans = tagger.predict([text])[0]
+    for span in spans:
         surface = text[span.start:span.end]
         assert surface and surface == surface.strip()
-    for ent in group_entities(text, tagger.predict([text])[0]):
+    for ent in group_entities(text, spans):
         for m in ent["mentions"]:
             assert text[m["start"]:m["end"]] == m["text"]
 
 
 def test_long_article_is_covered_to_the_end(tagger):
     sentence = "Russian Defence Minister Sergei Shoigu met Armenian officials in Moscow on Friday. "
-    text = sentence * 300 + "At the very end, Vladimir Putin spoke in Baku."
+    text = sentence * 60 + "At the very end, Vladimir Putin spoke in Baku."  # ~1,300 pieces: 28 windows of 64
     spans = tagger.predict([text])[0]
     surfaces = [(text[s.start:s.end], s.type) for s in spans]
-    assert surfaces.count(("Moscow", "LOC")) == 300
+    assert surfaces.count(("Moscow", "LOC")) == 60
     assert ("Baku", "LOC") in surfaces and ("Vladimir Putin", "PER") in surfaces

@@ -1,0 +1,139 @@
+"""Dedup quality on a labelled set of real news pairs (tests/data/dedup, built by build_pairs.py from Reuters-21578):
+precision and recall of the near-duplicate decision at the defaults (threshold 0.8, 3-word shingles, 128
+permutations), and the Beam transform agreeing with the pure decision.
+
+    PYTHONPATH=. python -m tests.test_dedup_quality   # prints the table for docs/dedup.md
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+
+from tests.conftest import beam_pipeline
+from transforms.dedup import Deduplicate, duplicate_decision, jaccard, lsh_params, shingles, text_signature
+
+DATA = Path(__file__).resolve().parent / "data" / "dedup"
+THRESHOLD = 0.8
+
+# Copies with small edits: programmatic edits of real articles, byte-identical bodies, real copies whose bodies
+# differ by at most 10% of their words (same figures, or hand-reviewed).
+SMALL_EDIT_COPIES = ("edit_punct_case", "edit_words", "edit_sentence_removed", "edit_sentence_added",
+                     "edit_wire_wrap", "edit_combo", "real_exact", "real_copy", "real_same_day")
+DIFFERENT_STORIES = ("topic_random", "topic_hard", "recurring_report", "reviewed_different")
+SAME_TOPIC = ("topic_random", "topic_hard")
+REPORTED_ONLY = ("real_copy_short", "real_update", "real_rewrite")  # same story, not "small edits": see docs
+
+
+def load() -> tuple[dict[str, dict], list[dict]]:
+    texts = {}
+    with open(DATA / "texts.jsonl", encoding="utf-8") as f:
+        for line in f:
+            t = json.loads(line)
+            texts[t["key"]] = t
+    with open(DATA / "pairs.jsonl", encoding="utf-8") as f:
+        pairs = [json.loads(line) for line in f]
+    return texts, pairs
+
+
+def decide(texts: dict, pairs: list[dict], **sig_kw) -> list[dict]:
+    sigs = {k: text_signature(t["text"], title=t["title"], **sig_kw) for k, t in texts.items()}
+    bands, rows = lsh_params(THRESHOLD, 128)
+    out = []
+    for p in pairs:
+        kind, sim = duplicate_decision(sigs[p["a"]], sigs[p["b"]], THRESHOLD, bands, rows)
+        out.append({**p, "kind": kind, "merged": kind is not None, "estimate": sim})
+    return out
+
+
+def report(decided: list[dict], texts: dict) -> dict:
+    by_cat = defaultdict(list)
+    for d in decided:
+        by_cat[d["category"]].append(d)
+    cats = {}
+    for cat, rows in by_cat.items():
+        truth = [jaccard(shingles(texts[r["a"]]["text"]), shingles(texts[r["b"]]["text"])) for r in rows]
+        cats[cat] = {"n": len(rows), "merged": sum(r["merged"] for r in rows), "label": rows[0]["label"],
+                     "jaccard_min": float(np.min(truth)), "jaccard_median": float(np.median(truth))}
+    tp = sum(cats[c]["merged"] for c in SMALL_EDIT_COPIES if c in cats)
+    pos = sum(cats[c]["n"] for c in SMALL_EDIT_COPIES if c in cats)
+    fp = sum(cats[c]["merged"] for c in DIFFERENT_STORIES if c in cats)
+    neg = sum(cats[c]["n"] for c in DIFFERENT_STORIES if c in cats)
+    return {"categories": cats, "recall": tp / pos, "precision": tp / (tp + fp), "tp": tp, "positives": pos,
+            "fp": fp, "negatives": neg}
+
+
+def test_labelled_set_is_small_and_well_formed():
+    texts, pairs = load()
+    assert sum(f.stat().st_size for f in DATA.iterdir()) < 1_000_000
+    assert {p["category"] for p in pairs} == set(SMALL_EDIT_COPIES + DIFFERENT_STORIES + REPORTED_ONLY)
+    assert all(p["a"] in texts and p["b"] in texts and p["a"] != p["b"] for p in pairs)
+    assert sum(p["label"] == 1 for p in pairs) > 300 and sum(p["label"] == 0 for p in pairs) > 200
+
+
+def test_precision_and_recall_at_the_default_threshold():
+    texts, pairs = load()
+    r = report(decide(texts, pairs), texts)
+    cats = r["categories"]
+    assert r["precision"] >= 0.98, r
+    assert r["recall"] >= 0.9, r
+    for cat in SAME_TOPIC:  # different stories on one topic are never merged
+        assert cats[cat]["merged"] == 0, (cat, cats[cat])
+    for cat in SMALL_EDIT_COPIES:  # no kind of small edit is systematically missed
+        assert cats[cat]["merged"] >= 0.85 * cats[cat]["n"], (cat, cats[cat])
+
+
+def test_titles_keep_short_templated_notices_apart():
+    """Without the title rule, dividend notices of different companies merge (the reason the rule exists)."""
+    texts, pairs = load()
+    hard = [p for p in pairs if p["category"] == "topic_hard"]
+    without = decide(texts, hard, short_text_words=0)
+    assert sum(d["merged"] for d in without) > 0
+    assert sum(d["merged"] for d in decide(texts, hard)) == 0
+
+
+_FOUND: list = []
+
+
+def _found(record):
+    _FOUND.append((record["id"], record["duplicate_of"], record["kind"]))
+
+
+def test_the_beam_transform_makes_the_same_decisions(tmp_path):
+    """The programmatic-edit pairs (distinct articles per pair) through Deduplicate, read from a JSONL file."""
+    texts, pairs = load()
+    pairs = [p for p in pairs if p["category"].startswith("edit_")]
+    expected = {(f"{p['pair']}-b", f"{p['pair']}-a", d["kind"]) for p, d in zip(pairs, decide(texts, pairs))
+                if d["merged"]}
+    path = tmp_path / "articles.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for p in pairs:
+            for side, day in (("a", "2026-11-24"), ("b", "2026-11-25")):
+                t = texts[p[side]]
+                f.write(json.dumps({"id": f"{p['pair']}-{side}", "text": t["text"], "title": t["title"],
+                                    "published": day, "source": "reuters", "url": None,
+                                    "input_ref": f"{path}:{p['pair']}-{side}"}) + "\n")
+    _FOUND.clear()
+    with beam_pipeline() as pipe:
+        out = (pipe | beam.io.ReadFromText(str(path)) | beam.Map(json.loads) | Deduplicate(THRESHOLD))
+        out["duplicates"] | beam.Map(_found)
+    assert set(_FOUND) == expected
+
+
+if __name__ == "__main__":
+    texts, pairs = load()
+    r = report(decide(texts, pairs), texts)
+    print(f"precision {r['precision']:.3f} ({r['tp']} of {r['tp'] + r['fp']} merges correct), recall "
+          f"{r['recall']:.3f} ({r['tp']} of {r['positives']} small-edit copies), false merges {r['fp']} of "
+          f"{r['negatives']} different-story pairs")
+    print("| category | label | pairs | merged | true Jaccard min / median |")
+    print("|---|---|---|---|---|")
+    for cat, c in sorted(r["categories"].items(), key=lambda kv: (-kv[1]["label"], kv[0])):
+        print(f"| {cat} | {'same' if c['label'] else 'different'} | {c['n']} | {c['merged']} "
+              f"({c['merged'] / c['n']:.0%}) | {c['jaccard_min']:.2f} / {c['jaccard_median']:.2f} |")
+    without = report(decide(texts, pairs, short_text_words=0), texts)
+    print(f"without the title rule: precision {without['precision']:.3f}, recall {without['recall']:.3f}, "
+          f"false merges {without['fp']}")
