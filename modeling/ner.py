@@ -115,6 +115,25 @@ def windows(n_tokens: int, size: int, overlap: int) -> list[tuple[int, int, int,
     return out
 
 
+WIDTH_STEP = 32
+
+
+def bucket_width(n: int, step: int = WIDTH_STEP) -> int:
+    """The padded width of a sequence of n pieces: its own length rounded up to a multiple of `step`."""
+    return -(-n // step) * step
+
+
+def width_batches(order: Sequence[int], widths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Consecutive runs of equal width from `order`, each at most `max_tokens` padded pieces."""
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and widths[batches[-1][0]] == widths[i] and widths[i] * (len(batches[-1]) + 1) <= max_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 class NerTagger:
     """A token-classification model applied to whole texts: windows, length-sorted batches, bf16 on CPU.
 
@@ -156,22 +175,15 @@ class NerTagger:
         n_labels = len(self.label_map)
         per_text_labels = [[0] * len(ids) for ids in enc["input_ids"]]
         per_text_scores = [[0.0] * len(ids) for ids in enc["input_ids"]]
-        order = sorted(range(len(segments)), key=lambda i: segments[i][2] - segments[i][1])
+        # Each segment is padded to a width fixed by its own length (a multiple of WIDTH_STEP) and batched only
+        # with segments of that width: bf16 results depend on the padded width, so this keeps every article's
+        # scores independent of which articles the runner happened to put in the same batch.
+        widths = [bucket_width(seg[2] - seg[1] + 2) for seg in segments]
+        order = sorted(range(len(segments)), key=lambda i: (widths[i], i))
         cls_id, sep_id, pad_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id
-        i = 0
         with torch.inference_mode():
-            while i < len(order):
-                longest = segments[order[min(len(order) - 1, i)]][2] - segments[order[i]][1] + 2
-                batch = [order[i]]
-                i += 1
-                while i < len(order):
-                    seg = segments[order[i]]
-                    longest = max(longest, seg[2] - seg[1] + 2)
-                    if longest * (len(batch) + 1) > self.max_batch_tokens:
-                        break
-                    batch.append(order[i])
-                    i += 1
-                width = max(segments[b][2] - segments[b][1] for b in batch) + 2
+            for batch in width_batches(order, widths, self.max_batch_tokens):
+                width = widths[batch[0]]
                 ids_t = torch.full((len(batch), width), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
                 for r, b in enumerate(batch):

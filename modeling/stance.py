@@ -118,18 +118,15 @@ class StanceClassifier:
             return torch.zeros((0, len(LABELS)))
         enc = self.encode(items)
         ids = enc["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        from .ner import bucket_width, width_batches
+
+        widths = [bucket_width(len(x)) for x in ids]  # see NerTagger.predict: scores independent of batching
+        order = sorted(range(len(ids)), key=lambda i: (widths[i], i))
         out = torch.zeros((len(ids), len(LABELS)))
         pad = self.tokenizer.pad_token_id
-        i = 0
         with torch.inference_mode():
-            while i < len(order):
-                batch = [order[i]]
-                i += 1
-                while i < len(order) and len(ids[order[i]]) * (len(batch) + 1) <= self.max_batch_tokens:
-                    batch.append(order[i])
-                    i += 1
-                width = max(len(ids[b]) for b in batch)
+            for batch in width_batches(order, widths, self.max_batch_tokens):
+                width = widths[batch[0]]
                 x = torch.full((len(batch), width), pad, dtype=torch.long)
                 mask = torch.zeros_like(x)
                 for r, b in enumerate(batch):
