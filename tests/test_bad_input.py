@@ -14,7 +14,7 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from schemas import Article
@@ -64,6 +64,7 @@ def test_bad_input_corpus_each_record_ends_where_expected(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- properties
 @given(data=st.binary(max_size=2000), name=st.sampled_from(["a.txt", "a.jsonl", "a.xml", "a"]))
+@example(data=b"\x00\x00\xfe\xff", name="a.jsonl")  # found by this test: a BOM alone decoded to nothing
 @settings(max_examples=300, deadline=None)
 def test_parse_never_raises_and_every_record_has_an_outcome(data, name):
     results = list(parse_raw({"ref": name, "data": data}))

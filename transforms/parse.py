@@ -332,6 +332,9 @@ def parse_raw(raw: dict, limits: ParseLimits = ParseLimits()) -> Iterator[tuple[
     except ParseError as exc:
         yield ref, exc
         return
+    if not text.strip():  # e.g. only a BOM, or UTF-16 whitespace: non-blank bytes, blank text
+        yield ref, ParseError("empty file")
+        return
     if fmt == "jsonl":
         for n, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
