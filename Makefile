@@ -64,3 +64,4 @@ bench: install
 	$(BIN)/python bench/bench_stages.py --reuters 200
 	$(BIN)/python bench/bench_models.py --json logs/bench_models.json
 	$(BIN)/python bench/bench_feeds.py
+	$(BIN)/python bench/bench_dedup.py --n 200000
