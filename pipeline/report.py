@@ -439,6 +439,17 @@ def chart_articles(per_period: dict[dt.date, Counter], period: str):
     return fig
 
 
+def _style_count_bars(ax, xmax: float, title: str, xlabel: str, ylabel: str) -> None:
+    """The shared look of the horizontal count-bar charts: integer x axis, left title, light vertical grid."""
+    ax.set_xlim(0, xmax)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(title, fontsize=13, loc="left")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
 def chart_languages(rows: list[tuple[str, int, float]]):
     fig = _figure(11, max(2.2, 0.32 * len(rows) + 1.2))
     if not rows:
@@ -450,13 +461,7 @@ def chart_languages(rows: list[tuple[str, int, float]]):
     for bar, (_, n, _) in zip(bars, rows[::-1]):
         ax.annotate(f"{n} ({100 * n / total:.0f}%)", (bar.get_width(), bar.get_y() + bar.get_height() / 2),
                     xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
-    ax.set_xlim(0, max(r[1] for r in rows) * 1.2)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_title("Articles by detected language", fontsize=13, loc="left")
-    ax.set_xlabel("articles")
-    ax.set_ylabel("language")
-    ax.grid(axis="x", color="#dddddd", linewidth=0.8)
-    ax.set_axisbelow(True)
+    _style_count_bars(ax, max(r[1] for r in rows) * 1.2, "Articles by detected language", "articles", "language")
     return fig
 
 
@@ -539,13 +544,8 @@ def chart_duplicates(rows: list[tuple]):
     ax.barh(labels, near, left=exact, color=DUP_COLOURS["near"], height=0.6, label="near (MinHash similarity)")
     for y, (e, n) in enumerate(zip(exact, near)):
         ax.annotate(str(e + n), (e + n, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
-    ax.set_xlim(0, max(e + n for e, n in zip(exact, near)) * 1.2 + 0.2)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_title("Duplicates found, by the duplicate's source", fontsize=13, loc="left")
-    ax.set_xlabel("duplicate records")
-    ax.set_ylabel("source")
-    ax.grid(axis="x", color="#dddddd", linewidth=0.8)
-    ax.set_axisbelow(True)
+    _style_count_bars(ax, max(e + n for e, n in zip(exact, near)) * 1.2 + 0.2,
+                      "Duplicates found, by the duplicate's source", "duplicate records", "source")
     fig.legend(loc="outside lower center", ncols=2, frameon=False)
     return fig
 
