@@ -76,6 +76,7 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default="configs/ner.yaml")
     ap.add_argument("--output", default=None, help="model directory (default: from the config)")
     ap.add_argument("--log", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: from the config)")
     args = ap.parse_args(argv)
     cfg = yaml.safe_load(Path(args.config).read_text())
     out_dir = Path(args.output or cfg["output"])
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    torch.set_num_threads(cfg.get("threads", 2))
+    torch.set_num_threads(args.threads or cfg.get("threads", 2))
     seed_everything(cfg["seed"])
     rng = random.Random(cfg["seed"])
     model, tok = build_model()

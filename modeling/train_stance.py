@@ -106,6 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default="configs/stance.yaml")
     ap.add_argument("--output", default=None)
     ap.add_argument("--log", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: from the config)")
     args = ap.parse_args(argv)
     cfg = yaml.safe_load(Path(args.config).read_text())
     out_dir = Path(args.output or cfg["output"])
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    torch.set_num_threads(cfg.get("threads", 2))
+    torch.set_num_threads(args.threads or cfg.get("threads", 2))
     seed_everything(cfg["seed"])
     rng = random.Random(cfg["seed"])
     root = Path(cfg["data_root"]) if cfg.get("data_root") else None
