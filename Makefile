@@ -14,7 +14,7 @@ SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
 install: $(BIN)/newsbeam
 
-$(BIN)/newsbeam: setup.py
+$(BIN)/newsbeam: setup.py requirements.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, exactly pinned: a looser requirement would pull the CUDA build
@@ -28,8 +28,11 @@ run: install
 	$(BIN)/newsbeam run --input $(SEEDS) --output $(OUT) --targets $(TARGETS)
 
 # make run-feeds FEEDS="https://example.org/rss https://example.com/atom.xml"  (or FEEDS_FILE=feeds.txt)
+# Streaming: add STREAMING=1 [POLL_INTERVAL=300] [STOP_AFTER=3600]. FULL_TEXT=1 adds --fetch-full-text (batch).
 run-feeds: install
 	$(BIN)/newsbeam run $(if $(FEEDS),--feeds $(FEEDS)) $(if $(FEEDS_FILE),--feeds-file $(FEEDS_FILE)) \
+		$(if $(STREAMING),--streaming $(if $(POLL_INTERVAL),--poll-interval $(POLL_INTERVAL)) \
+		$(if $(STOP_AFTER),--stop-after $(STOP_AFTER))) $(if $(FULL_TEXT),--fetch-full-text) \
 		--output $(OUT) --targets $(TARGETS)
 
 # Nightly: yesterday's articles, e.g. from cron: 15 2 * * * cd /srv/newsbeam && make backfill-yesterday INPUT='/data/news/*.jsonl'

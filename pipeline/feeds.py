@@ -6,7 +6,8 @@ entities), becomes one raw input carrying `"error"`, so it ends as a dead letter
 feed did not change since the ETag / Last-Modified passed in `state`) yields no raw input at all.
 
 HTTP goes through `requests` (a dependency of apache-beam, so always present with it) with every redirect, retry,
-timeout and size decision taken here rather than left to library defaults.
+timeout and size decision taken here rather than left to library defaults. `--fetch-full-text` fetches an entry's
+article page with the same client (`fetch_page`, `FullTextFetcher`) and extracts its main text with trafilatura.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import codecs
 import datetime as dt
 import functools
 import itertools
+import logging
 import random
 import re
 import time
@@ -28,11 +30,13 @@ import requests
 from transforms.common import counter
 from transforms.parse import ParseError, ParseLimits, cap_entries, parse_raw  # noqa: F401
 
+_log = logging.getLogger("newsbeam.feeds")
 USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam)"
 DEFAULT_MAX_ENTRIES = 500
 FEED_STATE = "feed_state"  # tag of ReadFeeds' optional second output (validators to persist for the next run)
 ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.9, " \
          "text/xml;q=0.9, */*;q=0.1"
+ACCEPT_HTML = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"  # article pages (--fetch-full-text)
 _DECODABLE = {"", "identity", "gzip", "x-gzip", "deflate"}
 _RETRY_STATUS = {429} | set(range(500, 600))
 
@@ -135,9 +139,9 @@ def _validator(state: Any, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def request_headers(state: Any, limits: FetchLimits) -> dict[str, str]:
+def request_headers(state: Any, limits: FetchLimits, accept: str = ACCEPT) -> dict[str, str]:
     """Headers for one fetch: identity, accepted types and encodings, and the conditional-GET validators."""
-    headers = {"User-Agent": limits.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
+    headers = {"User-Agent": limits.user_agent, "Accept": accept, "Accept-Encoding": "gzip, deflate"}
     etag, modified = _validator(state, "etag"), _validator(state, "last_modified")
     if etag:
         headers["If-None-Match"] = etag
@@ -220,9 +224,15 @@ def _next_hop(resp: requests.Response, url: str) -> str:
         raise _FetchFailed(f"redirect refused: {exc}", False, resp.status_code) from None
 
 
+def _mime(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLimits,
-             deadline: float) -> FetchResult:
-    """One attempt: follow at most `max_redirects` redirects, then read the feed (or note a 304)."""
+             deadline: float, only_types: tuple[str, ...] | None = None) -> FetchResult:
+    """One attempt: follow at most `max_redirects` redirects, then read the feed (or note a 304).
+
+    With `only_types`, a response declaring another Content-Type is refused before its body is read."""
     current = url
     for _ in range(limits.max_redirects + 1):
         resp = _get(session, current, headers, limits, deadline)
@@ -238,6 +248,10 @@ def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLi
                 raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), True, status, _retry_after(resp))
             if not 200 <= status < 300:
                 raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), False, status)
+            ctype = _mime(resp.headers.get("Content-Type"))
+            if only_types is not None and ctype and ctype not in only_types:
+                raise _FetchFailed(f"not an HTML page (Content-Type {resp.headers['Content-Type']}); body not "
+                                   f"read", False, status)
             try:
                 data = _read_capped(resp, limits, deadline)
             except requests.RequestException as exc:
@@ -247,23 +261,24 @@ def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLi
     raise _FetchFailed(f"too many redirects (more than max_redirects {limits.max_redirects})", False)
 
 
-def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None = None,
-               **limits: Any) -> FetchResult:
+def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None = None, accept: str = ACCEPT,
+               only_types: tuple[str, ...] | None = None, **limits: Any) -> FetchResult:
     """Fetch one feed with bounded time, size, redirects and retries; never raises for network/HTTP trouble
     (the reason is in `.error`), only ValueError for a non-http(s) URL or TypeError for an unknown limit.
 
     `state` is the previous FetchResult (or a dict with `etag` / `last_modified`): its validators are sent so an
-    unchanged feed costs a 304 and yields nothing. On a 304 the previous validators are kept if none are resent."""
+    unchanged feed costs a 304 and yields nothing. On a 304 the previous validators are kept if none are resent.
+    `accept` is the Accept header and `only_types` the Content-Types read (article pages: fetch_page)."""
     url = validate_feed_url(url)
     lim = FetchLimits(**limits)
     own = session is None
     session = session or new_session()
-    headers = request_headers(state, lim)
+    headers = request_headers(state, lim, accept)
     deadline = time.monotonic() + lim.total_timeout
     try:
         for attempt in itertools.count():
             try:
-                result = _attempt(session, url, headers, lim, deadline)
+                result = _attempt(session, url, headers, lim, deadline, only_types)
             except _FetchFailed as failed:
                 delay = backoff_delay(attempt, lim, failed.retry_after)
                 if failed.retryable and attempt < lim.retries and time.monotonic() + delay < deadline:
@@ -343,6 +358,101 @@ def feed_raw_inputs(result: FetchResult, max_entries: int = DEFAULT_MAX_ENTRIES)
 def parse_capped(raw: dict, limits: ParseLimits = ParseLimits()) -> Iterator[tuple[str, Any]]:
     """`parse_raw` applies a raw input's `max_entries` itself; kept as the name the feed tests use."""
     return parse_raw(raw, limits)
+
+
+# ------------------------------------------------------------------ full text of an entry (--fetch-full-text)
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def fetch_page(url: str, *, session: requests.Session | None = None, **limits: Any) -> FetchResult:
+    """An entry's article page, fetched exactly like a feed (fetch_feed: timeouts, size cap, bounded redirects
+    re-checked for http/https, gzip/deflate, the User-Agent, retries with backoff), asking for HTML. A response
+    that declares a non-HTML Content-Type (a PDF, an image) fails before its body is downloaded."""
+    return fetch_feed(url, None, session=session, accept=ACCEPT_HTML, only_types=_HTML_TYPES, **limits)
+
+
+def _page_html(result: FetchResult) -> bytes | str:
+    """The page body for the extractor, or _FetchFailed when it is not an HTML page.
+
+    A declared charset decodes the bytes; without one the bytes go as they are and the extractor detects the
+    encoding (meta charset, then a guess)."""
+    if result.error is not None or result.data is None:
+        raise _FetchFailed(f"page fetch failed: {result.error or 'no body'}", False, result.status)
+    ctype = _mime(result.content_type)
+    if ctype not in _HTML_TYPES and not (not ctype and looks_like_html(result.data)):
+        raise _FetchFailed(f"not an HTML page (Content-Type {result.content_type or 'unknown'})", False,
+                           result.status)
+    m = _CHARSET.search(result.content_type or "")
+    if m:
+        try:
+            return result.data.decode(m.group(1), errors="replace")
+        except LookupError:
+            pass
+    return result.data
+
+
+def extract_main_text(html: bytes | str, url: str | None = None) -> str | None:
+    """The main text of an article page (trafilatura: navigation, menus, sidebars, footers and comments
+    dropped), or None when no main text could be found. Paragraphs are separated by line breaks."""
+    import trafilatura
+
+    text = trafilatura.extract(html, url=url, include_comments=False, include_tables=False,
+                               include_images=False, include_links=False, deduplicate=False)
+    return text.strip() if text and text.strip() else None
+
+
+class FullTextFetcher:
+    """`fetcher(link, summary)` -> (the page's main text, None) or (None, reason); never raises.
+
+    Counters (namespace newsbeam): full_text_fetched (the summary was replaced), full_text_failed (download or
+    extraction failed, or the page had less text than the summary: the summary is kept). Each failure is
+    logged with its reason: the Article schema has no field for it. One requests session per fetcher."""
+
+    def __init__(self, max_chars: int | None = None, **limits: Any):
+        FetchLimits(**limits)  # an unknown limit is a TypeError now
+        self.limits, self.max_chars = limits, max_chars
+        self.fetched, self.failed = counter("full_text_fetched"), counter("full_text_failed")
+        self.session: requests.Session | None = None
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def __call__(self, link: str | None, summary: str) -> tuple[str | None, str | None]:
+        try:
+            text = self._full_text(link, summary)
+        except _FetchFailed as failed:
+            reason = failed.reason
+        except Exception as exc:  # an extractor bug must not lose the entry: the summary is kept
+            reason = f"extraction failed: {type(exc).__name__}: {str(exc)[:300]}"
+        else:
+            self.fetched.inc()
+            return text, None
+        self.failed.inc()
+        _log.warning("full text not fetched for %s (the feed's summary is kept): %s", link, reason)
+        return None, reason
+
+    def _full_text(self, link: str | None, summary: str) -> str:
+        if not link:
+            raise _FetchFailed("the entry has no link", False)
+        try:
+            link = validate_feed_url(link)
+        except ValueError as exc:
+            raise _FetchFailed(f"link refused: {exc}", False) from None
+        if self.session is None:
+            self.session = new_session()
+        result = fetch_page(link, session=self.session, **self.limits)
+        text = extract_main_text(_page_html(result), result.final_url or link)
+        if text is None:
+            raise _FetchFailed("no main text found in the page", False)
+        if len(text) < len(summary.strip()):
+            raise _FetchFailed(f"the page's main text ({len(text)} characters) is shorter than the feed's "
+                               f"summary ({len(summary.strip())})", False)
+        if self.max_chars is not None and len(text) > self.max_chars:
+            raise _FetchFailed(f"the page's main text is too long ({len(text)} characters > --max-chars "
+                               f"{self.max_chars})", False)
+        return text
 
 
 # ------------------------------------------------------------------ Beam

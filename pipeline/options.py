@@ -6,9 +6,30 @@ from pathlib import Path
 from apache_beam.options.pipeline_options import PipelineOptions
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_NER_MODEL = str(PACKAGE_ROOT / "modeling" / "weights" / "ner")
-DEFAULT_STANCE_MODEL = str(PACKAGE_ROOT / "modeling" / "weights" / "stance")
-DEFAULT_TARGETS_CONFIG = str(PACKAGE_ROOT / "pipeline" / "targets.yaml")
+
+
+class PackagePath(str):
+    """A path inside the installed newsbeam package that re-resolves wherever it is unpickled.
+
+    The default model directories are chosen on the launcher but loaded on the workers (the RunInference
+    handlers carry them, pickled). A worker installs newsbeam from `--setup_file` or the SDK container into its
+    own site-packages, so the launcher's absolute path (e.g. /home/me/newsbeam/modeling/weights/ner) does not
+    exist there. Unpickling rebuilds the path from the worker's own PACKAGE_ROOT instead. It is a plain `str`
+    everywhere else (argparse, os.path, Path(), JSON).
+    """
+
+    def __new__(cls, *parts: str) -> "PackagePath":
+        obj = super().__new__(cls, str(PACKAGE_ROOT.joinpath(*parts)))
+        obj.relative = parts
+        return obj
+
+    def __reduce__(self):
+        return (PackagePath, tuple(self.relative))
+
+
+DEFAULT_NER_MODEL = PackagePath("modeling", "weights", "ner")
+DEFAULT_STANCE_MODEL = PackagePath("modeling", "weights", "stance")
+DEFAULT_TARGETS_CONFIG = str(PACKAGE_ROOT / "pipeline" / "targets.yaml")  # read on the launcher only
 
 
 class NewsbeamOptions(PipelineOptions):
@@ -22,6 +43,10 @@ class NewsbeamOptions(PipelineOptions):
                             help="a file with one feed URL per line (# comments and blank lines allowed)")
         parser.add_argument("--max-entries-per-feed", type=int, default=500,
                             help="entries taken from one feed per run; the rest are dead-lettered as skipped")
+        parser.add_argument("--fetch-full-text", action="store_true", default=False,
+                            help="feed entries that carry only a summary (no content, or under 600 characters): "
+                                 "download the entry's link and use the page's main text (trafilatura); on "
+                                 "failure the summary is kept and counted as full_text_failed (batch)")
         parser.add_argument("--output", default=None, help="output root (local folder, gs://..., s3://...)")
         parser.add_argument("--targets", nargs="*", default=None,
                             help="stance targets, e.g. Armenia 'Azerbaijan=Azerbaijani,Baku' (aliases after '='); "

@@ -56,11 +56,14 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
         targets = load_targets_config(opts.targets_config)
     if not 0 < opts.dedup_threshold <= 1:
         raise UsageError("--dedup-threshold must be in (0, 1]")
+    if opts.fetch_full_text and opts.view_as(StandardOptions).streaming:
+        raise UsageError("--fetch-full-text works in batch runs only (streaming does not fetch entry pages yet)")
+    limits = ParseLimits(max_chars=opts.max_chars, fetch_full_text=opts.fetch_full_text)
     return GraphConfig(output=opts.output, targets=targets, ner_model=opts.ner_model,
                        stance_model=opts.stance_model, ner_window=opts.ner_window,
                        ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
-                       shingle_size=opts.shingle_size, limits=ParseLimits(max_chars=opts.max_chars),
+                       shingle_size=opts.shingle_size, limits=limits,
                        auto_targets=opts.auto_targets)
 
 

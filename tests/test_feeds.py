@@ -24,7 +24,7 @@ from pipeline.feeds import (FEED_STATE, USER_AGENT, FetchResult, ReadFeeds, Unsa
                             read_feed_list, sanitize_feed_bytes, validate_feed_url)
 from tests.conftest import beam_pipeline
 from tests.feed_server import FeedServer, Route
-from transforms.parse import ParseArticles, ParseError, feed_entries, parse_raw
+from transforms.parse import ParseArticles, ParseError, ParseLimits, feed_entries, parse_raw
 
 FAST = dict(connect_timeout=1.0, read_timeout=0.3, total_timeout=10.0, retries=2, backoff=0.01, max_backoff=0.05)
 PASSWD_MARK = "root:"  # first field of /etc/passwd's first line; must never surface anywhere
@@ -91,6 +91,40 @@ def test_feed_formats_over_http(server, feeds_dir, fixture, ctype, n_articles):
     assert [a["title"] for a in articles] == titles[:n_articles]
     assert all(a["input_ref"].startswith(url + "#") and a["fetched_at"] == result.fetched_at for a in articles)
     assert all(e == "missing published date" for e in errors)  # parse.py's policy for undated items
+
+
+def test_entry_fields_over_http(server):
+    """The issue's field mapping, end to end over HTTP: title, link, published (else updated) in UTC,
+    summary/content with HTML stripped, the feed title as source, the entry id / guid kept."""
+    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            '<title>Caucasus Desk</title><id>urn:feed:1</id><updated>2024-03-05T10:00:00+02:00</updated>'
+            '<entry><title type="html">Talks &lt;em&gt;resume&lt;/em&gt;</title><id>urn:entry:1</id>'
+            '<link rel="alternate" href="https://news.example/talks"/>'
+            '<published>2024-03-05T01:30:00+03:00</published><updated>2024-03-06T09:00:00+03:00</updated>'
+            '<content type="html">&lt;p&gt;Armenia &amp;amp; Azerbaijan met.&lt;/p&gt;&lt;p&gt;More soon.&lt;/p&gt;'
+            '</content></entry>'
+            '<entry><title>Only updated</title><id>urn:entry:2</id><link href="https://news.example/u"/>'
+            '<updated>2024-03-04T23:45:00-05:00</updated><summary>Plain summary.</summary></entry></feed>')
+    rss = ('<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title><item><title>Rates</title>'
+           '<link>https://wire.example/rates</link><guid isPermaLink="false">wire-42</guid>'
+           '<pubDate>Tue, 05 Mar 2024 23:30:00 -0200</pubDate>'
+           '<description><![CDATA[<div>Bank <b>holds</b> rates.</div>]]></description></item></channel></rss>')
+    a_url = server.add("/desk.atom", Route(body=atom.encode(), content_type="application/atom+xml"))
+    r_url = server.add("/wire.rss", Route(body=rss.encode(), content_type="application/rss+xml"))
+    _, _, atom_articles, atom_errors = fetch_parse(a_url)
+    _, _, rss_articles, rss_errors = fetch_parse(r_url)
+    assert atom_errors == [] and rss_errors == []
+    first, second = atom_articles
+    assert (first["title"], first["url"], first["guid"], first["source"]) == \
+        ("Talks resume", "https://news.example/talks", "urn:entry:1", "Caucasus Desk")
+    assert first["text"] == "Armenia & Azerbaijan met.\nMore soon."
+    assert (first["published"], first["published_at"]) == ("2024-03-04", "2024-03-04T22:30:00+00:00")  # published wins
+    assert (second["published"], second["published_at"]) == ("2024-03-05", "2024-03-05T04:45:00+00:00")  # updated
+    assert (second["guid"], second["text"]) == ("urn:entry:2", "Plain summary.")
+    (wire,) = rss_articles
+    assert (wire["guid"], wire["url"], wire["source"], wire["text"]) == \
+        ("wire-42", "https://wire.example/rates", "Wire", "Bank holds rates.")
+    assert (wire["published"], wire["published_at"]) == ("2024-03-06", "2024-03-06T01:30:00+00:00")
 
 
 @pytest.mark.parametrize("fixture", ["rss1/rss_1.0_iso8859.xml", "rss0/rss_0.91_encoding_1.xml",
@@ -413,3 +447,205 @@ def test_cli_pulls_feeds_once_and_accounts_for_every_entry(server, feeds_dir, tm
     assert len(res["articles"]) + len(res["duplicates"]) == 3
     assert [d["input_ref"] for d in res["dead"]] == [page]
     assert "every record accounted for" in proc.stdout
+
+
+# ------------------------------------------------------------------ partly readable feeds, full text
+def _counters(result) -> dict[str, int]:
+    return {c.key.metric.name: c.committed
+            for c in result.metrics().query(MetricsFilter().with_namespace("newsbeam"))["counters"]}
+
+
+def _rss(title: str, items: list[str], namespaces: str = "") -> bytes:
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"{namespaces}><channel><title>{title}</title>'
+            f'<link>https://news.example/</link><description>test</description>{"".join(items)}</channel></rss>'
+            ).encode()
+
+
+def _item(title: str, text: str, link: str | None = None, extra: str = "") -> str:
+    return (f"<item><title>{title}</title><description>{text}</description>"
+            f"<pubDate>Tue, 05 Mar 2024 10:00:00 GMT</pubDate>{f'<link>{link}</link>' if link else ''}{extra}</item>")
+
+
+def _write(articles, out: Path) -> None:
+    from pipeline.sinks import WriteArticles
+
+    articles | WriteArticles(str(out))
+
+
+def _written(out: Path) -> list[dict]:
+    from tests.conftest import read_jsonl
+
+    return sorted((a for f in out.glob("dt=*/articles-*.jsonl") for a in read_jsonl(f)), key=lambda a: a["input_ref"])
+
+
+def test_partly_readable_feeds_are_counted_and_their_entries_written(server, tmp_path, caplog):
+    """feedparser's `bozo` with entries present: the entries go on (here to the article files) and each such
+    feed counts once as `feeds_partial`, its bozo_exception logged once."""
+    entity = server.add("/entity.xml", Route(body=_rss("Entity", [
+        _item("Ceasefire&nbsp;holds", "Both sides reported a quiet night along the line."),
+        _item("Markets", "Shares rose in early trading &copy; the desk.")])))
+    broken = server.add("/broken.xml", Route(body=_rss("Broken", [
+        _item("First story", "The first story of the broken feed is complete."),
+        _item("Second story", "This description has an <b>unclosed tag in the middle of the document."),
+        _item("Third story", "The third story comes after the XML error.")])))
+    clean = server.add("/clean.xml", Route(body=_rss("Clean", [_item("Clean story", "A well-formed entry.")])))
+    out = tmp_path / "out"
+    p = beam_pipeline()
+    parsed_out = p | ReadFeeds([entity, broken, clean], **FAST) | ParseArticles()
+    _write(parsed_out.articles, out)
+    with caplog.at_level("WARNING", logger="newsbeam.parse"):
+        result = p.run()
+        result.wait_until_finish()
+    counters = _counters(result)
+    assert counters["feeds_partial"] == 2 and counters["feeds_fetched"] == 3
+    written = _written(out)
+    by_feed = {}
+    for a in written:
+        by_feed.setdefault(a["source"], []).append(a["title"])
+    assert by_feed["Entity"] == ["Ceasefire holds", "Markets"]
+    assert by_feed["Broken"][0] == "First story" and len(by_feed["Broken"]) >= 2
+    assert by_feed["Clean"] == ["Clean story"]
+    partial_logs = [r.getMessage() for r in caplog.records if "partly readable" in r.getMessage()]
+    assert len(partial_logs) == 2, partial_logs
+    assert any(entity in m and "undefined entity" in m for m in partial_logs)
+    assert any(broken in m and "mismatched tag" in m for m in partial_logs)
+
+
+ARTICLE_BODY = [
+    "Armenian and Azerbaijani negotiators met in Brussels on Monday for the first round of talks since the autumn, "
+    "officials in Yerevan said, after months in which the two sides exchanged accusations over the border.",
+    "The meeting, hosted by the European Council, lasted more than four hours and focused on the delimitation of "
+    "the border and the reopening of transport links through the region, according to a late statement.",
+    "Diplomats described the atmosphere as businesslike. Neither delegation spoke to reporters outside the "
+    "building, but a spokesperson for the council said both sides had agreed to meet again within a month.",
+    "Analysts in Tbilisi cautioned that earlier rounds had produced similar promises without a signed agreement, "
+    "and that public opinion in both countries remained sceptical of a quick settlement.",
+]
+BOILERPLATE = ["We use cookies to improve your experience", "World news section", "Business and markets section",
+               "Subscribe to our newsletter today", "Most read", "Celebrity chef opens new restaurant downtown",
+               "Ten tips for a better night of sleep", "Copyright 2024 Caucasus Desk Media Group",
+               "Privacy policy", "Terms of use", "Share this story on social media"]
+ARTICLE_PAGE = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Talks resume in Brussels | Caucasus Desk</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta property="og:title" content="Armenia and Azerbaijan resume talks in Brussels">
+<link rel="stylesheet" href="/static/site.css">
+<script>window.dataLayer = window.dataLayer || []; function gtag(){{dataLayer.push(arguments);}}</script>
+<style>.cookie-banner {{ position: fixed; bottom: 0; }}</style>
+</head>
+<body>
+<div class="cookie-banner">{BOILERPLATE[0]}. <button>Accept all cookies</button></div>
+<header class="site-header">
+  <a class="logo" href="/">Caucasus Desk</a>
+  <nav class="main-nav"><ul>
+    <li><a href="/world">{BOILERPLATE[1]}</a></li>
+    <li><a href="/business">{BOILERPLATE[2]}</a></li>
+    <li><a href="/subscribe">{BOILERPLATE[3]}</a></li>
+  </ul></nav>
+</header>
+<main>
+<article class="story">
+  <h1>Armenia and Azerbaijan resume talks in Brussels</h1>
+  <p class="byline">By Anna Petrosyan</p>
+  {"".join(f"<p>{p}</p>" for p in ARTICLE_BODY)}
+  <div class="share"><a href="/share">{BOILERPLATE[10]}</a></div>
+</article>
+<aside class="related">
+  <h2>{BOILERPLATE[4]}</h2>
+  <ul><li><a href="/a">{BOILERPLATE[5]}</a></li><li><a href="/b">{BOILERPLATE[6]}</a></li></ul>
+</aside>
+</main>
+<footer class="site-footer">
+  <p>{BOILERPLATE[7]}. All rights reserved.</p>
+  <nav><a href="/privacy">{BOILERPLATE[8]}</a> <a href="/terms">{BOILERPLATE[9]}</a></nav>
+</footer>
+</body>
+</html>
+""".encode()
+
+
+def test_fetch_full_text_replaces_summaries_with_the_page_text(server, tmp_path):
+    """--fetch-full-text over real HTTP: a summary-only entry whose link (a redirect, then a gzip HTML page with
+    navigation and boilerplate) yields its main text; a 404, a PDF and a redirect to file:// keep the summary and
+    are counted; an entry with full <content> is not fetched at all."""
+    server.add("/news/2024/03/talks.html", Route(body=ARTICLE_PAGE, content_type="text/html", charset="utf-8",
+                                                 encoding="gzip"))
+    server.add("/story/talks", Route(status=301, redirect_to="/news/2024/03/talks.html"))
+    server.add("/files/report.pdf", Route(body=b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n" * 50,
+                                          content_type="application/pdf"))
+    server.add("/evil", Route(status=302, redirect_to="file:///etc/passwd"))
+    long_text = " ".join(["The full story is already in the feed, with every paragraph of it."] * 12)
+    items = [
+        _item("Talks resume", "Negotiators met in Brussels.", server.url("/story/talks")),
+        _item("Gone", "This story was taken down.", server.url("/news/missing")),
+        _item("Annual report", "The ministry published its annual report.", server.url("/files/report.pdf")),
+        _item("Sneaky", "A link that redirects to a local file.", server.url("/evil")),
+        _item("Complete", "Short teaser.", server.url("/news/complete"),
+              extra=f"<content:encoded><![CDATA[<p>{long_text}</p>]]></content:encoded>"),
+    ]
+    feed = server.add("/desk.xml", Route(body=_rss("Caucasus Desk", items,
+                                                   ' xmlns:content="http://purl.org/rss/1.0/modules/content/"')))
+    out = tmp_path / "out"
+    p = beam_pipeline()
+    parsed_out = p | ReadFeeds([feed], **FAST) | ParseArticles(ParseLimits(fetch_full_text=True))
+    _write(parsed_out.articles, out)
+    result = p.run()
+    result.wait_until_finish()
+    counters = _counters(result)
+    assert (counters.get("full_text_fetched"), counters.get("full_text_failed")) == (1, 3)
+    texts = {a["title"]: a["text"] for a in _written(out)}
+    assert set(texts) == {"Talks resume", "Gone", "Annual report", "Sneaky", "Complete"}
+    full = texts["Talks resume"]
+    assert all(sentence in full for sentence in ARTICLE_BODY), full
+    assert not [b for b in BOILERPLATE if b in full], full
+    assert (texts["Gone"], texts["Annual report"], texts["Sneaky"]) == (
+        "This story was taken down.", "The ministry published its annual report.",
+        "A link that redirects to a local file.")  # the summaries, kept
+    assert texts["Complete"] == long_text and server.requests_to("/news/complete") == []
+    page_request = server.requests_to("/news/2024/03/talks.html")[0].headers
+    assert page_request["user-agent"] == USER_AGENT and page_request["accept"].startswith("text/html")
+    assert page_request["accept-encoding"] == "gzip, deflate"
+    assert len(server.requests_to("/news/missing")) == 1  # a 404 is not retried
+
+
+def test_full_text_fetcher_reasons(server):
+    """The reasons a summary is kept, as logged."""
+    from pipeline.feeds import FullTextFetcher
+
+    server.add("/page", Route(body=ARTICLE_PAGE, content_type="text/html"))
+    server.add("/empty", Route(body=b"<html><head><title>Gallery</title></head><body><img src='/a.jpg'>"
+                                    b"<script>var slides = 12;</script></body></html>", content_type="text/html"))
+    server.add("/big", Route(body=ARTICLE_PAGE + b"<!--" + b"x" * 200_000 + b"-->", content_type="text/html"))
+    fetch = FullTextFetcher(max_chars=100_000, **FAST)
+    try:
+        assert fetch(server.url("/page"), "Negotiators met.")[0].startswith("Armenia and Azerbaijan resume talks")
+        assert fetch(None, "x") == (None, "the entry has no link")
+        assert fetch("ftp://example.org/a", "x")[1].startswith("link refused: feed URL must be http:// or https://")
+        assert fetch(server.url("/missing"), "x") == (None, "page fetch failed: HTTP 404 Not Found")
+        assert fetch(server.url("/empty"), "x") == (None, "no main text found in the page")
+        assert fetch(server.url("/page"), "word " * 2000)[1].startswith("the page's main text (")
+        assert fetch(server.url("/big"), "x")[0] is not None  # the comment is not text; max_bytes is 10 MB
+        small = FullTextFetcher(max_chars=100_000, **{**FAST, "max_bytes": 1000})
+        assert small(server.url("/big"), "x")[1].startswith("page fetch failed: response too large")
+        small.close()
+    finally:
+        fetch.close()
+
+
+def test_fetch_full_text_option_is_wired(tmp_path):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.options import NewsbeamOptions
+    from pipeline.run import UsageError, graph_config
+
+    def cfg(*flags):
+        return graph_config(PipelineOptions(["--output", str(tmp_path), "--targets", "A", *flags])
+                            .view_as(NewsbeamOptions))
+
+    assert cfg().limits.fetch_full_text is False
+    assert cfg("--fetch-full-text").limits.fetch_full_text is True
+    with pytest.raises(UsageError, match="--fetch-full-text works in batch runs only"):
+        cfg("--fetch-full-text", "--streaming")

@@ -8,11 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass
 import itertools
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import apache_beam as beam
 
@@ -23,6 +24,7 @@ HEADER_LINE = re.compile(r"^\s*(title|url|source|targets)\s*[:=]?\s+(.+?)\s*$", 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'»”)]*(?=\s)")
 MIN_DATE = dt.date(1900, 1, 1)
+log = logging.getLogger("newsbeam.parse")
 
 
 class ParseError(ValueError):
@@ -33,6 +35,10 @@ class ParseError(ValueError):
 class ParseLimits:
     max_chars: int = 200_000  # a long news article is ~50k characters; beyond this it is rejected, not truncated
     future_days: int = 2  # a published date more than this many days after today is implausible
+    # --fetch-full-text: a feed entry without <content>, or with less text than full_text_min_chars, is only a
+    # summary; its link is downloaded (pipeline.feeds.FullTextFetcher) and the page's main text replaces it
+    fetch_full_text: bool = False
+    full_text_min_chars: int = 600
 
 
 # ------------------------------------------------------------------ normalisation and identity
@@ -254,12 +260,31 @@ def cap_entries(records: Iterable[tuple[str, Any]], max_entries: int | None) -> 
                                    f"ones after it were skipped")
 
 
-def feed_entries(data: bytes, ref: str) -> Iterator[tuple[str, dict | ParseError]]:
+_PARTIAL_LOGGED: set[str] = set()  # feeds whose bozo_exception was logged (once per feed and process)
+
+
+def _note_partial(ref: str, exc: Any, entries: int) -> None:
+    """A partly readable feed (feedparser's `bozo` set, entries still read): counted every time as
+    `feeds_partial`, its bozo_exception logged once per feed."""
+    counter("feeds_partial").inc()
+    if ref in _PARTIAL_LOGGED:
+        return
+    if len(_PARTIAL_LOGGED) >= 10_000:  # a long streaming run over many feeds: bounded memory
+        _PARTIAL_LOGGED.clear()
+    _PARTIAL_LOGGED.add(ref)
+    log.warning("feed %s is partly readable (%d entries read): %s: %s", ref, entries,
+                type(exc).__name__ if exc is not None else "bozo", exc)
+
+
+def feed_entries(data: bytes, ref: str, with_content_flag: bool = False
+                 ) -> Iterator[tuple[str, dict | ParseError]]:
     """(entry ref, article fields or ParseError) for every entry of an RSS/Atom document, via feedparser.
 
     The bytes are checked first (transforms.feedsafety): a DOCTYPE declaring entities is refused, so no entity
     expansion or external entity can be triggered. A document with no readable entry yields one ParseError for
-    the document itself (the bozo reason).
+    the document itself (the bozo reason); one with a problem (feedparser's `bozo`) that still has entries
+    yields them and counts `feeds_partial`. `with_content_flag` adds `_has_content` (the entry had a <content>
+    element, not only a summary) to the fields, for --fetch-full-text; make_article does not take it.
     """
     import calendar
 
@@ -281,27 +306,47 @@ def feed_entries(data: bytes, ref: str) -> Iterator[tuple[str, dict | ParseError
             reason = f"not an RSS/Atom feed ({reason})" if reason else "not an RSS/Atom feed"
         yield ref, ParseError(f"no entries could be read from the feed: {reason or 'feed is empty'}")
         return
+    if parsed.get("bozo"):
+        _note_partial(ref, parsed.get("bozo_exception"), len(parsed.entries))
     feed_title = (parsed.feed.get("title") or "").strip() or ref.rsplit("/", 1)[-1]
     for i, e in enumerate(parsed.entries):
         entry_ref = f"{ref}#{i}"
         content = ""
         if e.get("content"):
             content = "\n\n".join(c.get("value", "") for c in e["content"])
+        has_content = bool(content.strip())
         content = content or e.get("summary", "") or ""
         parsed_time = e.get("published_parsed") or e.get("updated_parsed")
         published = (dt.datetime.fromtimestamp(calendar.timegm(parsed_time), dt.timezone.utc)
                      if parsed_time else (e.get("published") or e.get("updated")))
         title = html_to_text(e.get("title", "") or "").strip() or None
         # a headline-only entry (common in news feeds) is still news: its title is its text
-        yield entry_ref, {"source": feed_title, "title": title, "text": html_to_text(content).strip() or title,
-                          "published": published, "url": e.get("link"), "guid": e.get("id")}
+        fields = {"source": feed_title, "title": title, "text": html_to_text(content).strip() or title,
+                  "published": published, "url": e.get("link"), "guid": e.get("id")}
+        if with_content_flag:
+            fields["_has_content"] = has_content
+        yield entry_ref, fields
 
 
-def _feed_articles(data: bytes, ref: str, fetched_at, limits: ParseLimits):
-    for entry_ref, fields in feed_entries(data, ref):
+FullText = Callable[[Any, str], "tuple[str | None, str | None]"]  # (link, summary) -> (text, None) | (None, why)
+
+
+def _feed_articles(data: bytes, ref: str, fetched_at, limits: ParseLimits, full_text: FullText | None = None,
+                   max_entries: int | None = None):
+    """Entries -> articles, the first `max_entries` only (cap_entries). With `full_text` (--fetch-full-text), an
+    entry that carries only a summary gets its page's main text before the article (and its id) is made; when
+    that fails the summary is kept (the fetcher counts and logs why)."""
+    for entry_ref, fields in cap_entries(feed_entries(data, ref, with_content_flag=full_text is not None),
+                                         max_entries):
         if isinstance(fields, ParseError):
             yield entry_ref, fields
             continue
+        has_content = fields.pop("_has_content", True)
+        summary = fields.get("text") or ""
+        if full_text is not None and (not has_content or len(summary) < limits.full_text_min_chars):
+            text, _reason = full_text(fields.get("url"), summary)
+            if text:
+                fields["text"] = text
         if fields.get("published") is None and fetched_at is not None:
             fields["published"] = fetched_at  # an undated entry (RSS 0.91 has no dates) was new when fetched
         try:
@@ -310,8 +355,10 @@ def _feed_articles(data: bytes, ref: str, fetched_at, limits: ParseLimits):
             yield entry_ref, exc
 
 
-def parse_raw(raw: dict, limits: ParseLimits = ParseLimits()) -> Iterator[tuple[str, dict | ParseError]]:
-    """(record ref, article dict or ParseError) for every record in one raw input."""
+def parse_raw(raw: dict, limits: ParseLimits = ParseLimits(), full_text: FullText | None = None
+              ) -> Iterator[tuple[str, dict | ParseError]]:
+    """(record ref, article dict or ParseError) for every record in one raw input. `full_text` (a
+    pipeline.feeds.FullTextFetcher) fetches the page of feed entries that carry only a summary."""
     ref, data = raw["ref"], raw["data"]
     fetched_at = raw.get("fetched_at")
     if isinstance(fetched_at, str):
@@ -325,7 +372,7 @@ def parse_raw(raw: dict, limits: ParseLimits = ParseLimits()) -> Iterator[tuple[
         return
     fmt = detect_format(ref, data)
     if fmt == "feed":
-        yield from cap_entries(_feed_articles(data, ref, fetched_at, limits), raw.get("max_entries"))
+        yield from _feed_articles(data, ref, fetched_at, limits, full_text, raw.get("max_entries"))
         return
     try:
         text = decode_utf8(data)
@@ -355,10 +402,21 @@ class _ParseDoFn(beam.DoFn):
     def __init__(self, limits: ParseLimits):
         self.limits = limits
         self.read = counter("read")
+        self.full_text = None
+
+    def setup(self):
+        if self.limits.fetch_full_text:
+            from pipeline.feeds import FullTextFetcher  # the feeds' HTTP client and limits
+
+            self.full_text = FullTextFetcher(max_chars=self.limits.max_chars)
+
+    def teardown(self):
+        if self.full_text is not None:
+            self.full_text.close()
 
     def process(self, raw: dict):
         try:
-            results = list(parse_raw(raw, self.limits))
+            results = list(parse_raw(raw, self.limits, self.full_text))
         except Exception as exc:  # a parser bug must not take the run down: the file is dead-lettered
             self.read.inc()
             yield tagged_dead(raw.get("ref", "?"), "parse", f"{type(exc).__name__}: {exc}", excerpt=raw.get("data"))
