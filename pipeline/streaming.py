@@ -13,7 +13,11 @@ on the local runner a GroupByKey, a Flatten or a windowed file sink only runs wh
       -> Seen        stateful, keyed by feed URL: drop entries already emitted (bounded: TTL + cap per feed)
       -> records     count `read`; article, or dead letter with the reason
       -> Language    transforms.langid.DetectLanguage
-      -> ExactDedup  stateful, keyed by a bucket of the text hash: exact-text duplicates across feeds
+      -> Dedup       the batch signature (transforms.dedup.text_signature: identity tokens, MinHash), then
+                     Exact: stateful, keyed by a bucket of the batch exact key: exact duplicates across feeds;
+                     Bands: stateful, keyed by LSH band key: each bucket's verdict on the article (a similar
+                            earlier member?), then the article joins the bucket (bounded: TTL + cap per key);
+                     Decide: stateful, keyed by the article's arrival: near duplicate once all bands answered
       -> NER, Stance RunInference with the batch stages' model handlers (routing by language inside the
                      handler, not with Partition + Flatten)
       -> writers     one per output branch: each bundle's records into
@@ -36,10 +40,12 @@ import os
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.coders import PickleCoder
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
@@ -62,22 +68,50 @@ DEFAULT_POLL_INTERVAL = 300.0
 DEFAULT_WINDOW_SECONDS = 300
 DEFAULT_SEEN_TTL = 7 * 24 * 3600.0  # an entry that left its feed is remembered this long (seconds)
 DEFAULT_SEEN_MAX = 10_000  # remembered entry keys per feed (the entries of the current document always kept)
-DEFAULT_TEXT_TTL = 7 * 24 * 3600.0  # exact-text dedup memory (seconds)
-DEFAULT_TEXT_MAX = 200_000  # remembered text hashes in all (spread over TEXT_BUCKETS keys)
-TEXT_BUCKETS = 256  # exact-dedup state keys: the first two hex digits of the text hash
+DEFAULT_DEDUP_TTL = 7 * 24 * 3600.0  # exact and near-duplicate dedup memory (seconds): --dedup-ttl
+DEFAULT_TEXT_TTL = DEFAULT_DEDUP_TTL  # (the former name)
+DEFAULT_TEXT_MAX = 200_000  # remembered exact keys in all (spread over TEXT_BUCKETS keys)
+TEXT_BUCKETS = 256  # exact-dedup state keys: the first two hex digits of the exact key
+DEFAULT_BAND_MAX = 256  # members per LSH bucket (band key) in the near-duplicate state (batch: max_bucket 256)
 DEFAULT_MAX_BACKOFF = 3600.0
 DEFAULT_FETCH_RETRIES = 1  # in-poll retries; the next poll (with backoff) is the real retry
 MODELS_OFF = "models disabled (--skip-models)"
 
 
 # ------------------------------------------------------------------ the schedule
+_FIRST_TICK_LAG: dict[tuple[float, float], float] = {}  # (schedule start, interval) -> lag noted at the first call
+_LAG_LOCK = threading.Lock()
+
+
+def first_tick_lag(start_s: float, interval: float, first_index: int, now: float) -> float:
+    """How late the generator's first call is (0 if on time, or if the first call is not for tick 0), noted once
+    per schedule in this process and returned unchanged afterwards."""
+    with _LAG_LOCK:
+        lag = _FIRST_TICK_LAG.get((start_s, interval))
+        if lag is None:
+            lag = max(0.0, now - start_s) if first_index == 0 else 0.0
+            _FIRST_TICK_LAG[(start_s, interval)] = lag
+        return lag
+
+
 class _PacedImpulseSeqGenDoFn(ImpulseSeqGenDoFn):
-    """PeriodicImpulse's generator, but waiting for the next tick (up to `idle_sleep` seconds) before deferring.
+    """PeriodicImpulse's generator, but waiting for the next tick (up to `idle_sleep` seconds) before deferring,
+    and (when pacing) starting the schedule when the generator first runs rather than when it was computed.
 
     Beam's ImpulseSeqGenDoFn defers its remainder at once when the next tick is not due, and the FnApiRunner
     re-runs a deferred bundle immediately: measured ~200 empty bundles/s and ~40% of a core while idle, and
     every bundle adds to the runner's in-memory monitoring chain (see docs/streaming.md). Sleeping until the
-    next tick makes an idle run cost nothing. `idle_sleep=0` is Beam's behaviour (for distributed runners)."""
+    next tick makes an idle run cost nothing. `idle_sleep=0` is Beam's behaviour (for distributed runners).
+
+    When pacing (the local runner) it also differs from Beam's generator in two ways:
+    - The first call can be late: the generator runs in the same fused stage as RunInference, whose setup loads
+      the models (20-30 s here). Beam's generator would then emit every overdue tick at once, so all the polls
+      of a short run came together at the end. The lag of the first call is noted once (per schedule, per
+      process) and the whole schedule, stop included, moves by it: polls stay `interval` apart from the first
+      one and the run makes as many polls as asked.
+    - It emits one tick per call (per bundle). Downstream work runs inside the generator's loop, so with
+      Beam's loop a tick whose processing outlasts the interval pulled the next ticks into the same bundle, and
+      their files were written together when the bundle ended."""
 
     def __init__(self, idle_sleep: float = 0.0):
         super().__init__()
@@ -87,14 +121,39 @@ class _PacedImpulseSeqGenDoFn(ImpulseSeqGenDoFn):
     def process(self, element,
                 restriction_tracker=beam.DoFn.RestrictionParam(ImpulseSeqGenRestrictionProvider()),
                 watermark_estimator=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())):
+        if self.idle_sleep <= 0:
+            yield from super().process(element, restriction_tracker, watermark_estimator)
+            return
         start, _stop, interval = element
         start_s = start.micros / 1e6 if isinstance(start, Timestamp) else float(start)
         rest = restriction_tracker.current_restriction()
-        if self.idle_sleep > 0 and rest.start < rest.stop:
-            wait = start_s + interval * rest.start - time.time()
-            if wait > 0:
-                time.sleep(min(wait, self.idle_sleep))
-        yield from super().process(element, restriction_tracker, watermark_estimator)
+        index = rest.start
+        if index >= rest.stop:  # nothing left
+            return
+        lag = first_tick_lag(start_s, interval, index, time.time())
+        if lag > 0 and index == 0:
+            log.info("first tick %.1f s late (pipeline start-up, model loading): the schedule and the stop move "
+                     "by that", lag)
+        # the restriction (tick indices) is fixed, so moving the start moves the stop and keeps the tick count
+        due = start_s + lag + interval * index
+        if due > time.time():
+            time.sleep(max(0.0, min(due - time.time(), self.idle_sleep)))
+        if due > time.time():  # still not due (a wait is capped at idle_sleep): come back later
+            if watermark_estimator.current_watermark() is None or Timestamp.of(due) > \
+                    watermark_estimator.current_watermark():
+                watermark_estimator.set_watermark(Timestamp.of(due))
+            restriction_tracker.defer_remainder(Timestamp.of(due))
+            return
+        if not restriction_tracker.try_claim(index):
+            return
+        out = self._get_output(index, due)
+        if watermark_estimator.current_watermark() is None or out.timestamp > watermark_estimator.current_watermark():
+            watermark_estimator.set_watermark(out.timestamp)
+        yield out
+        if index + 1 < rest.stop:
+            # One tick per bundle: the bundle (and its files) ends here even when the next tick is already
+            # overdue, so a slow tick delays the next poll but never merges it into its own output.
+            restriction_tracker.defer_remainder()
 
 
 class _Schedule(beam.DoFn):
@@ -364,17 +423,24 @@ class NewEntries(beam.PTransform):
         return {"articles": records.articles, DEAD: records[DEAD]}
 
 
-# ------------------------------------------------------------------ exact-text dedup
-def _text_bucket(article: dict):
-    from transforms.dedup import exact_key
+# ------------------------------------------------------------------ dedup: exact text, then near duplicates
+def signed(article: dict, shingle_size: int = 3, num_perm: int = 128, seed: int = 1) -> tuple[dict, str, bytes]:
+    """article -> (article, exact key, MinHash signature bytes), exactly as batch computes them
+    (transforms.dedup.text_signature over the identity tokens: the text, or title + text for a short text)."""
+    from transforms.dedup import text_signature
 
-    key = exact_key(article["text"])
-    return key[:2], (key, article)
+    exact, sig = text_signature(article["text"], shingle_size, num_perm, seed, title=article.get("title"))
+    return article, exact, sig.tobytes()
+
+
+def _text_bucket(item: tuple[dict, str, bytes]):
+    return item[1][:2], item
 
 
 class _ExactTextDedupDoFn(beam.DoFn):
-    """(bucket, (text hash, article)) -> the first article with a text (main); later ones -> `duplicates`
-    (a DuplicateRecord, kind exact). State per bucket: {text hash: (kept id, last seen)}, bounded by TTL + cap."""
+    """(bucket, (article, exact key, signature)) -> the first article with that identity (main, unchanged item);
+    later ones -> `duplicates` (a DuplicateRecord, kind exact). State per bucket: {exact key: (kept id, last
+    seen)}, bounded by TTL + cap."""
 
     TEXTS = userstate.ReadModifyWriteStateSpec("texts", PickleCoder())
 
@@ -384,7 +450,8 @@ class _ExactTextDedupDoFn(beam.DoFn):
     def process(self, item, texts=beam.DoFn.StateParam(TEXTS)):
         from transforms.dedup import duplicate_record
 
-        _bucket, (key, article) = item
+        _bucket, signed_article = item
+        article, key, _sig = signed_article
         known = texts.read() or {}
         now = time.time()
         if key in known:
@@ -394,7 +461,7 @@ class _ExactTextDedupDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("duplicates", duplicate_record(article, kept_id, "exact", 1.0))
         else:
             known[key] = (article["id"], now)
-            yield article
+            yield signed_article
         for k in [k for k, (_, t) in known.items() if now - t > self.ttl]:
             del known[k]
         if len(known) > self.cap:
@@ -404,19 +471,198 @@ class _ExactTextDedupDoFn(beam.DoFn):
 
 
 class ExactTextDedup(beam.PTransform):
-    """Articles -> {"articles": first of each exact text (normalised words), "duplicates": DuplicateRecords}.
-    Streaming keeps the first arrival (batch keeps the earliest published); near duplicates are not detected."""
+    """Articles -> {"articles": first of each identity (the batch exact key: normalised words of the text, with
+    the title in front for a text under transforms.dedup.SHORT_TEXT_WORDS words), "duplicates": DuplicateRecords}.
+    Streaming keeps the first arrival (batch keeps the earliest published).
 
-    def __init__(self, ttl: float = DEFAULT_TEXT_TTL, max_texts: int = DEFAULT_TEXT_MAX):
+    With `signed_output=True` the input must already be `signed` triples and "articles" stays signed (what
+    NearDuplicateDedup takes, so the text is tokenised and hashed once)."""
+
+    def __init__(self, ttl: float = DEFAULT_DEDUP_TTL, max_texts: int = DEFAULT_TEXT_MAX, *,
+                 shingle_size: int = 3, num_perm: int = 128, signed_output: bool = False):
         super().__init__()
         self.ttl, self.cap = ttl, max(1, math.ceil(max_texts / TEXT_BUCKETS))
+        self.shingle_size, self.num_perm, self.signed_output = shingle_size, num_perm, signed_output
 
     def expand(self, articles):
-        out = (articles
+        items = articles if self.signed_output else (
+            articles | "Signature" >> beam.Map(signed, self.shingle_size, self.num_perm))
+        out = (items
                | "ByTextHash" >> beam.Map(_text_bucket).with_output_types(Tuple[str, Any])
                | "FirstText" >> beam.ParDo(_ExactTextDedupDoFn(self.ttl, self.cap)).with_input_types(
                    Tuple[str, Any]).with_outputs("duplicates", main="articles"))
-        return {"articles": out.articles, "duplicates": out.duplicates}
+        kept = out.articles if self.signed_output else out.articles | "Unsigned" >> beam.Map(lambda t: t[0])
+        return {"articles": kept, "duplicates": out.duplicates}
+
+
+class BandMember(NamedTuple):
+    """One article in one LSH bucket's state. `order` is (arrival time, id), taken once per article before the
+    fan-out to its bands, so every band compares the same way; `root` is the order of the earliest article this
+    one was found similar to in this bucket (its own order if none); `sig` is its band signature (16-bit
+    MinHash values, transforms.dedup.band_signature, as batch buckets carry)."""
+    added: float  # when this bucket's state took it (the TTL counts from here)
+    order: Tuple[float, str]
+    root: Tuple[float, str]
+    sig: bytes
+
+
+def agreements_needed(threshold: float, num_perm: int) -> int:
+    """Equal signature positions for an estimated Jaccard >= threshold (the batch rule)."""
+    return math.ceil(threshold * num_perm - 1e-9)
+
+
+def live_members(members: Sequence[BandMember], now: float, ttl: float) -> list[BandMember]:
+    """Lazy expiry: the members taken at most `ttl` seconds ago."""
+    return [m for m in members if now - m.added <= ttl]
+
+
+def band_verdict(members: Sequence[BandMember], order: Tuple[float, str], sig: bytes, need: int
+                 ) -> Optional[Tuple[Tuple[float, str], float]]:
+    """(root order, similarity) for an article against one bucket's members, or None.
+
+    Only members that precede it (smaller order, never itself) count, and only those whose band signature
+    agrees in at least `need` positions (estimated Jaccard >= threshold). Of those, the one with the earliest
+    root wins: the article then points at that root, with its similarity to the member it matched (as batch
+    reports a chain's similarity). Edges only ever point at an earlier order, so there is no cycle."""
+    from transforms.dedup import BAND_SIG_DTYPE
+
+    earlier = [m for m in members if m.order < order and order[1] not in (m.order[1], m.root[1])]
+    if not earlier:
+        return None
+    mine = np.frombuffer(sig, dtype=BAND_SIG_DTYPE)
+    theirs = np.frombuffer(b"".join(m.sig for m in earlier), dtype=BAND_SIG_DTYPE).reshape(len(earlier), -1)
+    agree = (theirs == mine).sum(axis=1)
+    hits = [(earlier[i].root, float(agree[i]) / mine.size) for i in np.flatnonzero(agree >= need)]
+    return min(hits, key=lambda h: h[0]) if hits else None
+
+
+def admit(members: list[BandMember], member: BandMember, cap: int) -> list[BandMember]:
+    """Add `member`; beyond `cap` members, evict first the copies (members whose root is another article: they
+    only link later copies to their root), then the kept ones, oldest first."""
+    members = list(members) + [member]
+    excess = len(members) - max(1, cap)
+    if excess > 0:
+        victims = sorted(range(len(members)), key=lambda i: (members[i].root == members[i].order,
+                                                             members[i].added, members[i].order))[:excess]
+        gone = set(victims)
+        members = [m for i, m in enumerate(members) if i not in gone]
+    return members
+
+
+def _band_members(item: tuple[dict, str, bytes], bands: int, rows: int):
+    """A kept-so-far article -> (band key, (order, band signature, decision key, band index, article or None))
+    for each of its `bands` LSH buckets; the article itself rides on band 0 only."""
+    from transforms.dedup import band_keys, band_signature
+
+    article, _exact, sig = item
+    order = (time.time(), article["id"])
+    token = f"{article['id']}/{uuid.uuid4().hex[:16]}"  # one decision per arrival, even of the same id
+    bsig = band_signature(sig)
+    for i, key in enumerate(band_keys(sig, bands, rows)):
+        yield key, (order, bsig, token, i, article if i == 0 else None)
+
+
+class _NearBandDoFn(beam.DoFn):
+    """(band key, member) -> (decision key, (band index, verdict, article or None)): the verdict of one LSH
+    bucket on one article (band_verdict), then the article joins the bucket's state (admit).
+
+    State per band key: the bucket's members (BandMember), at most `cap`, dropped `ttl` seconds after they
+    joined. Expiry is lazy (on the bucket's next access): on the local runner timers do not fire at their time
+    (docs/streaming.md), so a bucket never touched again keeps its members until the process ends."""
+
+    MEMBERS = userstate.ReadModifyWriteStateSpec("members", PickleCoder())
+
+    def __init__(self, need: int, ttl: float, cap: int):
+        self.need, self.ttl, self.cap = need, ttl, cap
+
+    def process(self, item, state=beam.DoFn.StateParam(MEMBERS)):
+        _key, (order, bsig, token, band, article) = item
+        now = time.time()
+        members = live_members(state.read() or [], now, self.ttl)
+        verdict = band_verdict(members, order, bsig, self.need)
+        state.write(admit(members, BandMember(now, order, verdict[0] if verdict else order, bsig), self.cap))
+        yield token, (band, verdict, article)
+
+
+class _NearDecideDoFn(beam.DoFn):
+    """(decision key, band verdict) -> once all `bands` verdicts of an arrival are in: the article (main), or a
+    DuplicateRecord (kind near, `duplicate_of` the earliest root any bucket named) in `duplicates`. State per
+    decision key: the verdicts so far; cleared when the decision is made."""
+
+    PENDING = userstate.ReadModifyWriteStateSpec("pending", PickleCoder())
+
+    def __init__(self, bands: int):
+        self.bands = bands
+
+    def process(self, item, state=beam.DoFn.StateParam(PENDING)):
+        from transforms.dedup import duplicate_record
+
+        _token, (band, verdict, article) = item
+        pending = state.read() or {"bands": set(), "best": None, "article": None}
+        pending["bands"].add(band)
+        if article is not None:
+            pending["article"] = article
+        if verdict is not None and (pending["best"] is None or verdict[0] < pending["best"][0]):
+            pending["best"] = verdict
+        if len(pending["bands"]) < self.bands:
+            state.write(pending)
+            return
+        state.clear()
+        article, best = pending["article"], pending["best"]
+        if best is None:
+            yield article
+        else:
+            counter("duplicates_near").inc()
+            yield beam.pvalue.TaggedOutput("duplicates", duplicate_record(article, best[0][1], "near", best[1]))
+
+
+class NearDuplicateDedup(beam.PTransform):
+    """Signed articles (the main output of ExactTextDedup(signed_output=True)) -> {"articles": kept articles,
+    "duplicates": DuplicateRecords of kind near}: MinHash + LSH as batch (transforms.dedup: the same signature,
+    lsh_params bands and rows, 16-bit band signatures, the same threshold rule), against the articles seen in
+    the last `ttl` seconds. No GroupByKey: two stateful DoFns, keyed by LSH band key and then by arrival."""
+
+    def __init__(self, threshold: float = 0.8, num_perm: int = 128, ttl: float = DEFAULT_DEDUP_TTL,
+                 max_per_band: int = DEFAULT_BAND_MAX):
+        super().__init__()
+        from transforms.dedup import lsh_params
+
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError("dedup threshold must be in (0, 1]")
+        self.threshold, self.num_perm, self.ttl, self.cap = threshold, num_perm, ttl, max_per_band
+        self.bands, self.rows = lsh_params(threshold, num_perm)
+
+    def expand(self, signed_articles):
+        decided = (signed_articles
+                   | "BandMembers" >> beam.FlatMap(_band_members, self.bands, self.rows).with_output_types(
+                       Tuple[bytes, Any])
+                   | "Bands" >> beam.ParDo(_NearBandDoFn(agreements_needed(self.threshold, self.num_perm),
+                                                         self.ttl, self.cap)).with_input_types(
+                       Tuple[bytes, Any]).with_output_types(Tuple[str, Any])
+                   | "Decide" >> beam.ParDo(_NearDecideDoFn(self.bands)).with_input_types(
+                       Tuple[str, Any]).with_outputs("duplicates", main="articles"))
+        return {"articles": decided.articles, "duplicates": decided.duplicates}
+
+
+class StreamDedup(beam.PTransform):
+    """Articles -> {"articles", "exact_duplicates", "near_duplicates"}: ExactTextDedup, then NearDuplicateDedup
+    on what it kept (each article signed once)."""
+
+    def __init__(self, threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 3,
+                 ttl: float = DEFAULT_DEDUP_TTL, max_texts: int = DEFAULT_TEXT_MAX,
+                 max_per_band: int = DEFAULT_BAND_MAX):
+        super().__init__()
+        self.exact = ExactTextDedup(ttl, max_texts, signed_output=True)
+        self.near = NearDuplicateDedup(threshold, num_perm, ttl, max_per_band)
+        self.shingle_size, self.num_perm = shingle_size, num_perm
+
+    def expand(self, articles):
+        exact = (articles
+                 | "Signature" >> beam.Map(signed, self.shingle_size, self.num_perm)
+                 | "Exact" >> self.exact)
+        near = exact["articles"] | "Near" >> self.near
+        return {"articles": near["articles"], "exact_duplicates": exact["duplicates"],
+                "near_duplicates": near["duplicates"]}
 
 
 # ------------------------------------------------------------------ model stages without Partition/Flatten
@@ -625,8 +871,10 @@ class StreamSettings:
     max_entries: int = DEFAULT_MAX_ENTRIES
     seen_ttl: float = DEFAULT_SEEN_TTL
     seen_max: int = DEFAULT_SEEN_MAX
-    text_ttl: float = DEFAULT_TEXT_TTL
+    text_ttl: float = DEFAULT_DEDUP_TTL  # exact and near-duplicate state (--dedup-ttl)
     text_max: int = DEFAULT_TEXT_MAX
+    dedup_threshold: Optional[float] = None  # None: cfg.dedup_threshold (--dedup-threshold, as batch)
+    max_per_band: int = DEFAULT_BAND_MAX
     max_backoff: float = DEFAULT_MAX_BACKOFF
     idle_sleep: float = 0.0  # see _PacedImpulseSeqGenDoFn; run_streaming sets it for the local runner
     fetch_limits: Optional[dict] = None  # FetchLimits overrides (retries defaults to DEFAULT_FETCH_RETRIES)
@@ -647,8 +895,11 @@ def build_streaming(p: beam.Pipeline, feeds: Sequence[str], cfg, poll_interval: 
     _write(new[DEAD], "ParseDeadLetters", out, "dead_letter", win)
     lang = new["articles"] | "Language" >> DetectLanguage()
     _write(lang[DEAD], "LanguageDeadLetters", out, "dead_letter", win)
-    dedup = lang.articles | "ExactDedup" >> ExactTextDedup(s.text_ttl, s.text_max)
-    _write(dedup["duplicates"], "Duplicates", out, "duplicates", win)
+    threshold = cfg.dedup_threshold if s.dedup_threshold is None else s.dedup_threshold
+    dedup = lang.articles | "Dedup" >> StreamDedup(threshold, cfg.num_perm, cfg.shingle_size, s.text_ttl,
+                                                   s.text_max, s.max_per_band)
+    _write(dedup["exact_duplicates"], "Duplicates", out, "duplicates", win)
+    _write(dedup["near_duplicates"], "NearDuplicates", out, "duplicates", win)
     articles = dedup["articles"]
     if s.skip_models:
         articles = articles | "ModelsOff" >> beam.Map(_models_off, dict(cfg.targets))
@@ -681,8 +932,9 @@ class StreamingOptions(PipelineOptions):
         parser.add_argument("--skip-models", action="store_true", default=False,
                             help="streaming: do not run NER and stance (articles say why they were skipped)")
         parser.add_argument("--seen-ttl", type=float, default=DEFAULT_SEEN_TTL,
-                            help="seconds an entry that left its feed is still remembered as seen (and an "
-                                 "article text for exact dedup)")
+                            help="seconds an entry that left its feed is still remembered as seen")
+        parser.add_argument("--dedup-ttl", type=float, default=DEFAULT_DEDUP_TTL,
+                            help="seconds an article is remembered for exact and near-duplicate dedup")
         parser.add_argument("--seen-max", type=int, default=DEFAULT_SEEN_MAX,
                             help="entry keys remembered per feed (the current entries always are)")
         parser.add_argument("--max-backoff", type=float, default=DEFAULT_MAX_BACKOFF,
@@ -732,8 +984,10 @@ def _check_streaming(opts, sopts) -> None:
         raise UsageError("--window-seconds must be at least 1")
     if opts.max_entries_per_feed < 1:
         raise UsageError("--max-entries-per-feed must be at least 1")
-    if sopts.seen_ttl <= 0 or sopts.seen_max < 1 or sopts.max_backoff <= 0 or sopts.fetch_retries < 0:
-        raise UsageError("--seen-ttl, --seen-max and --max-backoff must be positive, --fetch-retries >= 0")
+    if (sopts.seen_ttl <= 0 or sopts.dedup_ttl <= 0 or sopts.seen_max < 1 or sopts.max_backoff <= 0
+            or sopts.fetch_retries < 0):
+        raise UsageError("--seen-ttl, --dedup-ttl, --seen-max and --max-backoff must be positive, "
+                         "--fetch-retries >= 0")
     if not sopts.skip_models:
         for flag, value in (("--ner-model", opts.ner_model), ("--stance-model", opts.stance_model)):
             looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1
@@ -787,7 +1041,7 @@ def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
     options.view_as(SetupOptions).save_main_session = False
     settings = StreamSettings(window_seconds=sopts.window_seconds, skip_models=sopts.skip_models,
                               max_entries=opts.max_entries_per_feed, seen_ttl=sopts.seen_ttl,
-                              seen_max=sopts.seen_max, text_ttl=sopts.seen_ttl, max_backoff=sopts.max_backoff,
+                              seen_max=sopts.seen_max, text_ttl=sopts.dedup_ttl, max_backoff=sopts.max_backoff,
                               idle_sleep=idle_sleep, fetch_limits={"retries": sopts.fetch_retries})
     started = time.time()
     p = beam.Pipeline(options=options)

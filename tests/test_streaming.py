@@ -2,13 +2,18 @@
 against loopback feeds that change between polls, checked from outside while it runs and after; plus unit tests
 of the pieces that need no pipeline.
 
-The run polls every 2 s for 10 s (5 ticks; 16 s and 8 ticks when the model weights are present). Feeds:
+The run polls every 2 s for 10 s (5 ticks; 16 s and 8 ticks when the model weights are present, counted from
+the first poll, which waits for the models to load). When they are, a second run of 10 s with --skip-models runs
+too (test_files_appear_while_the_run_is_going checks both). Feeds:
   /growing.xml  ETag per version; a thread swaps in v2 after v1 was served and v3 after v2 was served
                 (new entries, one dropped, one with an old guid and a new title, one with no guid and no link)
   /static.xml   ETag: 200 once then 304s; one entry repeats a growing entry's text (exact duplicate), one has
                 an impossible date (dead letter, once)
   /noetag.xml   no validators: the same 200 every poll, so only the seen filter keeps its entries single
   /failing.xml  500 twice, then fine: failure 1 (next tick), failure 2 (backoff: one tick skipped), recovery
+  /wire.xml     v1: a long story and a short dividend notice; v2 (swapped in after v1 was served) adds a near
+                copy of the story (a few words and the title changed, new guid), a different story on the same
+                topic, and the same notice text from another company (a different title)
 """
 from __future__ import annotations
 
@@ -38,9 +43,11 @@ def _weights_present() -> bool:
 
 
 MODELS = _weights_present()
-# With the models, loading them (torch import, two models) delays the first poll by several seconds and the
-# overdue ticks then come together; a longer run keeps on-time ticks after that. Ticks are 0, 2, ... < STOP_AFTER.
-TICKS = 8 if MODELS else 5
+# With the models, loading them (torch import, two models) delays the first poll by 20-30 s; the schedule moves
+# by that lag (pipeline.streaming._PacedImpulseSeqGenDoFn), and inference makes a tick slower than 2 s here, so
+# the run gets more ticks to let the feeds change between polls. Ticks are 0, 2, ... < STOP_AFTER after the lag.
+FAST_TICKS = 5  # a run without the model stages
+TICKS = 8 if MODELS else FAST_TICKS
 STOP_AFTER = POLL * TICKS
 
 
@@ -73,16 +80,41 @@ TEXT = {
     "n1": "Engineers in Oslo tested a battery-powered ferry on its first winter crossing.",
     "n2": "A rare comet will be visible from the southern hemisphere next week, astronomers said.",
     "f1": "Officials in Baku said a new gas pipeline to Europe would open next spring.",
+    # /wire.xml: w1 (110 words) and its near copy w1c (3 phrases changed: estimated Jaccard 0.85 >= 0.8); w2 the
+    # same topic, another story; d1 a 20-word notice (under SHORT_TEXT_WORDS: identified by title + text)
+    "w1": ("Armenia and Azerbaijan agreed on Tuesday to reopen the main road through the Lachin corridor after two "
+           "days of talks in Geneva, the foreign ministries of both countries said in a joint statement. The road, "
+           "the only land link between Armenia and the Karabakh region, had been closed since the middle of last "
+           "month, and food and medicine had been running short in Stepanakert. Under the deal, Russian "
+           "peacekeepers will escort convoys of trucks and the Red Cross will run a checkpoint at the bridge over "
+           "the Hakari river. Officials in Yerevan said the first convoy could cross on Thursday morning, while "
+           "Baku said customs checks would start next week."),
+    "w2": ("Thousands of people marched through the centre of Yerevan on Saturday to demand the resignation of the "
+           "prime minister over the handling of the Karabakh conflict. Opposition leaders told the crowd in "
+           "Republic Square that the government had given away too much in its negotiations with Azerbaijan and "
+           "called for early elections. Police said the rally was peaceful and that several roads near the "
+           "parliament building were closed for the afternoon. The prime minister's office said he would not "
+           "step down and that talks with Baku and Moscow would continue."),
+    "d1": "The board declared a quarterly dividend of 12 cents a share, payable April 1 to holders of record March 15.",
 }
+TEXT["w1c"] = (TEXT["w1"].replace("on Tuesday", "on Wednesday").replace("two days", "three days")
+               .replace("next week", "within days"))
 G_V1 = [item("g1", "Talks resume", TEXT["g1"]), item("g2", "Rates on hold", TEXT["g2"])]
 G_V2 = G_V1 + [item("g3", "Snow in Spain", TEXT["g3"]), item(None, "Museum opens", TEXT["g4"])]  # g4: link only
 G_V3 = [item("g1", "Talks resume (updated title)", TEXT["g1"]), item("g3", "Snow in Spain", TEXT["g3"]),
         item(None, "Museum opens", TEXT["g4"]), item("g5", "Budget passed", TEXT["g5"]),
         item(None, "Farmers protest", TEXT["g6"], link=None)]  # g6: neither guid nor link (keyed by id)
-STATIC = [item("s1", "Trees for Lyon", TEXT["s1"]), item("s2", "Rates unchanged", TEXT["g2"]),  # s2: exact dup
+# s2: an exact duplicate of g2 (another feed, guid and link; the same title and text: g2's text is short, so
+# batch and streaming identify it by title + text)
+STATIC = [item("s1", "Trees for Lyon", TEXT["s1"]), item("s2", "Rates on hold", TEXT["g2"]),
           item("s3", "Bad date", "This entry has a date that cannot be parsed at all.", date="not a date")]
 NOETAG = [item("n1", "Electric ferry", TEXT["n1"]), item("n2", "Comet", TEXT["n2"])]
 FAILING = [item("f1", "Pipeline", TEXT["f1"])]
+NOTICE_TITLES = {"d1": "Acme Corp sets quarterly dividend", "d2": "Northwind Traders raises payout"}
+W_V1 = [item("w1", "Lachin road to reopen", TEXT["w1"]), item("d1", NOTICE_TITLES["d1"], TEXT["d1"])]
+W_V2 = W_V1 + [item("w1c", "Lachin corridor road reopens after Geneva talks", TEXT["w1c"]),
+               item("w2", "Protest in Yerevan", TEXT["w2"]), item("d2", NOTICE_TITLES["d2"], TEXT["d1"])]
+FEEDS = 5
 
 
 def _summary(stdout: str) -> dict[str, int]:
@@ -96,9 +128,8 @@ def _summary(stdout: str) -> dict[str, int]:
     return values
 
 
-@pytest.fixture(scope="module")
-def stream_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("stream_out")
+def _stream(out: Path, models: bool, ticks: int) -> dict:
+    """One bounded streaming run (a child process) against the feeds above, watched from outside."""
     with FeedServer() as srv:
         v1 = Route(body=rss("Growing", G_V1), etag='"g-1"')
         v2 = Route(body=rss("Growing", G_V2), etag='"g-2"')
@@ -107,14 +138,17 @@ def stream_run(tmp_path_factory):
         static = srv.add("/static.xml", Route(body=rss("Static", STATIC), etag='"s-1"'))
         noetag = srv.add("/noetag.xml", Route(body=rss("NoEtag", NOETAG)))
         failing = srv.add("/failing.xml", Route(body=rss("Failing", FAILING), fail_times=2, fail_status=500))
+        w1 = Route(body=rss("Wire", W_V1), etag='"w-1"')
+        w2 = Route(body=rss("Wire", W_V2), etag='"w-2"')
+        wire = srv.add("/wire.xml", w1)
         done = threading.Event()
         seen_files: dict[str, float] = {}
 
-        def change_feed():  # each version replaces the last as soon as the last has been served once
-            for served, nxt in ((v1, v2), (v2, v3)):
+        def change_feed(path, versions):  # each version replaces the last as soon as the last was served once
+            for served, nxt in zip(versions, versions[1:]):
                 while served.hits == 0 and not done.is_set():
                     time.sleep(0.02)
-                srv.add("/growing.xml", nxt)
+                srv.add(path, nxt)
 
         def watch_files():  # what a reader sees while the run goes on
             while not done.is_set():
@@ -122,14 +156,15 @@ def stream_run(tmp_path_factory):
                     seen_files.setdefault(str(f.relative_to(out)), time.monotonic())
                 time.sleep(0.1)
 
-        threads = [threading.Thread(target=change_feed, daemon=True), threading.Thread(target=watch_files,
-                                                                                         daemon=True)]
+        threads = [threading.Thread(target=change_feed, args=("/growing.xml", [v1, v2, v3]), daemon=True),
+                   threading.Thread(target=change_feed, args=("/wire.xml", [w1, w2]), daemon=True),
+                   threading.Thread(target=watch_files, daemon=True)]
         for t in threads:
             t.start()
-        args = ["--streaming", "--feeds", growing, static, noetag, failing, "--output", str(out),
-                "--poll-interval", str(POLL), "--stop-after", str(STOP_AFTER), "--fetch-retries", "0",
+        args = ["--streaming", "--feeds", growing, static, noetag, failing, wire, "--output", str(out),
+                "--poll-interval", str(POLL), "--stop-after", str(POLL * ticks), "--fetch-retries", "0",
                 "--window-seconds", "300", "--targets", "Armenia", "Azerbaijan"]
-        if not MODELS:
+        if not models:
             args.append("--skip-models")
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         started = time.monotonic()
@@ -143,15 +178,29 @@ def stream_run(tmp_path_factory):
                 t.join(timeout=5)
         requests = {name: srv.requests_to(path) for name, path in
                     (("growing", "/growing.xml"), ("static", "/static.xml"), ("noetag", "/noetag.xml"),
-                     ("failing", "/failing.xml"))}
-        served = {"v1": v1.hits, "v2": v2.hits, "v3": v3.hits}
+                     ("failing", "/failing.xml"), ("wire", "/wire.xml"))}
+        served = {"v1": v1.hits, "v2": v2.hits, "v3": v3.hits, "w1": w1.hits, "w2": w2.hits}
     articles = [a for f in sorted(out.glob("dt=*/stream-*.jsonl")) for a in read_jsonl(f)]
     return {"proc": proc, "out": out, "started": started, "ended": ended, "seen_files": seen_files,
             "requests": requests, "served": served, "counters": _summary(proc.stdout),
             "articles": articles, "duplicates": [d for f in sorted(out.glob("duplicates/stream-*.jsonl"))
                                                  for d in read_jsonl(f)],
             "dead": [d for f in sorted(out.glob("dead_letter/stream-*.jsonl")) for d in read_jsonl(f)],
-            "urls": {"growing": growing, "static": static, "noetag": noetag, "failing": failing}}
+            "urls": {"growing": growing, "static": static, "noetag": noetag, "failing": failing, "wire": wire},
+            "models": models, "ticks": ticks}
+
+
+@pytest.fixture(scope="module")
+def stream_run(tmp_path_factory):
+    return _stream(tmp_path_factory.mktemp("stream_out"), MODELS, TICKS)
+
+
+@pytest.fixture(scope="module")
+def stream_run_no_models(request, tmp_path_factory):
+    """A run without the model stages: `stream_run` itself when the weights are absent, else a run of its own."""
+    if not MODELS:
+        return request.getfixturevalue("stream_run")
+    return _stream(tmp_path_factory.mktemp("stream_out_no_models"), False, FAST_TICKS)
 
 
 def _ok(run):
@@ -160,7 +209,10 @@ def _ok(run):
 
 
 def _text_key(a: dict) -> str:
-    return next(k for k, v in TEXT.items() if v == a["text"])
+    key = next(k for k, v in TEXT.items() if v == a["text"])
+    if key == "d1":  # two notices share this text: told apart by their titles
+        key = next(k for k, t in NOTICE_TITLES.items() if t == a["title"])
+    return key
 
 
 def test_run_finishes_and_every_record_is_accounted_for(stream_run):
@@ -172,7 +224,7 @@ def test_run_finishes_and_every_record_is_accounted_for(stream_run):
     assert c["written"] == len(stream_run["articles"])
     assert c["duplicates"] == len(stream_run["duplicates"])
     assert c["dead_lettered"] == len(stream_run["dead"])
-    assert c["feed_polls"] + c.get("feeds_backoff_skipped", 0) == 4 * TICKS
+    assert c["feed_polls"] + c.get("feeds_backoff_skipped", 0) == FEEDS * stream_run["ticks"]
 
 
 def test_the_feed_gained_entries_between_polls(stream_run):
@@ -191,8 +243,9 @@ def test_each_entry_is_written_exactly_once(stream_run):
     assert len(ids) == len(set(ids)), "an article id was written twice"
     keys = sorted(_text_key(a) for a in arts)
     assert len(keys) == len(set(keys)), f"an entry was written twice: {keys}"
-    # g2 and s2 carry the same text: one is written, the other is an exact duplicate of it
-    assert set(keys) == {"g1", "g3", "g4", "g5", "g6", "g2", "s1", "n1", "n2", "f1"}
+    # g2 and s2 carry the same title and text: one is written, the other is an exact duplicate of it; w1c is a
+    # near duplicate of w1; the notices d1 and d2 share their text but not their title: both are written
+    assert set(keys) == {"g1", "g3", "g4", "g5", "g6", "g2", "s1", "n1", "n2", "f1", "w1", "w2", "d1", "d2"}
     # a guid seen before is not emitted again even with a new title
     g1 = next(a for a in arts if _text_key(a) == "g1")
     assert g1["title"] == "Talks resume"
@@ -204,10 +257,52 @@ def test_each_entry_is_written_exactly_once(stream_run):
 
 def test_exact_text_duplicate_across_feeds(stream_run):
     _ok(stream_run)
-    dups = stream_run["duplicates"]
-    assert len(dups) == 1
+    dups = [d for d in stream_run["duplicates"] if d["kind"] == "exact"]
+    assert len(dups) == 1, stream_run["duplicates"]
     kept = next(a for a in stream_run["articles"] if a["text"] == TEXT["g2"])
     assert dups[0]["kind"] == "exact" and dups[0]["duplicate_of"] == kept["id"] and dups[0]["id"] != kept["id"]
+
+
+def _wire_pair(title_a, text_a, title_b, text_b):
+    """The batch decision (transforms.dedup) on two wire entries: what streaming must agree with."""
+    from transforms.dedup import duplicate_decision, text_signature
+
+    return duplicate_decision(text_signature(text_a, title=title_a), text_signature(text_b, title=title_b))
+
+
+def test_near_copy_gained_between_polls_is_a_near_duplicate(stream_run):
+    _ok(stream_run)
+    served = stream_run["served"]
+    assert served["w1"] >= 1 and served["w2"] >= 1, f"the wire feed did not change between polls ({served})"
+    # the pair is a near duplicate for batch too (precondition: the same functions and threshold)
+    assert _wire_pair("Lachin road to reopen", TEXT["w1"], "Lachin corridor road reopens after Geneva talks",
+                      TEXT["w1c"])[0] == "near"
+    arts = {_text_key(a): a for a in stream_run["articles"]}
+    assert "w1c" not in arts, "the near copy was written as an article"
+    near = [d for d in stream_run["duplicates"] if d["kind"] == "near"]
+    assert len(near) == 1, stream_run["duplicates"]
+    d = near[0]
+    assert d["duplicate_of"] == arts["w1"]["id"] and d["id"] != arts["w1"]["id"]
+    assert d["title"] == "Lachin corridor road reopens after Geneva talks" and "/wire.xml" in d["input_ref"]
+    assert 0.8 <= d["similarity"] < 1.0
+    # a different story on the same topic (Armenia, Azerbaijan, Karabakh) is written
+    assert _wire_pair("Lachin road to reopen", TEXT["w1"], "Protest in Yerevan", TEXT["w2"])[0] is None
+    assert "w2" in arts
+    c = stream_run["counters"]
+    assert c["duplicates_near"] == 1 and c["duplicates_exact"] == 1
+
+
+def test_short_notices_with_different_titles_are_not_merged(stream_run):
+    # Two 20-word notices with the same text from different companies: batch identifies a text under
+    # SHORT_TEXT_WORDS words by title + text, so they are neither exact nor near duplicates; nor in streaming.
+    _ok(stream_run)
+    from transforms.dedup import exact_key
+
+    assert _wire_pair(NOTICE_TITLES["d1"], TEXT["d1"], NOTICE_TITLES["d2"], TEXT["d1"])[0] is None
+    assert exact_key(TEXT["d1"]) == exact_key(TEXT["d1"])  # what streaming keyed on before: merged as exact
+    notices = [a for a in stream_run["articles"] if a["text"] == TEXT["d1"]]
+    assert sorted(a["title"] for a in notices) == sorted(NOTICE_TITLES.values())
+    assert not any(d["title"] in NOTICE_TITLES.values() for d in stream_run["duplicates"])
 
 
 def test_unchanged_feed_costs_a_304(stream_run):
@@ -250,23 +345,32 @@ def test_bad_entry_is_dead_lettered_once(stream_run):
     assert len(bad) == 1 and "date" in bad[0]["error"], bad
 
 
-def test_files_appear_while_the_run_is_going(stream_run):
-    _ok(stream_run)
-    seen = stream_run["seen_files"]
+@pytest.mark.parametrize("fixture", ["stream_run", "stream_run_no_models"])
+def test_files_appear_while_the_run_is_going(fixture, request):
+    # With the models, the polling stage starts only once RunInference has loaded both models (its DoFn setup, in
+    # the same fused stage as the poller): 20-30 s on this busy 2-core machine. The paced generator moves its
+    # schedule by that lag and emits one tick per bundle, so the polls still come one by one after the load and
+    # each poll's records are written when its bundle ends (before, every tick was overdue and all came in one
+    # bundle at the end). Without the models (--skip-models) the same holds from the start.
+    run = request.getfixturevalue(fixture)
+    _ok(run)
+    seen = run["seen_files"]
     article_files = {f: t for f, t in seen.items() if f.startswith("dt=")}
     assert article_files, "no article file was visible during the run"
     first = min(article_files.values())
     # the first articles are written at the first poll, several polls before the run stops
-    assert stream_run["ended"] - first >= 2 * POLL, (stream_run["ended"] - first, seen)
-    if not MODELS:
-        # Without the model stages each poll's new entries get their own file. With them, the entries of several
-        # polls are written in fewer files (measured: 2 files over 8 and over 12 polls; RunInference's batching
-        # spans ticks), a known limit of streaming with models, tracked in the feeds issue.
-        assert len(article_files) >= 3, "articles should arrive in several files, poll by poll"
+    assert run["ended"] - first >= 2 * POLL, (run["ended"] - first, seen)
+    # each poll's new entries get their own file (new entries arrive on 4 polls: 0 to 3)
+    assert len(article_files) >= 3, f"articles should arrive in several files, poll by poll: {seen}"
     names = [Path(f).name for f in article_files]
     assert all(re.fullmatch(r"stream-\d{8}T\d{6}Z-[0-9a-f]{16}\.jsonl", n) for n in names), names
-    leftovers = list(stream_run["out"].rglob(".tmp-*"))
+    leftovers = list(run["out"].rglob(".tmp-*"))
     assert not leftovers, leftovers
+    if not run["models"]:
+        assert all(a["ner"]["status"] == "skipped" and "--skip-models" in a["ner"]["reason"]
+                   for a in run["articles"])
+    # the run makes every poll it was asked for, also when the first one waited for the models
+    assert run["counters"]["feed_polls"] + run["counters"].get("feeds_backoff_skipped", 0) == FEEDS * run["ticks"]
 
 
 def test_model_stages(stream_run):
@@ -281,6 +385,33 @@ def test_model_stages(stream_run):
     g1 = next(a for a in arts if _text_key(a) == "g1")
     assert g1["stance_status"]["status"] == "done"
     assert {s["target"] for s in g1["stance"]} == {"Armenia", "Azerbaijan"}
+
+
+def test_entry_cap_per_poll_and_each_entry_once():
+    """--max-entries-per-feed in streaming: at most N new entries of one poll become articles, the other new ones
+    are dead-lettered once, and the same document polled again yields nothing (seen state). Real fetches from a
+    loopback server; a batch pipeline runs the stateful Seen step (two polls of one feed, any order)."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipeline.feeds import feed_raw_inputs, fetch_feed
+    from pipeline.streaming import NewEntries
+    from tests.conftest import beam_pipeline
+
+    items = [item(f"c{i}", f"Story {i}", f"Story number {i} from the capped feed, with its own text.")
+             for i in range(6)]
+    with FeedServer() as srv:
+        url = srv.add("/capped.xml", Route(body=rss("Capped", items)))
+        polls = [(url, dict(raw, poll_time=float(n))) for n in range(2)
+                 for raw in feed_raw_inputs(fetch_feed(url, retries=0), max_entries=4)]
+    assert len(polls) == 2 and all(not raw.get("error") for _, raw in polls)
+    with beam_pipeline() as p:
+        new = p | beam.Create(polls) | NewEntries(max_entries=4)
+        assert_that(new["articles"] | beam.Map(lambda a: a["guid"]), equal_to(["c0", "c1", "c2", "c3"]),
+                    label="articles")
+        assert_that(new["dead_letter"] | beam.Map(lambda d: (d["input_ref"], d["error"].split(";")[0])),
+                    equal_to([(f"{url}#{i}", f"more than max_entries 4 new entries in one poll of {url}")
+                              for i in (4, 5)]), label="dead")
 
 
 # ------------------------------------------------------------------ no pipeline needed
@@ -302,6 +433,69 @@ def test_seen_set_is_bounded():
     known = remember(known, ["d", "e", "f"], now=130, ttl=100, cap=3)  # over the cap: the longest absent go
     assert known == {"d": 130, "e": 130, "f": 130}
     assert len(remember({}, [str(i) for i in range(10)], now=0, ttl=1, cap=3)) == 10  # current ones always kept
+
+
+def _member(added, order, sig, root=None):
+    from pipeline.streaming import BandMember
+
+    return BandMember(added, order, root or order, sig)
+
+
+def _sig(values):
+    import numpy as np
+
+    return np.array(values, dtype="<u2").tobytes()
+
+
+def test_band_state_expires_after_the_ttl():
+    from pipeline.streaming import live_members
+
+    members = [_member(0.0, (0.0, "a"), _sig([1] * 8)), _member(50.0, (50.0, "b"), _sig([2] * 8))]
+    assert live_members(members, now=100.0, ttl=100.0) == members  # a: exactly ttl old, still live
+    assert [m.order[1] for m in live_members(members, now=100.5, ttl=100.0)] == ["b"]
+    assert live_members(members, now=151.0, ttl=100.0) == []
+
+
+def test_band_state_is_bounded_per_key_copies_go_first():
+    from pipeline.streaming import admit
+
+    kept = [_member(float(t), (float(t), f"k{t}"), _sig([t] * 8)) for t in range(3)]
+    copy = _member(3.0, (3.0, "c3"), _sig([0] * 8), root=(0.0, "k0"))  # a copy of k0
+    members = admit(kept, copy, cap=4)
+    assert [m.order[1] for m in members] == ["k0", "k1", "k2", "c3"]
+    # over the cap: the copy goes first, then the oldest kept member
+    members = admit(members, _member(4.0, (4.0, "k4"), _sig([4] * 8)), cap=4)
+    assert [m.order[1] for m in members] == ["k0", "k1", "k2", "k4"]
+    members = admit(members, _member(5.0, (5.0, "k5"), _sig([5] * 8)), cap=4)
+    assert [m.order[1] for m in members] == ["k1", "k2", "k4", "k5"]
+    assert len(admit([], _member(6.0, (6.0, "x"), _sig([6] * 8)), cap=0)) == 1  # never below one member
+
+
+def test_band_verdict_points_at_the_earliest_root():
+    from pipeline.streaming import agreements_needed, band_verdict
+
+    need = agreements_needed(0.75, 8)  # 6 of 8 positions
+    assert need == 6
+    a = _member(0.0, (0.0, "a"), _sig([1, 2, 3, 4, 5, 6, 7, 8]))
+    b = _member(1.0, (1.0, "b"), _sig([1, 2, 3, 4, 5, 6, 7, 0]), root=(0.0, "a"))  # b: a copy of a
+    c = _member(2.0, (2.0, "c"), _sig([9, 9, 9, 9, 9, 9, 9, 9]))
+    x = _sig([1, 2, 3, 4, 5, 6, 0, 0])  # 6/8 with a, 7/8 with b, 0/8 with c
+    root, sim = band_verdict([a, b, c], (3.0, "x"), x, need)
+    assert root == (0.0, "a") and sim in (0.75, 0.875)  # the earliest root, via whichever member matched
+    assert band_verdict([c], (3.0, "x"), x, need) is None  # not similar enough
+    assert band_verdict([a, b], (0.5, "x"), x, need) == ((0.0, "a"), 0.75)  # only earlier members count
+    assert band_verdict([a], (3.0, "a"), x, need) is None  # never a duplicate of itself
+    assert band_verdict([], (3.0, "x"), x, need) is None
+
+
+def test_first_tick_lag_is_noted_once():
+    from pipeline.streaming import first_tick_lag
+
+    start = time.time() + 1e6 * (os.getpid() % 1000 + 1)  # a schedule no other test uses
+    assert first_tick_lag(start, 2.0, 0, now=start + 25.0) == 25.0
+    assert first_tick_lag(start, 2.0, 3, now=start + 40.0) == 25.0  # later calls keep the first lag
+    assert first_tick_lag(start + 1, 2.0, 0, now=start) == 0.0  # on time: no shift
+    assert first_tick_lag(start + 2, 2.0, 5, now=start + 99) == 0.0  # first call not for tick 0: no shift
 
 
 def test_entry_key_prefers_guid_then_link_then_id():
