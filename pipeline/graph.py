@@ -1,4 +1,7 @@
-"""The pipeline graph: read -> parse -> language -> NER -> stance -> dedup -> write, dead letters on the side."""
+"""The pipeline graph: read -> parse -> language -> dedup -> NER -> stance -> write, dead letters on the side.
+
+Dedup runs before the models (a duplicate costs no inference) against the cross-run MinHash index under
+<output>/_state/minhash/; its new index rows are written after the articles, only for those actually written."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,13 +9,13 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from transforms.common import DEAD, counter
-from transforms.dedup import Deduplicate
+from transforms.dedup import Deduplicate, WriteIndexOfWritten, index_dir
 from transforms.langid import DetectLanguage
 from transforms.ner import RecogniseEntities
 from transforms.parse import ParseArticles, ParseLimits
 from transforms.stance import ClassifyStance
 
-from .sinks import WriteArticles, WriteRecordFile, join_path
+from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFile, join_path
 from .sources import ReadInputFiles
 
 
@@ -43,7 +46,8 @@ def in_date_range(article: dict, since: str, until: str) -> bool:
 
 
 class ProcessArticles(beam.PTransform):
-    """Raw inputs -> {"articles": enriched kept articles, "duplicates": ..., "dead_letter": ...}."""
+    """Raw inputs -> {"articles": enriched kept articles, "duplicates": ..., "dead_letter": ...,
+    "index_rows": (id, cross-run index row) of each kept article, for `WriteOutputs` to write once it is written}."""
 
     def __init__(self, cfg: GraphConfig):
         super().__init__()
@@ -56,35 +60,50 @@ class ProcessArticles(beam.PTransform):
         if cfg.date_range:
             articles = articles | "InDateRange" >> beam.Filter(in_date_range, *cfg.date_range)
         lang = articles | "Language" >> DetectLanguage()
-        # Dedup consults and extends the cross-run index under <output>/_state/minhash (docs/dedup.md).
-        # Dedup before the models: a duplicate costs no inference.
+        # Dedup consults the cross-run index under <output>/_state/minhash (docs/dedup.md) but does not extend
+        # it: NER, stance or the writer may still dead-letter a kept article. Dedup before the models: a
+        # duplicate costs no inference.
         dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
-                                                       index_root=cfg.output)
+                                                       index_root=cfg.output, write_index=False)
         ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
                                                             max_batch_size=cfg.ner_batch_size)
         stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
                                                              max_batch_size=cfg.stance_batch_size,
                                                              auto_top_n=cfg.auto_targets)
         dead = (parsed[DEAD], lang[DEAD], ner[DEAD], stance[DEAD]) | "StageDeadLetters" >> beam.Flatten()
-        return {"articles": stance["articles"], "duplicates": dedup["duplicates"], DEAD: dead}
+        return {"articles": stance["articles"], "duplicates": dedup["duplicates"], DEAD: dead,
+                "index_rows": dedup["index_rows"]}
 
 
 class WriteOutputs(beam.PTransform):
-    """Articles, duplicates and dead letters to their files under the output root."""
+    """Articles, duplicates and dead letters to their files under the output root; with `index_directory`, the
+    "index_rows" of the articles that were actually written to the cross-run dedup index (joined by id)."""
 
-    def __init__(self, output: str, side_files_dir: str | None = None):
+    def __init__(self, output: str, side_files_dir: str | None = None, index_directory: str | None = None,
+                 merge: bool = True):
         super().__init__()
         self.output = output
         self.side = side_files_dir or output
+        self.index_directory = index_directory
+        self.merge = merge  # add to what earlier runs wrote (run); False: replace each day (backfill)
 
     def expand(self, outputs):
-        written = outputs["articles"] | "WriteArticles" >> WriteArticles(self.output)
+        written = outputs["articles"] | "WriteArticles" >> WriteArticles(self.output, merge=self.merge)
+        self._index_written(outputs.get("index_rows"), written[WRITTEN_IDS])
         dead = (outputs[DEAD], written[DEAD]) | "AllDeadLetters" >> beam.Flatten()
         outputs["duplicates"] | "WriteDuplicates" >> WriteRecordFile(
-            join_path(self.side, "duplicates.jsonl"), "DuplicateRecord", "duplicates")
+            join_path(self.side, "duplicates.jsonl"), "DuplicateRecord", "duplicates", merge=self.merge)
         dead | "WriteDeadLetters" >> WriteRecordFile(
-            join_path(self.side, "dead_letter.jsonl"), "DeadLetter", "dead_lettered")
+            join_path(self.side, "dead_letter.jsonl"), "DeadLetter", "dead_lettered", merge=self.merge)
         return written["paths"]
+
+    def _index_written(self, rows, written_ids) -> None:
+        """Extend the cross-run index with the rows of written articles only (a keyed join after the writer)."""
+        if rows is None:
+            return
+        if self.index_directory is None:
+            raise ValueError("outputs carry dedup index rows but WriteOutputs was given no index_directory")
+        {"rows": rows, "written": written_ids} | "WriteIndex" >> WriteIndexOfWritten(self.index_directory)
 
 
 def build(p: beam.Pipeline, inputs: list[str] | None, cfg: GraphConfig, feeds: list[str] | None = None,
@@ -98,4 +117,6 @@ def build(p: beam.Pipeline, inputs: list[str] | None, cfg: GraphConfig, feeds: l
         sources.append(p | "ReadFeeds" >> ReadFeeds(feeds, max_entries=max_entries_per_feed))
     raws = sources[0] if len(sources) == 1 else tuple(sources) | "AllSources" >> beam.Flatten()
     outputs = raws | "Process" >> ProcessArticles(cfg)
-    return outputs | "Write" >> WriteOutputs(cfg.output, cfg.side_files_dir)
+    return outputs | "Write" >> WriteOutputs(cfg.output, cfg.side_files_dir,
+                                             index_directory=index_dir(cfg.output, cfg.shingle_size, cfg.num_perm),
+                                             merge=cfg.date_range is None)

@@ -482,6 +482,37 @@ class WriteSignatureIndex(beam.PTransform):
                 | "WriteShard" >> beam.ParDo(_WriteShard(self.directory)))
 
 
+def _row_if_written(item: tuple[str, dict]) -> Iterable[dict]:
+    """One id's index row, only if its article was written: an article dead-lettered after dedup (NER, stance,
+    the writer) must not make tomorrow's copies duplicates of something that was never written."""
+    _article_id, g = item
+    row = next(iter(g["row"]), None)
+    if row is None:
+        return
+    if next(iter(g["written"]), None) is None:
+        counter("dedup_index_rows_not_written").inc()
+        return
+    yield row
+
+
+class WriteIndexOfWritten(beam.PTransform):
+    """{"rows": (id, index row) from `Deduplicate(write_index=False)`, "written": ids of the articles actually
+    written} -> the paths of the index shards written, holding the rows of written articles only.
+
+    A keyed join (CoGroupByKey by id), so nothing is gathered in memory and it runs on any runner."""
+
+    def __init__(self, directory: str, rows_per_shard: int = 50_000):
+        super().__init__()
+        self.directory, self.rows_per_shard = directory, rows_per_shard
+
+    def expand(self, pcolls: dict):
+        written = pcolls["written"] | "KeyWritten" >> beam.Map(lambda article_id: (article_id, True))
+        return ({"row": pcolls["rows"], "written": written}
+                | "JoinWritten" >> beam.CoGroupByKey()
+                | "OnlyWritten" >> beam.FlatMap(_row_if_written)
+                | "WriteIndex" >> WriteSignatureIndex(self.directory, self.rows_per_shard))
+
+
 # ---------------------------------------------------------------------------------------------- Beam
 class _SplitExact(beam.DoFn):
     """One exact-key group (new articles of this run plus index rows with that text).
@@ -563,23 +594,26 @@ class _Decide(beam.DoFn):
             yield beam.pvalue.TaggedOutput("duplicates", duplicate_record(a, article_id, "exact", 1.0))
         row = next(iter(g.get("index_row", ())), None)
         if row is not None:
-            yield beam.pvalue.TaggedOutput("index_rows", row)
+            yield beam.pvalue.TaggedOutput("index_rows", (article_id, row))
 
 
 class Deduplicate(beam.PTransform):
     """Articles -> {"articles": kept, "duplicates": duplicate records (with `duplicate_of`)}, and with
-    `index_root` also "index_shards": the paths of the index shards this run wrote.
+    `index_root` also "index_shards": the paths of the index shards this run wrote (rows of every kept article),
+    or with `write_index=False` "index_rows": (id, row) of every kept new article, unwritten, so that a caller
+    whose later stages may still dead-letter an article indexes only what it wrote (`WriteIndexOfWritten`).
 
     threshold: estimated Jaccard similarity of word shingles at or above which two articles are near duplicates.
     index_root: the output root; the index lives under <index_root>/_state/minhash/ (see docs/dedup.md). Articles
       already in the index are never re-decided; new articles similar to them are their duplicates.
     max_bucket: LSH buckets larger than this are compared against their first `max_bucket` members only.
     resolve_rounds: pointer-jumping rounds; chains up to 2**rounds long resolve to their kept root.
+    write_index: with `index_root`, write the new rows here (True) or return them as "index_rows" (False).
     """
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 3, *,
                  index_root: str | None = None, max_bucket: int = 256, resolve_rounds: int = 6, seed: int = 1,
-                 index_rows_per_shard: int = 50_000):
+                 index_rows_per_shard: int = 50_000, write_index: bool = True):
         super().__init__()
         if not 0.0 < threshold <= 1.0:
             raise ValueError("dedup threshold must be in (0, 1]")
@@ -588,7 +622,7 @@ class Deduplicate(beam.PTransform):
         self.threshold, self.num_perm, self.shingle_size, self.seed = threshold, num_perm, shingle_size, seed
         self.bands, self.rows = lsh_params(threshold, num_perm)
         self.index_root, self.max_bucket, self.resolve_rounds = index_root, max_bucket, resolve_rounds
-        self.index_rows_per_shard = index_rows_per_shard
+        self.index_rows_per_shard, self.write_index = index_rows_per_shard, write_index
 
     def expand(self, articles):
         with_index = self.index_root is not None
@@ -624,7 +658,10 @@ class Deduplicate(beam.PTransform):
                    | "JoinArticles" >> beam.CoGroupByKey()
                    | "Decide" >> beam.ParDo(_Decide()).with_outputs("duplicates", "index_rows", main="kept"))
         out = {"articles": decided.kept, "duplicates": decided.duplicates}
-        if with_index:
-            out["index_shards"] = decided.index_rows | "WriteIndex" >> WriteSignatureIndex(
-                directory, self.index_rows_per_shard)
+        if with_index and not self.write_index:
+            out["index_rows"] = decided.index_rows
+        elif with_index:
+            out["index_shards"] = (decided.index_rows
+                                   | "IndexRow" >> beam.Values()
+                                   | "WriteIndex" >> WriteSignatureIndex(directory, self.index_rows_per_shard))
         return out
