@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         since, until = date_range(bopts.since, bopts.until)
         if not nopts.input:
             raise UsageError("backfill reads files: give --input")
+        if bopts.dry_run:  # a real run checks this itself (pipeline.run.validate); a dry run must too
+            from .sources import check_patterns
+
+            missing = check_patterns(nopts.input)
+            if missing:
+                raise UsageError(f"--input matches no file: {', '.join(missing)}")
     except UsageError as exc:
         print(f"newsbeam backfill: error: {exc}", file=sys.stderr)
         return 2

@@ -241,6 +241,7 @@ def test_boilerplate_bucket_is_capped_and_every_article_ends_kept_or_duplicate()
     assert set(kept) >= {f"o{i}" for i in range(5)}
     dup_ids = {d[0] for d in dups}
     assert len(dup_ids) == len(dups)
+    assert {d[1] for d in dups} <= set(kept)  # every duplicate points at a kept article, never at another copy
     assert len([k for k in kept if k.startswith("b")]) == 1  # the whole cluster collapsed onto one article
 
 
