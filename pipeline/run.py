@@ -169,15 +169,23 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
         raise RunFailed(f"the run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}. Outputs are "
                         f"written whole and atomically, so rerunning the same command is safe.") from exc
     if options.view_as(StandardOptions).runner in REMOTE_RUNNERS:
-        dry = options.get_all_options().get("dry_run")
-        print("dry run: the graph was built, validated and serialised; no job was submitted" if dry else
-              f"submitted: job {getattr(result, 'job_id', lambda: '?')()} ({result.state}); counters are in the "
-              f"runner's console")
+        print(remote_result_line(result, options))
         return {}
     values = counter_values(result)
     for line in summary_lines(values, time.time() - started):
         print(line)
     return values
+
+
+def remote_result_line(result, options: PipelineOptions, what: str = "graph") -> str:
+    """What a remote run did: a dry run, a job file for a template (--template_location: no job exists, as
+    when the flex-template launcher runs newsbeam), or a submitted job."""
+    all_opts = options.get_all_options()
+    if all_opts.get("dry_run"):
+        return f"dry run: the {what} was built, validated and serialised; no job was submitted"
+    if not getattr(result, "has_job", True):
+        return f"template: the {what} was written to {all_opts.get('template_location')}; no job was submitted"
+    return (f"submitted: job {result.job_id()} ({result.state}); counters are in the runner's console")
 
 
 def main(argv: list[str] | None = None, **run_kwargs) -> int:

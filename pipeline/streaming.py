@@ -1030,14 +1030,16 @@ def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
     """`newsbeam run --streaming ...`: build, run until --stop-after (or forever), print the summary, return the
     counters. Raises pipeline.run.UsageError for bad options."""
     from .options import NewsbeamOptions
-    from .run import feed_urls, graph_config, summary_lines
+    from .run import REMOTE_RUNNERS, feed_urls, graph_config, remote_result_line, summary_lines, validate_runner
 
     options = PipelineOptions(argv)
     opts, sopts = options.view_as(NewsbeamOptions), options.view_as(StreamingOptions)
     _check_streaming(opts, sopts)
+    validate_runner(options)  # on Dataflow: gs:// temp/staging, project/region, a cloud --output, up front
     feeds = feed_urls(opts)
     cfg = graph_config(opts)
     idle_sleep = resolve_streaming_runner(options)
+    remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
     options.view_as(SetupOptions).save_main_session = False
     settings = StreamSettings(window_seconds=sopts.window_seconds, skip_models=sopts.skip_models,
                               max_entries=opts.max_entries_per_feed, seen_ttl=sopts.seen_ttl,
@@ -1047,6 +1049,9 @@ def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
     p = beam.Pipeline(options=options)
     build_streaming(p, feeds, cfg, sopts.poll_interval, sopts.stop_after, settings)
     result = p.run()
+    if remote:  # a streaming job runs on until drained: report the submission, counters are in the console
+        print(remote_result_line(result, options, "streaming graph"))
+        return {}
     result.wait_until_finish()
     values = read_counters(result)
     for line in summary_lines(values, time.time() - started):
@@ -1069,7 +1074,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     read = values.get("read", 0)
     accounted = sum(values.get(k, 0) for k in ("written", "duplicates", "dead_lettered"))
-    return 0 if read == accounted else 1
+    return 0 if read == accounted else 1  # a submitted remote job returns {}: 0 == 0
 
 
 if __name__ == "__main__":

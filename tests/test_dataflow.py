@@ -1,10 +1,20 @@
 """Dataflow: the real graph builds, validates and serialises with DataflowRunner options (--dry_run=True, no
-job submitted, nothing leaves the machine); bad Dataflow options are refused up front with the fix."""
+job submitted, nothing leaves the machine); bad Dataflow options are refused up front with the fix. The flex
+template (deploy/): flex_main.py turns launcher parameters into a newsbeam command line (command=backfill,
+since/until=yesterday in UTC), the metadata and the nightly launch body match it, and .dockerignore keeps local
+state out of the image but the weights in."""
 from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import re
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 pytest.importorskip("apache_beam.io.gcp.gcsio", reason="apache-beam[gcp] (the `dataflow` extra) is not installed")
 
@@ -19,6 +29,15 @@ def test_graph_builds_and_pickles_for_dataflow():
     assert "dry run: the graph was built" in proc.stdout
 
 
+def test_backfill_graph_builds_for_dataflow():
+    """`newsbeam backfill` on Dataflow: Beam's own --dry_run=True builds the graph; it is not mistaken for
+    backfill's --dry-run (which only lists days)."""
+    proc = run_cli(["backfill", "--since", "2020-11-01", "--until", "2020-12-31", "--input", "seeds/*.txt",
+                    "--output", "gs://newsbeam-test-bucket/out", "--targets", "Armenia", *DATAFLOW, "--dry_run=True"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "dry run: the graph was built" in proc.stdout and "days with articles" not in proc.stdout
+
+
 @pytest.mark.parametrize("drop, message", [("--temp_location", "needs --temp_location gs://"),
                                            ("--staging_location", "needs --staging_location gs://")])
 def test_missing_gcs_locations_are_clear_errors(drop, message):
@@ -31,3 +50,252 @@ def test_missing_gcs_locations_are_clear_errors(drop, message):
 def test_local_output_is_refused_on_dataflow(tmp_path):
     proc = run_cli(["run", "--input", "seeds/*.txt", "--output", str(tmp_path), *DATAFLOW, "--dry_run=True"])
     assert proc.returncode == 2 and "must be a cloud path" in proc.stderr
+
+
+def test_default_models_resolve_on_the_worker_not_the_launcher(tmp_path, monkeypatch):
+    """The RunInference handlers are pickled on the launcher and loaded on workers that installed newsbeam
+    (--setup_file or the SDK container) into their own site-packages: the default model directories must point
+    into the worker's package, not at the launcher's checkout (which does not exist there)."""
+    import os
+
+    from apache_beam.internal import pickler
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline import options as options_module
+    from pipeline.options import NewsbeamOptions
+    from transforms.ner import RecogniseEntities, model_label
+    from transforms.stance import ClassifyStance
+
+    opts = PipelineOptions(["--output", "gs://b/out"]).view_as(NewsbeamOptions)
+    launcher_ner = str(opts.ner_model)
+    assert os.path.isdir(launcher_ner) and os.path.isdir(opts.stance_model)
+    blobs = [pickler.dumps(RecogniseEntities(opts.ner_model).handler),
+             pickler.dumps(ClassifyStance(opts.stance_model, {"Armenia": []}).handler)]
+
+    worker_root = tmp_path / "site-packages"  # a worker's install: same package layout, another place
+    (worker_root / "modeling").mkdir(parents=True)
+    (worker_root / "modeling" / "weights").symlink_to(options_module.PACKAGE_ROOT / "modeling" / "weights")
+    monkeypatch.setattr(options_module, "PACKAGE_ROOT", worker_root)
+    ner, stance = (pickler.loads(b) for b in blobs)
+    assert ner.model_name == str(worker_root / "modeling" / "weights" / "ner") != launcher_ner
+    assert stance.model_name == str(worker_root / "modeling" / "weights" / "stance")
+    assert os.path.isfile(os.path.join(ner.model_name, "newsbeam.json"))
+    assert model_label(ner.model_name) == "newsbeam-ner (ner)"  # the label written into every article
+
+
+def test_explicit_model_paths_are_passed_through_unchanged(tmp_path):
+    from apache_beam.internal import pickler
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.options import NewsbeamOptions
+    from transforms.ner import RecogniseEntities
+
+    opts = PipelineOptions(["--ner-model", "dslim/bert-base-NER"]).view_as(NewsbeamOptions)
+    assert pickler.loads(pickler.dumps(RecogniseEntities(opts.ner_model).handler)).model_name == "dslim/bert-base-NER"
+
+
+# ------------------------------------------------------------------ flex template (deploy/)
+def _flex_main():
+    spec = importlib.util.spec_from_file_location("flex_main", ROOT / "deploy" / "flex_main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_flex(args: list[str]) -> subprocess.CompletedProcess:
+    """Run deploy/flex_main.py as the flex template launcher does: a file, with --name=value parameters."""
+    return subprocess.run([sys.executable, str(ROOT / "deploy" / "flex_main.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+
+
+def _utc_days_ago(n: int) -> set[str]:  # a test running across midnight UTC may see either day
+    now = dt.datetime.now(dt.timezone.utc)
+    return {(d.date() - dt.timedelta(days=n)).isoformat() for d in (now, now + dt.timedelta(minutes=5))}
+
+
+DATAFLOW_FLEX = ["--runner=DataflowRunner", "--project=newsbeam-test", "--region=europe-west1",
+                 "--temp_location=gs://newsbeam-test-bucket/tmp", "--staging_location=gs://newsbeam-test-bucket/stage"]
+
+
+def test_flex_parameters_become_a_backfill_command_line():
+    fm = _flex_main()
+    today = dt.date(2021, 3, 1)
+    argv = fm.launcher_argv(["--command=backfill", "--since=yesterday", "--until=today-0",
+                             "--input=gs://b/news/*.jsonl gs://b/rss/*.xml", "--output=gs://b/out",
+                             "--targets=Armenia Azerbaijan=Azerbaijani,Baku", "--dedup_threshold=0.7",
+                             "--fetch-full-text=false", *DATAFLOW_FLEX, "--template_location=gs://b/job_object"],
+                            today=today)
+    assert argv == ["backfill", "--since=2021-02-28", "--until=2021-03-01",
+                    "--input", "gs://b/news/*.jsonl", "gs://b/rss/*.xml", "--output=gs://b/out",
+                    "--targets", "Armenia", "Azerbaijan=Azerbaijani,Baku", "--dedup-threshold=0.7",
+                    *DATAFLOW_FLEX, "--template_location=gs://b/job_object"]
+    # no command: the batch run, as before; a switch set to true becomes the bare flag
+    assert fm.launcher_argv(["--input=a.jsonl", "--output=gs://b/o", "--fetch-full-text=true"]) == \
+        ["run", "--input", "a.jsonl", "--output=gs://b/o", "--fetch-full-text"]
+    # and the result parses: BackfillOptions gets the dates, NewsbeamOptions the lists
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.backfill import BackfillOptions
+    from pipeline.options import NewsbeamOptions
+
+    opts = PipelineOptions(argv[1:])
+    assert (opts.view_as(BackfillOptions).since, opts.view_as(BackfillOptions).until) == ("2021-02-28", "2021-03-01")
+    assert opts.view_as(NewsbeamOptions).input == ["gs://b/news/*.jsonl", "gs://b/rss/*.xml"]
+    assert opts.view_as(NewsbeamOptions).targets == ["Armenia", "Azerbaijan=Azerbaijani,Baku"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--command=report"], "command must be one of run, backfill"),
+    (["--command=backfill", "--since=12/01/2020"], "bad date"),
+    (["--command=backfill", "--since=2021-02-30"], "bad date"),
+    (["--since=yesterday", "--until=yesterday"], "need command=backfill"),  # Beam would silently drop them
+    (["--command=backfill", "--dry-run"], "only prints on the launcher"),
+    (["--fetch-full-text=maybe"], "must be true or false"),
+])
+def test_bad_flex_parameters_are_refused(args, message):
+    fm = _flex_main()
+    with pytest.raises(fm.LaunchError, match=re.escape(message)):
+        fm.launcher_argv(args)
+
+
+def test_yesterday_is_the_utc_date_of_yesterday():
+    fm = _flex_main()
+    assert fm.resolve_day("yesterday") in _utc_days_ago(1)
+    assert fm.resolve_day("today") in _utc_days_ago(0)
+    assert fm.resolve_day("today-7") in _utc_days_ago(7)
+    assert fm.resolve_day("yesterday", today=dt.date(2024, 3, 1)) == "2024-02-29"
+    assert fm.resolve_day("2020-12-01") == "2020-12-01"
+
+
+def test_flex_main_dispatches_to_backfill(tmp_path):
+    """A real launch of deploy/flex_main.py up to job submission: DataflowRunner with Beam's --dry_run=True
+    builds the backfill graph of yesterday (no job is submitted); an inverted range reaches backfill's check."""
+    src = tmp_path / "news.jsonl"
+    src.write_text(json.dumps({"published": min(_utc_days_ago(1)), "title": "t", "text": "Armenia and Azerbaijan "
+                                                                                        "met in Moscow."}) + "\n")
+    proc = run_flex(["--command=backfill", "--since=yesterday", "--until=yesterday", f"--input={src}",
+                     "--output=gs://newsbeam-test-bucket/out", "--targets=Armenia", *DATAFLOW_FLEX, "--dry_run=True"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    launched = re.search(r"newsbeam flex template: newsbeam backfill --since=(\S+) --until=(\S+) ", proc.stdout)
+    assert launched and launched.group(1) == launched.group(2) and launched.group(1) in _utc_days_ago(1), proc.stdout
+    assert "dry run: the graph was built" in proc.stdout and "days with articles" not in proc.stdout
+
+    proc = run_flex(["--command=backfill", "--since=today", "--until=yesterday", f"--input={src}",
+                     "--output=gs://newsbeam-test-bucket/out", *DATAFLOW_FLEX, "--dry_run=True"])
+    assert proc.returncode == 2 and "is after --until" in proc.stderr, proc.stdout + proc.stderr
+
+
+def test_flex_template_metadata_lists_what_flex_main_accepts():
+    fm = _flex_main()
+    meta = json.loads((ROOT / "deploy" / "flex-template-metadata.json").read_text())
+    params = {p["name"]: p for p in meta["parameters"]}
+    assert len(params) == len(meta["parameters"]), "duplicate parameter names"
+    assert {"command", "since", "until", "input", "output"} <= set(params)
+    flags = fm.newsbeam_flags()
+    for name, p in params.items():
+        assert p.get("label") and p.get("helpText"), name
+        assert name == "command" or name in flags, f"{name}: not an option newsbeam knows"
+        assert name not in fm.LOCAL_ONLY
+        for rx in p.get("regexes", []):
+            re.compile(rx)
+    assert params["output"].get("isOptional") is not True
+    ok = {"command": ["run", "backfill"], "since": ["2020-12-01", "yesterday", "today", "today-7"],
+          "fetch-full-text": ["true", "false"], "output": ["gs://b/newsbeam/"]}
+    bad = {"command": ["report", "train"], "since": ["12/01/2020", "last week", "2020-12-01x"],
+           "fetch-full-text": ["yes please"], "output": ["/tmp/out"]}
+    for name, values in ok.items():
+        assert all(re.fullmatch(params[name]["regexes"][0], v) for v in values), name
+    for name, values in bad.items():
+        assert not any(re.fullmatch(params[name]["regexes"][0], v) for v in values), name
+    assert params["since"]["regexes"] == params["until"]["regexes"] == [fm.DAY_RE.pattern]
+    # every parameter, given as the launcher gives it, becomes a newsbeam option (none passes through raw)
+    sample = {"command": "backfill", "since": "yesterday", "until": "yesterday", "fetch-full-text": "true",
+              "dedup-threshold": "0.8", "max-chars": "1000"}
+    argv = fm.launcher_argv([f"--{n}={sample.get(n, 'x')}" for n in params])
+    assert argv[0] == "backfill"
+    assert all(a[2:].split("=", 1)[0] in flags for a in argv[1:] if a.startswith("--"))
+
+
+def test_nightly_launch_body_is_a_backfill_of_yesterday():
+    """deploy/nightly-backfill.json, the Cloud Scheduler body for flexTemplates:launch."""
+    fm = _flex_main()
+    body = json.loads((ROOT / "deploy" / "nightly-backfill.json").read_text())["launchParameter"]
+    assert body["containerSpecGcsPath"].startswith("gs://") and body["jobName"]
+    meta = {p["name"] for p in json.loads((ROOT / "deploy" / "flex-template-metadata.json").read_text())["parameters"]}
+    assert set(body["parameters"]) <= meta
+    argv = fm.launcher_argv([f"--{k}={v}" for k, v in body["parameters"].items()])
+    assert argv[0] == "backfill"
+    assert {a for a in argv if a.startswith(("--since=", "--until="))} <= \
+        {f"--{k}={d}" for k in ("since", "until") for d in _utc_days_ago(1)}
+
+
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's .dockerignore rule: the last pattern matching the path or one of its parent directories wins
+    (`!` re-includes); `*` stays within a path segment, `**` spans any number of them."""
+    def match(pattern: str, candidate: str) -> bool:
+        rx = re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+        rx = rx.replace(r"\?", "[^/]").replace(r"\[", "[").replace(r"\]", "]")
+        return re.fullmatch(rx, candidate) is not None
+
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    excluded = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        if any(match(pattern.lstrip("!"), p) for p in prefixes):
+            excluded = not negate
+    return excluded
+
+
+def test_dockerignore_keeps_the_weights_and_drops_local_state():
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    dropped = [".venv/lib/python3.11/site-packages/torch/__init__.py", ".git/HEAD", "build/lib/pipeline/run.py",
+               "logs/train_ner.log", "out/dt=2020-11-27/articles-00000-of-00001.jsonl", ".pytest_cache/v/x",
+               ".hypothesis/examples/x", "newsbeam.egg-info/PKG-INFO", "pipeline/__pycache__/run.cpython-311.pyc",
+               "transforms/__pycache__/dedup.cpython-311.pyc", "modeling/weights/__pycache__/x.pyc"]
+    kept = ["setup.py", "requirements.txt", "MANIFEST.in", "deploy/flex_main.py", "pipeline/cli.py",
+            "pipeline/targets.yaml", "schemas/article.schema.json", "modeling/shipping.py",
+            "modeling/weights/ner/model.safetensors", "modeling/weights/ner/config.json",
+            "modeling/weights/stance/newsbeam.json", "modeling/weights/stance/model.safetensors"]
+    assert [p for p in dropped if not _dockerignored(p, patterns)] == []
+    assert [p for p in kept if _dockerignored(p, patterns)] == []
+    # and every shipped weight file in this checkout goes into the image
+    weights = [str(p.relative_to(ROOT)) for p in (ROOT / "modeling" / "weights").rglob("*") if p.is_file()
+               and "__pycache__" not in p.parts]
+    assert weights and [w for w in weights if _dockerignored(w, patterns)] == []
+
+
+def test_dockerfile_serves_as_flex_template_image():
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "ENV FLEX_TEMPLATE_PYTHON_PY_FILE=/opt/newsbeam/deploy/flex_main.py" in text
+    assert "/opt/google/dataflow/python_template_launcher" in text  # the launcher binary Dataflow runs
+    assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in text  # workers: the Beam SDK harness
+    assert "COPY . ." in text and (ROOT / ".dockerignore").is_file()
+
+
+def test_template_location_run_exits_cleanly(monkeypatch, capsys):
+    """The flex-template launcher runs newsbeam with --template_location: Beam writes a job file and returns a
+    result with no job; newsbeam must say so and exit 0 (it used to call job_id() and crash)."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+    from apache_beam.runners.dataflow.dataflow_runner import DataflowPipelineResult
+
+    from pipeline.run import main
+
+    # offline: Beam would look up the temp bucket's soft-delete policy on GCS (it skips that only for --dry_run)
+    monkeypatch.setattr(GoogleCloudOptions, "_warn_if_soft_delete_policy_enabled", lambda self, arg: None)
+    # what DataflowRunner returns when --template_location is set (a job file is written, nothing submitted)
+    monkeypatch.setattr(beam.Pipeline, "run", lambda self, *a, **k: DataflowPipelineResult(None, None, None))
+    rc = main(["--input", "seeds/*.txt", "--output", "gs://newsbeam-test-bucket/out", "--targets", "Armenia",
+               *DATAFLOW, "--template_location", "gs://newsbeam-test-bucket/job_object"])
+    assert rc == 0
+    assert "template: the graph was written to gs://newsbeam-test-bucket/job_object" in capsys.readouterr().out
+
+
+def test_streaming_graph_builds_for_dataflow():
+    """The README's streaming-on-Dataflow command, with Beam's --dry_run=True: validated, built, not submitted."""
+    proc = run_cli(["run", "--streaming", "--feeds", "https://example.org/rss.xml", "--output",
+                    "gs://newsbeam-test-bucket/out", *DATAFLOW, "--dry_run=True"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "dry run: the streaming graph was built" in proc.stdout
