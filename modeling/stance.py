@@ -74,6 +74,9 @@ class MentionInput:
     end: int
 
 
+STANCE_WIDTH_STEP = 8
+
+
 class StanceClassifier:
     """(target, sentence-with-marked-mention) -> probabilities over LABELS, temperature-calibrated."""
 
@@ -120,7 +123,9 @@ class StanceClassifier:
         ids = enc["input_ids"]
         from .ner import bucket_width, width_batches
 
-        widths = [bucket_width(len(x)) for x in ids]  # see NerTagger.predict: scores independent of batching
+        # see NerTagger.predict: scores independent of batching. Mention inputs are short (~45 pieces), so a
+        # finer step than NER's: 8 pads 8% where 32 padded 35% (measured on 737 Reuters mentions).
+        widths = [bucket_width(len(x), STANCE_WIDTH_STEP) for x in ids]
         order = sorted(range(len(ids)), key=lambda i: (widths[i], i))
         out = torch.zeros((len(ids), len(LABELS)))
         pad = self.tokenizer.pad_token_id
