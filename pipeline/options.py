@@ -64,6 +64,9 @@ class NewsbeamOptions(PipelineOptions):
         parser.add_argument("--ner-window", type=int, default=256, help="model window in pieces (overlapping)")
         parser.add_argument("--ner-batch-size", type=int, default=32, help="articles per NER batch")
         parser.add_argument("--stance-batch-size", type=int, default=32, help="articles per stance batch")
+        parser.add_argument("--torch-threads", type=int, default=0,
+                            help="torch intra-op threads per worker process for the model stages (0: torch's "
+                                 "default, one per core). On Dataflow, which runs one SDK process per vCPU, use 1")
         parser.add_argument("--dedup-threshold", type=float, default=0.8,
                             help="Jaccard similarity of word shingles above which two articles are near-duplicates")
         parser.add_argument("--num-perm", type=int, default=128, help="MinHash permutations")

@@ -56,6 +56,8 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
         targets = load_targets_config(opts.targets_config)
     if not 0 < opts.dedup_threshold <= 1:
         raise UsageError("--dedup-threshold must be in (0, 1]")
+    if opts.torch_threads < 0:
+        raise UsageError("--torch-threads must be 0 (torch's default) or a positive number of threads")
     if opts.fetch_full_text and opts.view_as(StandardOptions).streaming:
         raise UsageError("--fetch-full-text works in batch runs only (streaming does not fetch entry pages yet)")
     limits = ParseLimits(max_chars=opts.max_chars, fetch_full_text=opts.fetch_full_text)
@@ -64,7 +66,7 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
                        ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
                        shingle_size=opts.shingle_size, limits=limits,
-                       auto_targets=opts.auto_targets)
+                       auto_targets=opts.auto_targets, torch_threads=opts.torch_threads)
 
 
 def feed_urls(opts: NewsbeamOptions) -> list[str]:

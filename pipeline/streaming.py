@@ -904,13 +904,15 @@ def build_streaming(p: beam.Pipeline, feeds: Sequence[str], cfg, poll_interval: 
     if s.skip_models:
         articles = articles | "ModelsOff" >> beam.Map(_models_off, dict(cfg.targets))
     else:
-        ner = articles | "NER" >> StreamRecogniseEntities(cfg.ner_model, window=cfg.ner_window,
-                                                          max_batch_size=cfg.ner_batch_size)
+        ner_stage = StreamRecogniseEntities(cfg.ner_model, window=cfg.ner_window, max_batch_size=cfg.ner_batch_size)
+        ner_stage.handler.torch_threads = cfg.torch_threads
+        ner = articles | "NER" >> ner_stage
         _write(ner[DEAD], "NerDeadLetters", out, "dead_letter", win)
         _write(ner["failed_batches"], "NerFailedBatches", out, "dead_letter", win)
-        stance = ner["articles"] | "Stance" >> StreamClassifyStance(cfg.stance_model, cfg.targets,
-                                                                    max_batch_size=cfg.stance_batch_size,
-                                                                    auto_top_n=cfg.auto_targets)
+        stance_stage = StreamClassifyStance(cfg.stance_model, cfg.targets, max_batch_size=cfg.stance_batch_size,
+                                            auto_top_n=cfg.auto_targets)
+        stance_stage.handler.torch_threads = cfg.torch_threads
+        stance = ner["articles"] | "Stance" >> stance_stage
         _write(stance[DEAD], "StanceDeadLetters", out, "dead_letter", win)
         _write(stance["failed_batches"], "StanceFailedBatches", out, "dead_letter", win)
         articles = stance["articles"]

@@ -72,3 +72,35 @@ def test_a_failing_batch_is_retried_singly_then_dead_lettered():
         assert_that(out["articles"] | beam.Map(lambda a: a["id"]), equal_to(["a1"]), label="kept")
         assert_that(out["dead_letter"] | beam.Map(lambda d: (d["id"], d["stage"], "injected fault" in d["error"])),
                     equal_to([("p1", "ner", True)]), label="dead")
+
+
+def test_torch_threads_cap_reaches_the_worker_model_load():
+    """--torch-threads travels with the pickled handler and is applied where the model loads (DoFn.setup on the
+    worker), so N SDK processes per machine do not each start one thread per core."""
+    import torch
+    from apache_beam.internal import pickler
+
+    before = torch.get_num_threads()
+    try:
+        stage = RecogniseEntities(DEFAULT_NER_MODEL, torch_threads=1)
+        handler = pickler.loads(pickler.dumps(stage.handler))
+        torch.set_num_threads(2)
+        handler.load_model()
+        assert torch.get_num_threads() == 1
+        stance = ClassifyStance(DEFAULT_STANCE_MODEL, {"Armenia": []}, torch_threads=1)
+        assert pickler.loads(pickler.dumps(stance.handler)).torch_threads == 1
+        assert RecogniseEntities(DEFAULT_NER_MODEL).handler.torch_threads == 0  # default: torch decides
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_negative_torch_threads_is_a_usage_error():
+    import pytest
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.options import NewsbeamOptions
+    from pipeline.run import UsageError, graph_config
+
+    opts = PipelineOptions(["--output", "out", "--targets", "Armenia", "--torch-threads", "-1"]).view_as(NewsbeamOptions)
+    with pytest.raises(UsageError, match="--torch-threads"):
+        graph_config(opts)

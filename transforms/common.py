@@ -21,6 +21,15 @@ logging.getLogger().addFilter(_DropBeamMemoryWarning())
 DEAD = "dead_letter"
 
 
+def set_torch_threads(n: int) -> None:
+    """Cap torch's intra-op threads in this worker process (0: leave torch's default). A Dataflow worker runs one
+    SDK process per vCPU, each loading its own model copy: without a cap each starts one thread per vCPU."""
+    if n and n > 0:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def counter(name: str):
     return Metrics.counter(NAMESPACE, name)
 

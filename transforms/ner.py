@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from .common import DEAD, InferenceFailure, counter, dead_letter, infer_with_single_retry
+from .common import DEAD, InferenceFailure, counter, dead_letter, infer_with_single_retry, set_torch_threads
 
 NER_LANGUAGES = ("en", "de", "es", "nl", "pl", "ru")
 _POSSESSIVE = re.compile(r"(?:['’]s|['’])$")
@@ -60,6 +60,8 @@ def group_entities(text: str, spans: Iterable[Any]) -> list[dict]:
 class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: loads the tagger once per worker, tags a batch of articles' texts."""
 
+    torch_threads = 0  # --torch-threads: intra-op threads per worker process (0: torch's default)
+
     def __init__(self, model: str, window: int = 256, overlap: int = 32, min_batch_size: int = 1,
                  max_batch_size: int = 32):
         super().__init__()
@@ -71,6 +73,7 @@ class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
     def load_model(self):
         from modeling.ner import NerTagger
 
+        set_torch_threads(self.torch_threads)
         return NerTagger.load(self.model_name, window=self.window, overlap=self.overlap)
 
     def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
@@ -119,11 +122,12 @@ class RecogniseEntities(beam.PTransform):
     """Articles -> articles with `entities` (main) and dead letters (tag `dead_letter`) for failed batches."""
 
     def __init__(self, model: str, languages: Sequence[str] = NER_LANGUAGES, window: int = 256, overlap: int = 32,
-                 max_batch_size: int = 32):
+                 max_batch_size: int = 32, torch_threads: int = 0):
         super().__init__()
         self.model = model
         self.languages = tuple(languages)
         self.handler = NerModelHandler(model, window=window, overlap=overlap, max_batch_size=max_batch_size)
+        self.handler.torch_threads = torch_threads
 
     def expand(self, articles):
         languages = self.languages

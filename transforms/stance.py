@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from .common import DEAD, InferenceFailure, counter, dead_letter, infer_with_single_retry
+from .common import DEAD, InferenceFailure, counter, dead_letter, infer_with_single_retry, set_torch_threads
 
 STANCE_LANGUAGES = ("en", "ru")
 MAX_MENTIONS = 16
@@ -100,6 +100,8 @@ def stance_records(plan: Mapping[str, list], probs_by_target: Mapping[str, list[
 class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: one classifier per worker; all mentions of a batch of articles in one call."""
 
+    torch_threads = 0  # --torch-threads (see transforms.common.set_torch_threads)
+
     def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32, auto_top_n: int = 3):
         super().__init__()
         self.model_name = model
@@ -110,6 +112,7 @@ class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
     def load_model(self):
         from modeling.stance import StanceClassifier
 
+        set_torch_threads(self.torch_threads)
         return StanceClassifier.load(self.model_name)
 
     def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
@@ -170,12 +173,13 @@ class ClassifyStance(beam.PTransform):
     """Articles -> articles with `stance` per target (main) and dead letters (tag `dead_letter`)."""
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str] = STANCE_LANGUAGES,
-                 max_batch_size: int = 32, auto_top_n: int = 3):
+                 max_batch_size: int = 32, auto_top_n: int = 3, torch_threads: int = 0):
         super().__init__()
         self.model = model
         self.targets = dict(targets)
         self.languages = tuple(languages)
         self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size, auto_top_n=auto_top_n)
+        self.handler.torch_threads = torch_threads
 
     def expand(self, articles):
         languages, targets = self.languages, self.targets
