@@ -115,7 +115,7 @@ def build(p: beam.Pipeline, inputs: list[str] | None, cfg: GraphConfig, feeds: l
     if inputs:
         sources.append(p | "ReadFiles" >> ReadInputFiles(inputs))
     if feeds:
-        from .feeds import ReadFeeds
+        from .sources import ReadFeeds
 
         sources.append(p | "ReadFeeds" >> ReadFeeds(feeds, max_entries=max_entries_per_feed))
     raws = sources[0] if len(sources) == 1 else tuple(sources) | "AllSources" >> beam.Flatten()

@@ -1,6 +1,7 @@
-"""Sources: files matched by patterns on any Beam filesystem, read whole (MatchFiles + ReadMatches).
+"""Sources: files matched by patterns on any Beam filesystem, read whole (MatchFiles + ReadMatches), and RSS/Atom
+feeds over HTTP (`ReadFeeds`, which lives in pipeline/feeds.py with its HTTP client and is re-exported here).
 
-A file that cannot be read becomes a raw input carrying the error, so it is dead-lettered, not lost.
+A file or feed that cannot be read becomes a raw input carrying the error, so it is dead-lettered, not lost.
 """
 from __future__ import annotations
 
@@ -54,3 +55,12 @@ def check_patterns(patterns: Sequence[str]) -> list[str]:
         except Exception as exc:  # e.g. gs:// without apache-beam[gcp] installed: say why
             missing.append(f"{pattern} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
     return missing
+
+
+def __getattr__(name: str):
+    """`from pipeline.sources import ReadFeeds`: imported on first use (the HTTP client is not needed for files)."""
+    if name == "ReadFeeds":
+        from .feeds import ReadFeeds
+
+        return ReadFeeds
+    raise AttributeError(name)
