@@ -56,7 +56,8 @@ def read_lines(path: str) -> list[str]:
     if not FileSystems.exists(path):
         return []
     with FileSystems.open(path) as fh:
-        return [line for line in fh.read().decode("utf-8").splitlines() if line.strip()]
+        # split on "\n" only: str.splitlines() also splits on U+2028/U+2029/U+0085, which JSON keeps unescaped
+        return [line for line in fh.read().decode("utf-8").split("\n") if line.strip()]
 
 
 def merge_by_id(old_lines: list[str], records: list[dict]) -> list[str]:

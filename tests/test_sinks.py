@@ -1,0 +1,52 @@
+"""The sinks' merge-on-write (plain runs add to what earlier runs wrote), on real files: pure functions first,
+then WriteRecordFile through a TestPipeline."""
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+
+from pipeline.sinks import merge_by_id, read_lines, to_json_line, write_atomically
+from tests.conftest import beam_pipeline
+
+# JSON keeps these unescaped with ensure_ascii=False; str.splitlines() would cut a record at each of them
+LINE_BREAKS_INSIDE = "para one\u2028para two\u2029three\x85four"
+
+
+def test_records_with_unicode_line_separators_survive_a_merge(tmp_path):
+    path = str(tmp_path / "dt=2020-12-01" / "articles-00000-of-00001.jsonl")
+    old = [{"id": "a", "text": LINE_BREAKS_INSIDE}, {"id": "b", "text": "plain"}]
+    write_atomically(path, [to_json_line(r) for r in old])
+    lines = read_lines(path)
+    assert [json.loads(line)["id"] for line in lines] == ["a", "b"]
+    merged = merge_by_id(lines, [{"id": "c", "text": "new"}, {"id": "b", "text": "plain, updated"}])
+    records = [json.loads(line) for line in merged]
+    assert [r["id"] for r in records] == ["a", "b", "c"]  # sorted by id, one line per id
+    assert records[0]["text"] == LINE_BREAKS_INSIDE and records[1]["text"] == "plain, updated"
+
+
+def test_merge_of_the_same_records_is_byte_identical(tmp_path):
+    path = str(tmp_path / "p.jsonl")
+    recs = [{"id": "x", "text": LINE_BREAKS_INSIDE}, {"id": "y", "text": "t"}]
+    write_atomically(path, merge_by_id([], recs))
+    first = (tmp_path / "p.jsonl").read_bytes()
+    write_atomically(path, merge_by_id(read_lines(path), recs))
+    assert (tmp_path / "p.jsonl").read_bytes() == first
+    assert not list(tmp_path.glob(".tmp-*"))  # the temporary file was renamed over the target
+
+
+def _dead(i: int, error: str) -> dict:
+    return {"schema_version": "1.0", "input_ref": f"f{i}.txt", "stage": "parse", "error": error, "id": None,
+            "excerpt": LINE_BREAKS_INSIDE}
+
+
+def test_record_file_merge_keeps_earlier_runs_lines(tmp_path):
+    from pipeline.sinks import WriteRecordFile
+
+    path = str(tmp_path / "dead_letter.jsonl")
+    for batch in ([_dead(1, "empty file")], [_dead(2, "binary content"), _dead(1, "empty file")]):
+        with beam_pipeline() as p:
+            p | beam.Create(batch) | WriteRecordFile(path, "DeadLetter", "dead_lettered", merge=True)
+    rows = [json.loads(line) for line in read_lines(path)]
+    assert sorted(r["input_ref"] for r in rows) == ["f1.txt", "f2.txt"]  # run 1's kept, the repeat collapsed
+    assert all(r["excerpt"] == LINE_BREAKS_INSIDE for r in rows)
