@@ -124,3 +124,29 @@ def test_parse_transform_splits_articles_and_dead_letters():
                     label="articles")
         assert_that(out.dead_letter | beam.Map(lambda d: (d["input_ref"], d["stage"])),
                     equal_to([("empty.txt", "parse"), ("bin.txt", "parse"), ("l.jsonl:2", "parse")]), label="dead")
+
+
+FEED_ONE_SUMMARY = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Desk</title>
+<item><title>Talks resume</title><link>https://example.org/story/talks</link><guid>talks-1</guid>
+<pubDate>Tue, 05 Mar 2024 10:00:00 GMT</pubDate><description>Negotiators met in Brussels.</description></item>
+</channel></rss>"""
+
+
+def test_a_fetched_page_keeps_the_id_of_its_feed_entry():
+    """--fetch-full-text replaces the summary with the page text but keeps the id the summary gives, so a rerun
+    where the fetch fails (or the page changed) gives the same article, not a second one beside it."""
+    raw = {"ref": "https://example.org/feed.xml", "data": FEED_ONE_SUMMARY}
+    [(_, plain)] = list(parse_raw(raw))
+    page = "Negotiators from Armenia and Azerbaijan met in Brussels on Tuesday. " * 20
+
+    def fetched(url, summary):  # what FullTextFetcher returns for a page it could read: (text, reason)
+        assert url == "https://example.org/story/talks" and summary == "Negotiators met in Brussels."
+        return page, None
+
+    def failed(url, summary):
+        return None, "HTTP 404"
+
+    [(_, full)] = list(parse_raw(raw, full_text=fetched))
+    [(_, kept)] = list(parse_raw(raw, full_text=failed))
+    assert full["text"] == normalise_text(page) and kept["text"] == "Negotiators met in Brussels."
+    assert full["id"] == kept["id"] == plain["id"]

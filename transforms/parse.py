@@ -39,6 +39,7 @@ class ParseLimits:
     # summary; its link is downloaded (pipeline.feeds.FullTextFetcher) and the page's main text replaces it
     fetch_full_text: bool = False
     full_text_min_chars: int = 600
+    full_text_allow_private_hosts: bool = False  # entry links resolving to non-public addresses are refused
 
 
 # ------------------------------------------------------------------ normalisation and identity
@@ -114,8 +115,11 @@ def parse_date(value: Any, limits: ParseLimits = ParseLimits(), today: dt.date |
 
 def make_article(*, ref: str, source: str, title: str | None, text: Any, published: Any, url: str | None = None,
                  fetched_at: dt.datetime | None = None, guid: str | None = None, targets: Any = None,
-                 published_at: Any = None, limits: ParseLimits = ParseLimits()) -> dict:
-    """Validate and normalise one record's fields into an article dict (raises ParseError with the reason)."""
+                 published_at: Any = None, limits: ParseLimits = ParseLimits(), id_text: str | None = None) -> dict:
+    """Validate and normalise one record's fields into an article dict (raises ParseError with the reason).
+
+    id_text: the text the id is derived from when it is not `text` (a feed entry whose page was fetched keeps the
+    id of its feed summary, so a rerun where the fetch fails or the page changed does not make a second article)."""
     if not isinstance(text, str):
         raise ParseError(f"text is missing or not a string ({type(text).__name__})")
     if len(text) > 2 * limits.max_chars:  # refuse before normalising megabytes that will be refused anyway
@@ -136,7 +140,7 @@ def make_article(*, ref: str, source: str, title: str | None, text: Any, publish
             raise ParseError("targets must be a list of non-empty strings")
         targets = [t.strip() for t in targets]
     rec = {
-        "id": article_id(url, title_n, body),
+        "id": article_id(url, title_n, body if id_text is None else normalise_text(id_text)),
         "source": source,
         "url": url.strip() if url else None,
         "title": title_n,
@@ -364,6 +368,7 @@ def _feed_articles(data: bytes, ref: str, fetched_at, limits: ParseLimits, full_
             text, _reason = full_text(fields.get("url"), summary)
             if text:
                 fields["text"] = text
+                fields["id_text"] = summary
         if fields.get("published") is None and fetched_at is not None:
             fields["published"] = fetched_at  # an undated entry (RSS 0.91 has no dates) was new when fetched
         try:
@@ -425,7 +430,8 @@ class _ParseDoFn(beam.DoFn):
         if self.limits.fetch_full_text:
             from pipeline.feeds import FullTextFetcher  # the feeds' HTTP client and limits
 
-            self.full_text = FullTextFetcher(max_chars=self.limits.max_chars)
+            self.full_text = FullTextFetcher(max_chars=self.limits.max_chars,
+                                             allow_private_hosts=self.limits.full_text_allow_private_hosts)
 
     def teardown(self):
         if self.full_text is not None:
