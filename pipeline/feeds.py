@@ -14,10 +14,12 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import functools
+import ipaddress
 import itertools
 import logging
 import random
 import re
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,17 +226,66 @@ def _next_hop(resp: requests.Response, url: str) -> str:
         raise _FetchFailed(f"redirect refused: {exc}", False, resp.status_code) from None
 
 
+# ------------------------------------------------------------------ public hosts only (entry pages: SSRF guard)
+def non_public_address(host: str) -> str | None:
+    """The first address `host` resolves to that is not global (loopback, private, link-local such as the cloud
+    metadata service 169.254.169.254, multicast, reserved, unspecified), "unresolvable" when it does not resolve,
+    or None when every address is public. A literal IP is checked without any network access."""
+    host = (host or "").strip("[]")
+    try:
+        addrs = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            addrs = sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
+        except (socket.gaierror, UnicodeError, OSError):
+            return "unresolvable"
+    for addr in addrs:
+        try:
+            ip = ipaddress.ip_address(addr.split("%", 1)[0])
+        except ValueError:
+            return addr
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if not ip.is_global or ip.is_multicast:  # some multicast ranges count as global
+            return addr
+    return None if addrs else "unresolvable"
+
+
+def is_public_host(host: str) -> bool:
+    """True when every address `host` resolves to is global (see non_public_address)."""
+    return non_public_address(host) is None
+
+
+def _check_public(url: str) -> None:
+    """_FetchFailed unless the URL's host resolves only to public addresses (checked before every hop).
+
+    Remaining limit: DNS rebinding. The host is resolved here and again by requests when it connects; a hostile
+    DNS server can answer a public address now and a private one a moment later. Pinning the checked address for
+    the connection is not done."""
+    host = urlsplit(url).hostname or ""
+    bad = non_public_address(host)
+    if bad == "unresolvable":
+        raise _FetchFailed(f"refused: cannot resolve host {host!r} to check it is public", False)
+    if bad is not None:
+        raise _FetchFailed(f"refused: host {host!r} resolves to the non-public address {bad} (loopback, "
+                           f"private, link-local or reserved; --full-text-allow-private-hosts allows it)", False)
+
+
 def _mime(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLimits,
-             deadline: float, only_types: tuple[str, ...] | None = None) -> FetchResult:
+             deadline: float, only_types: tuple[str, ...] | None = None,
+             public_only: bool = False) -> FetchResult:
     """One attempt: follow at most `max_redirects` redirects, then read the feed (or note a 304).
 
-    With `only_types`, a response declaring another Content-Type is refused before its body is read."""
+    With `only_types`, a response declaring another Content-Type is refused before its body is read. With
+    `public_only`, the host of the URL and of every redirect target must resolve to public addresses only."""
     current = url
     for _ in range(limits.max_redirects + 1):
+        if public_only:
+            _check_public(current)
         resp = _get(session, current, headers, limits, deadline)
         with resp:
             status = resp.status_code
@@ -262,13 +313,15 @@ def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLi
 
 
 def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None = None, accept: str = ACCEPT,
-               only_types: tuple[str, ...] | None = None, **limits: Any) -> FetchResult:
+               only_types: tuple[str, ...] | None = None, public_only: bool = False,
+               **limits: Any) -> FetchResult:
     """Fetch one feed with bounded time, size, redirects and retries; never raises for network/HTTP trouble
     (the reason is in `.error`), only ValueError for a non-http(s) URL or TypeError for an unknown limit.
 
     `state` is the previous FetchResult (or a dict with `etag` / `last_modified`): its validators are sent so an
     unchanged feed costs a 304 and yields nothing. On a 304 the previous validators are kept if none are resent.
-    `accept` is the Accept header and `only_types` the Content-Types read (article pages: fetch_page)."""
+    `accept` is the Accept header and `only_types` the Content-Types read (article pages: fetch_page);
+    `public_only` refuses hosts that resolve to non-public addresses (entry pages; not the configured feeds)."""
     url = validate_feed_url(url)
     lim = FetchLimits(**limits)
     own = session is None
@@ -278,7 +331,7 @@ def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None 
     try:
         for attempt in itertools.count():
             try:
-                result = _attempt(session, url, headers, lim, deadline, only_types)
+                result = _attempt(session, url, headers, lim, deadline, only_types, public_only)
             except _FetchFailed as failed:
                 delay = backoff_delay(attempt, lim, failed.retry_after)
                 if failed.retryable and attempt < lim.retries and time.monotonic() + delay < deadline:
@@ -364,11 +417,16 @@ def parse_capped(raw: dict, limits: ParseLimits = ParseLimits()) -> Iterator[tup
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
-def fetch_page(url: str, *, session: requests.Session | None = None, **limits: Any) -> FetchResult:
+def fetch_page(url: str, *, session: requests.Session | None = None, allow_private_hosts: bool = False,
+               **limits: Any) -> FetchResult:
     """An entry's article page, fetched exactly like a feed (fetch_feed: timeouts, size cap, bounded redirects
     re-checked for http/https, gzip/deflate, the User-Agent, retries with backoff), asking for HTML. A response
-    that declares a non-HTML Content-Type (a PDF, an image) fails before its body is downloaded."""
-    return fetch_feed(url, None, session=session, accept=ACCEPT_HTML, only_types=_HTML_TYPES, **limits)
+    that declares a non-HTML Content-Type (a PDF, an image) fails before its body is downloaded.
+
+    Entry links come from untrusted feed content, so unless `allow_private_hosts`, the link and every redirect
+    target must resolve to public addresses only (no loopback, private network or cloud metadata service)."""
+    return fetch_feed(url, None, session=session, accept=ACCEPT_HTML, only_types=_HTML_TYPES,
+                      public_only=not allow_private_hosts, **limits)
 
 
 def _page_html(result: FetchResult) -> bytes | str:
@@ -406,11 +464,13 @@ class FullTextFetcher:
 
     Counters (namespace newsbeam): full_text_fetched (the summary was replaced), full_text_failed (download or
     extraction failed, or the page had less text than the summary: the summary is kept). Each failure is
-    logged with its reason: the Article schema has no field for it. One requests session per fetcher."""
+    logged with its reason: the Article schema has no field for it. One requests session per fetcher.
+    Links resolving to non-public addresses are refused unless `allow_private_hosts` (fetch_page)."""
 
-    def __init__(self, max_chars: int | None = None, **limits: Any):
+    def __init__(self, max_chars: int | None = None, allow_private_hosts: bool = False, **limits: Any):
         FetchLimits(**limits)  # an unknown limit is a TypeError now
         self.limits, self.max_chars = limits, max_chars
+        self.allow_private_hosts = allow_private_hosts
         self.fetched, self.failed = counter("full_text_fetched"), counter("full_text_failed")
         self.session: requests.Session | None = None
 
@@ -442,7 +502,8 @@ class FullTextFetcher:
             raise _FetchFailed(f"link refused: {exc}", False) from None
         if self.session is None:
             self.session = new_session()
-        result = fetch_page(link, session=self.session, **self.limits)
+        result = fetch_page(link, session=self.session, allow_private_hosts=self.allow_private_hosts,
+                            **self.limits)
         text = extract_main_text(_page_html(result), result.final_url or link)
         if text is None:
             raise _FetchFailed("no main text found in the page", False)

@@ -47,6 +47,10 @@ class NewsbeamOptions(PipelineOptions):
                             help="feed entries that carry only a summary (no content, or under 600 characters): "
                                  "download the entry's link and use the page's main text (trafilatura); on "
                                  "failure the summary is kept and counted as full_text_failed (batch)")
+        parser.add_argument("--full-text-allow-private-hosts", action="store_true", default=False,
+                            help="with --fetch-full-text, also fetch entry links whose host resolves to a "
+                                 "loopback, private or link-local address (intranet feeds); off by default, "
+                                 "since entry links come from untrusted feed content")
         parser.add_argument("--output", default=None, help="output root (local folder, gs://..., s3://...)")
         parser.add_argument("--targets", nargs="*", default=None,
                             help="stance targets, e.g. Armenia 'Azerbaijan=Azerbaijani,Baku' (aliases after '='); "

@@ -60,7 +60,8 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
         raise UsageError("--torch-threads must be 0 (torch's default) or a positive number of threads")
     if opts.fetch_full_text and opts.view_as(StandardOptions).streaming:
         raise UsageError("--fetch-full-text works in batch runs only (streaming does not fetch entry pages yet)")
-    limits = ParseLimits(max_chars=opts.max_chars, fetch_full_text=opts.fetch_full_text)
+    limits = ParseLimits(max_chars=opts.max_chars, fetch_full_text=opts.fetch_full_text,
+                         full_text_allow_private_hosts=opts.full_text_allow_private_hosts)
     return GraphConfig(output=opts.output, targets=targets, ner_model=opts.ner_model,
                        stance_model=opts.stance_model, ner_window=opts.ner_window,
                        ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,

@@ -590,7 +590,8 @@ def test_fetch_full_text_replaces_summaries_with_the_page_text(server, tmp_path)
                                                    ' xmlns:content="http://purl.org/rss/1.0/modules/content/"')))
     out = tmp_path / "out"
     p = beam_pipeline()
-    parsed_out = p | ReadFeeds([feed], **FAST) | ParseArticles(ParseLimits(fetch_full_text=True))
+    parsed_out = p | ReadFeeds([feed], **FAST) | ParseArticles(ParseLimits(fetch_full_text=True,
+                                                                         full_text_allow_private_hosts=True))
     _write(parsed_out.articles, out)
     result = p.run()
     result.wait_until_finish()
@@ -619,7 +620,7 @@ def test_full_text_fetcher_reasons(server):
     server.add("/empty", Route(body=b"<html><head><title>Gallery</title></head><body><img src='/a.jpg'>"
                                     b"<script>var slides = 12;</script></body></html>", content_type="text/html"))
     server.add("/big", Route(body=ARTICLE_PAGE + b"<!--" + b"x" * 200_000 + b"-->", content_type="text/html"))
-    fetch = FullTextFetcher(max_chars=100_000, **FAST)
+    fetch = FullTextFetcher(max_chars=100_000, allow_private_hosts=True, **FAST)
     try:
         assert fetch(server.url("/page"), "Negotiators met.")[0].startswith("Armenia and Azerbaijan resume talks")
         assert fetch(None, "x") == (None, "the entry has no link")
@@ -628,7 +629,7 @@ def test_full_text_fetcher_reasons(server):
         assert fetch(server.url("/empty"), "x") == (None, "no main text found in the page")
         assert fetch(server.url("/page"), "word " * 2000)[1].startswith("the page's main text (")
         assert fetch(server.url("/big"), "x")[0] is not None  # the comment is not text; max_bytes is 10 MB
-        small = FullTextFetcher(max_chars=100_000, **{**FAST, "max_bytes": 1000})
+        small = FullTextFetcher(max_chars=100_000, allow_private_hosts=True, **{**FAST, "max_bytes": 1000})
         assert small(server.url("/big"), "x")[1].startswith("page fetch failed: response too large")
         small.close()
     finally:
@@ -647,5 +648,66 @@ def test_fetch_full_text_option_is_wired(tmp_path):
 
     assert cfg().limits.fetch_full_text is False
     assert cfg("--fetch-full-text").limits.fetch_full_text is True
+    assert cfg("--fetch-full-text").limits.full_text_allow_private_hosts is False
+    assert cfg("--fetch-full-text", "--full-text-allow-private-hosts").limits.full_text_allow_private_hosts is True
     with pytest.raises(UsageError, match="--fetch-full-text works in batch runs only"):
         cfg("--fetch-full-text", "--streaming")
+
+
+# ------------------------------------------------------------------ SSRF: entry links must be public hosts
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.1", "192.168.1.5", "169.254.169.254", "::1", "0.0.0.0",
+                                  "224.0.0.1", "::ffff:127.0.0.1", "fe80::1", "localhost"])
+def test_non_public_hosts_are_refused(host):
+    from pipeline.feeds import is_public_host
+
+    assert is_public_host(host) is False
+
+
+def test_literal_public_ip_is_accepted_without_network(monkeypatch):
+    import socket
+
+    from pipeline.feeds import is_public_host
+
+    def no_dns(*a, **k):
+        raise AssertionError("a literal IP must not be resolved")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    assert is_public_host("93.184.216.34") is True
+    assert is_public_host("2606:2800:220:1:248:1893:25c8:1946") is True
+
+
+def test_entry_link_to_a_private_host_is_refused_and_never_requested(server):
+    from pipeline.feeds import FullTextFetcher
+
+    server.add("/page", Route(body=ARTICLE_PAGE, content_type="text/html"))
+    fetch = FullTextFetcher(max_chars=100_000, **FAST)  # allow_private_hosts off (the default)
+    try:
+        text, reason = fetch(server.url("/page"), "Negotiators met.")
+    finally:
+        fetch.close()
+    assert text is None and "non-public address 127.0.0.1" in reason, reason
+    assert server.requests_to("/page") == []
+
+
+def test_redirect_to_a_private_host_is_refused(server, monkeypatch):
+    """The check runs before every hop: 127.0.0.1 is treated as public here, so the first request is made, but
+    its redirect to localhost (loopback) is refused and the target is never requested."""
+    import pipeline.feeds as feeds
+
+    real = feeds.non_public_address
+    monkeypatch.setattr(feeds, "non_public_address", lambda host: None if host == "127.0.0.1" else real(host))
+    server.add("/page", Route(body=ARTICLE_PAGE, content_type="text/html"))
+    server.add("/hop", Route(status=302, redirect_to=server.base.replace("127.0.0.1", "localhost") + "/page"))
+    fetch = feeds.FullTextFetcher(max_chars=100_000, **FAST)
+    try:
+        text, reason = fetch(server.url("/hop"), "Negotiators met.")
+    finally:
+        fetch.close()
+    assert text is None and "non-public address" in reason and "'localhost'" in reason, reason
+    assert len(server.requests_to("/hop")) == 1 and server.requests_to("/page") == []
+
+
+def test_configured_feed_urls_may_be_private(server):
+    """The user's own feed URLs are not restricted (only entry pages are)."""
+    server.add("/feed.xml", Route(body=_rss("Local", [_item("One", "Text.")])))
+    assert fetch_feed(server.url("/feed.xml"), **FAST).error is None
