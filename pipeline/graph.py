@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
-from transforms.common import DEAD, counter
+from transforms.common import DEAD, counter, dead_letter
 from transforms.dedup import Deduplicate, WriteIndexOfWritten, index_dir
 from transforms.langid import DetectLanguage
 from transforms.ner import RecogniseEntities
@@ -78,6 +78,36 @@ class ProcessArticles(beam.PTransform):
                 "index_rows": dedup["index_rows"]}
 
 
+def _split_by_kept_copy(item):
+    """One kept id: its duplicates of this run, whether dedup kept it as new this run, whether it was written."""
+    kept_id, g = item
+    lost = bool(list(g["kept"])) and not list(g["written"])
+    for dup in g["duplicates"]:
+        if not lost:
+            yield dup
+            continue
+        counter("duplicates_of_dead_lettered").inc()
+        yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
+            dup["input_ref"], "dedup",
+            f"duplicate ({dup['kind']}, similarity {dup['similarity']}) of article {kept_id}, which was "
+            f"dead-lettered after dedup; rerun once the cause is fixed and this copy is reconsidered",
+            article_id=dup["id"]))
+
+
+class DuplicatesOfWrittenOnly(beam.PTransform):
+    """{"duplicates", "kept": (id, _) of the articles dedup kept as new this run, "written": ids written} ->
+    {"duplicates": those whose kept copy exists, "dead_letter": those whose kept copy of this run was lost later
+    (NER, stance or the writer dead-lettered it)}. A duplicate must never point at an article that is nowhere;
+    copies of articles written by earlier runs (not "kept" here) pass. A keyed join, runner-portable."""
+
+    def expand(self, pcolls):
+        return ({"duplicates": pcolls["duplicates"] | "ByKeptId" >> beam.Map(lambda d: (d["duplicate_of"], d)),
+                 "kept": pcolls["kept"] | "KeptIds" >> beam.Map(lambda kv: (kv[0], True)),
+                 "written": pcolls["written"] | "WrittenIds" >> beam.Map(lambda i: (i, True))}
+                | "JoinKept" >> beam.CoGroupByKey()
+                | "Split" >> beam.FlatMap(_split_by_kept_copy).with_outputs(DEAD, main="duplicates"))
+
+
 class WriteOutputs(beam.PTransform):
     """Articles, duplicates and dead letters to their files under the output root; with `index_directory`, the
     "index_rows" of the articles that were actually written to the cross-run dedup index (joined by id)."""
@@ -93,8 +123,14 @@ class WriteOutputs(beam.PTransform):
     def expand(self, outputs):
         written = outputs["articles"] | "WriteArticles" >> WriteArticles(self.output, merge=self.merge)
         self._index_written(outputs.get("index_rows"), written[WRITTEN_IDS])
-        dead = (outputs[DEAD], written[DEAD]) | "AllDeadLetters" >> beam.Flatten()
-        outputs["duplicates"] | "WriteDuplicates" >> WriteRecordFile(
+        duplicates, orphans = outputs["duplicates"], None
+        if outputs.get("index_rows") is not None:
+            checked = {"duplicates": duplicates, "kept": outputs["index_rows"], "written": written[WRITTEN_IDS]} \
+                | "KeptCopyWritten" >> DuplicatesOfWrittenOnly()
+            duplicates, orphans = checked["duplicates"], checked[DEAD]
+        dead = tuple(pc for pc in (outputs[DEAD], written[DEAD], orphans) if pc is not None) \
+            | "AllDeadLetters" >> beam.Flatten()
+        duplicates | "WriteDuplicates" >> WriteRecordFile(
             join_path(self.side, "duplicates.jsonl"), "DuplicateRecord", "duplicates", merge=self.merge)
         dead | "WriteDeadLetters" >> WriteRecordFile(
             join_path(self.side, "dead_letter.jsonl"), "DeadLetter", "dead_lettered", merge=self.merge)

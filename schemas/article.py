@@ -100,7 +100,7 @@ class DuplicateRecord(_Strict):
 class DeadLetter(_Strict):
     schema_version: str = SCHEMA_VERSION
     input_ref: str = Field(description="file path, path:line, or feed URL (#entry) of the failed record")
-    stage: str = Field(description="the stage that rejected it: read, parse, langid, ner, stance, validate, write")
+    stage: str = Field(description="the stage that rejected it: read, parse, langid, dedup, ner, stance, validate, write")
     error: str
     id: Optional[str] = None
     excerpt: Optional[str] = Field(default=None, description="the first bytes of the input, for a human to look at")

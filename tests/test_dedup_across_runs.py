@@ -169,3 +169,24 @@ def test_only_rows_of_written_articles_reach_the_index(tmp_path):
         assert_that(dedup["articles"] | beam.Map(lambda a: a["id"]), equal_to(["b2"]), label="kept")
         assert_that(dedup["duplicates"] | beam.Map(lambda d: (d["id"], d["duplicate_of"])),
                     equal_to([("a2", "a")]), label="dups")
+
+
+def _dup(dup_id: str, kept_id: str) -> dict:
+    return {"id": dup_id, "duplicate_of": kept_id, "kind": "near", "similarity": 0.91, "source": "t", "url": None,
+            "title": dup_id, "published": "2020-01-02", "input_ref": f"{dup_id}.txt"}
+
+
+def test_a_duplicate_of_an_article_lost_after_dedup_is_dead_lettered_not_left_pointing_at_nothing():
+    """Kept this run: a (written) and b (dead-lettered later, e.g. by stance). Copies of a pass; the copy of b
+    becomes a dead letter naming b; a copy of an article of an earlier run (old, not kept here) passes."""
+    from pipeline.graph import DuplicatesOfWrittenOnly
+    from transforms.common import DEAD
+
+    with beam_pipeline() as p:
+        checked = {"duplicates": p | "Dups" >> beam.Create([_dup("a2", "a"), _dup("b2", "b"), _dup("o2", "old")]),
+                   "kept": p | "Kept" >> beam.Create([("a", {"id": "a"}), ("b", {"id": "b"})]),
+                   "written": p | "Written" >> beam.Create(["a"])} | DuplicatesOfWrittenOnly()
+        assert_that(checked["duplicates"] | beam.Map(lambda d: d["id"]), equal_to(["a2", "o2"]), label="passed")
+        assert_that(checked[DEAD] | beam.Map(lambda d: (d["id"], d["stage"], "article b, which was dead-lettered"
+                                                        in d["error"])),
+                    equal_to([("b2", "dedup", True)]), label="dead")
