@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
-from transforms.common import DEAD, counter, dead_letter
-from transforms.dedup import Deduplicate, WriteIndexOfWritten, index_dir
+from transforms.common import DEAD, counter
+from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
 from transforms.langid import DetectLanguage
 from transforms.ner import RecogniseEntities
 from transforms.parse import ParseArticles, ParseLimits
@@ -78,39 +78,10 @@ class ProcessArticles(beam.PTransform):
                 "index_rows": dedup["index_rows"]}
 
 
-def _split_by_kept_copy(item):
-    """One kept id: its duplicates of this run, whether dedup kept it as new this run, whether it was written."""
-    kept_id, g = item
-    lost = bool(list(g["kept"])) and not list(g["written"])
-    for dup in g["duplicates"]:
-        if not lost:
-            yield dup
-            continue
-        counter("duplicates_of_dead_lettered").inc()
-        yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
-            dup["input_ref"], "dedup",
-            f"duplicate ({dup['kind']}, similarity {dup['similarity']}) of article {kept_id}, which was "
-            f"dead-lettered after dedup; rerun once the cause is fixed and this copy is reconsidered",
-            article_id=dup["id"]))
-
-
-class DuplicatesOfWrittenOnly(beam.PTransform):
-    """{"duplicates", "kept": (id, _) of the articles dedup kept as new this run, "written": ids written} ->
-    {"duplicates": those whose kept copy exists, "dead_letter": those whose kept copy of this run was lost later
-    (NER, stance or the writer dead-lettered it)}. A duplicate must never point at an article that is nowhere;
-    copies of articles written by earlier runs (not "kept" here) pass. A keyed join, runner-portable."""
-
-    def expand(self, pcolls):
-        return ({"duplicates": pcolls["duplicates"] | "ByKeptId" >> beam.Map(lambda d: (d["duplicate_of"], d)),
-                 "kept": pcolls["kept"] | "KeptIds" >> beam.Map(lambda kv: (kv[0], True)),
-                 "written": pcolls["written"] | "WrittenIds" >> beam.Map(lambda i: (i, True))}
-                | "JoinKept" >> beam.CoGroupByKey()
-                | "Split" >> beam.FlatMap(_split_by_kept_copy).with_outputs(DEAD, main="duplicates"))
-
-
 class WriteOutputs(beam.PTransform):
-    """Articles, duplicates and dead letters to their files under the output root; with `index_directory`, the
-    "index_rows" of the articles that were actually written to the cross-run dedup index (joined by id)."""
+    """Articles, duplicates and dead letters to their files under the output root. With "index_rows" (and
+    `index_directory`): the rows of the articles actually written go to the cross-run dedup index, and copies of
+    a kept article that was dead-lettered after dedup become dead letters (KeepWhatWasWritten)."""
 
     def __init__(self, output: str, side_files_dir: str | None = None, index_directory: str | None = None,
                  merge: bool = True):
@@ -122,11 +93,12 @@ class WriteOutputs(beam.PTransform):
 
     def expand(self, outputs):
         written = outputs["articles"] | "WriteArticles" >> WriteArticles(self.output, merge=self.merge)
-        self._index_written(outputs.get("index_rows"), written[WRITTEN_IDS])
         duplicates, orphans = outputs["duplicates"], None
         if outputs.get("index_rows") is not None:
-            checked = {"duplicates": duplicates, "kept": outputs["index_rows"], "written": written[WRITTEN_IDS]} \
-                | "KeptCopyWritten" >> DuplicatesOfWrittenOnly()
+            if self.index_directory is None:
+                raise ValueError("outputs carry dedup index rows but WriteOutputs was given no index_directory")
+            checked = ({"rows": outputs["index_rows"], "written": written[WRITTEN_IDS], "duplicates": duplicates}
+                       | "KeepWhatWasWritten" >> KeepWhatWasWritten(self.index_directory))
             duplicates, orphans = checked["duplicates"], checked[DEAD]
         dead = tuple(pc for pc in (outputs[DEAD], written[DEAD], orphans) if pc is not None) \
             | "AllDeadLetters" >> beam.Flatten()
@@ -135,14 +107,6 @@ class WriteOutputs(beam.PTransform):
         dead | "WriteDeadLetters" >> WriteRecordFile(
             join_path(self.side, "dead_letter.jsonl"), "DeadLetter", "dead_lettered", merge=self.merge)
         return written["paths"]
-
-    def _index_written(self, rows, written_ids) -> None:
-        """Extend the cross-run index with the rows of written articles only (a keyed join after the writer)."""
-        if rows is None:
-            return
-        if self.index_directory is None:
-            raise ValueError("outputs carry dedup index rows but WriteOutputs was given no index_directory")
-        {"rows": rows, "written": written_ids} | "WriteIndex" >> WriteIndexOfWritten(self.index_directory)
 
 
 def build(p: beam.Pipeline, inputs: list[str] | None, cfg: GraphConfig, feeds: list[str] | None = None,

@@ -11,7 +11,7 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import ROOT, beam_pipeline, read_jsonl, read_output, run_cli
-from transforms.dedup import Deduplicate, WriteIndexOfWritten, index_dir
+from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
 
 SEEDS = ROOT / "seeds"
 
@@ -160,7 +160,8 @@ def test_only_rows_of_written_articles_reach_the_index(tmp_path):
         assert "index_shards" not in dedup
         assert_that(dedup["index_rows"] | beam.Keys(), equal_to(["a", "b"]), label="rows")
         written = p | "Written" >> beam.Create(["a"])
-        {"rows": dedup["index_rows"], "written": written} | WriteIndexOfWritten(directory)
+        no_dups = p | "NoDuplicates" >> beam.Create([])
+        {"rows": dedup["index_rows"], "written": written, "duplicates": no_dups} | KeepWhatWasWritten(directory)
     assert _index_ids(tmp_path) == ["a"]
     # the next run: a's copy is its duplicate; b's copy is new (b was never written), so it is kept
     copies = [dict(_article(k + "2", t + " Officials confirmed."), published="2020-01-02") for k, t in STORIES.items()]
@@ -176,17 +177,17 @@ def _dup(dup_id: str, kept_id: str) -> dict:
             "title": dup_id, "published": "2020-01-02", "input_ref": f"{dup_id}.txt"}
 
 
-def test_a_duplicate_of_an_article_lost_after_dedup_is_dead_lettered_not_left_pointing_at_nothing():
+def test_a_duplicate_of_an_article_lost_after_dedup_is_dead_lettered_not_left_pointing_at_nothing(tmp_path):
     """Kept this run: a (written) and b (dead-lettered later, e.g. by stance). Copies of a pass; the copy of b
     becomes a dead letter naming b; a copy of an article of an earlier run (old, not kept here) passes."""
-    from pipeline.graph import DuplicatesOfWrittenOnly
     from transforms.common import DEAD
 
     with beam_pipeline() as p:
         checked = {"duplicates": p | "Dups" >> beam.Create([_dup("a2", "a"), _dup("b2", "b"), _dup("o2", "old")]),
-                   "kept": p | "Kept" >> beam.Create([("a", {"id": "a"}), ("b", {"id": "b"})]),
-                   "written": p | "Written" >> beam.Create(["a"])} | DuplicatesOfWrittenOnly()
+                   "rows": p | "Kept" >> beam.Create([("a", {"id": "a"}), ("b", {"id": "b"})]),
+                   "written": p | "Written" >> beam.Create(["a"])} | KeepWhatWasWritten(index_dir(str(tmp_path)))
         assert_that(checked["duplicates"] | beam.Map(lambda d: d["id"]), equal_to(["a2", "o2"]), label="passed")
         assert_that(checked[DEAD] | beam.Map(lambda d: (d["id"], d["stage"], "article b, which was dead-lettered"
                                                         in d["error"])),
                     equal_to([("b2", "dedup", True)]), label="dead")
+    assert _index_ids(tmp_path) == ["a"]  # the same join indexed the written keeper only

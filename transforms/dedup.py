@@ -33,7 +33,7 @@ import numpy as np
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
-from .common import counter
+from .common import DEAD, counter, dead_letter
 
 # Bump when anything that changes signatures changes (tokens, hashes, permutations): the index lives in a folder
 # named after it, so an old index is never mixed with new signatures.
@@ -482,35 +482,54 @@ class WriteSignatureIndex(beam.PTransform):
                 | "WriteShard" >> beam.ParDo(_WriteShard(self.directory)))
 
 
-def _row_if_written(item: tuple[str, dict]) -> Iterable[dict]:
-    """One id's index row, only if its article was written: an article dead-lettered after dedup (NER, stance,
-    the writer) must not make tomorrow's copies duplicates of something that was never written."""
-    _article_id, g = item
+def _against_written(item: tuple[str, dict]) -> Iterable:
+    """One id kept by dedup this run (it has an index row) or written or pointed at: its index row goes to the
+    index only if the article was written, and this run's copies of it pass only if it was written too.
+
+    An article dead-lettered after dedup (NER, stance, the writer) must neither make tomorrow's copies
+    duplicates of something never written, nor leave today's copies pointing at nothing: those become dead
+    letters with the reason. Copies of an article written by an earlier run (no row here) pass."""
+    kept_id, g = item
     row = next(iter(g["row"]), None)
-    if row is None:
-        return
-    if next(iter(g["written"]), None) is None:
-        counter("dedup_index_rows_not_written").inc()
-        return
-    yield row
+    lost = row is not None and next(iter(g["written"]), None) is None
+    if row is not None:
+        if lost:
+            counter("dedup_index_rows_not_written").inc()
+        else:
+            yield beam.pvalue.TaggedOutput("index_rows", row)
+    for dup in g["duplicates"]:
+        if not lost:
+            yield dup
+            continue
+        counter("duplicates_of_dead_lettered").inc()
+        yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
+            dup["input_ref"], "dedup",
+            f"duplicate ({dup['kind']}, similarity {dup['similarity']}) of article {kept_id}, which was "
+            f"dead-lettered after dedup; rerun once the cause is fixed and this copy is reconsidered",
+            article_id=dup["id"]))
 
 
-class WriteIndexOfWritten(beam.PTransform):
+class KeepWhatWasWritten(beam.PTransform):
     """{"rows": (id, index row) from `Deduplicate(write_index=False)`, "written": ids of the articles actually
-    written} -> the paths of the index shards written, holding the rows of written articles only.
+    written, "duplicates": this run's duplicate records} -> {"index_shards": paths of the index shards written
+    (rows of written articles only), "duplicates": those whose kept copy exists, "dead_letter": copies of a kept
+    article that was dead-lettered after dedup}.
 
-    A keyed join (CoGroupByKey by id), so nothing is gathered in memory and it runs on any runner."""
+    One keyed join (CoGroupByKey by kept id), so nothing is gathered in memory and it runs on any runner."""
 
     def __init__(self, directory: str, rows_per_shard: int = 50_000):
         super().__init__()
         self.directory, self.rows_per_shard = directory, rows_per_shard
 
     def expand(self, pcolls: dict):
-        written = pcolls["written"] | "KeyWritten" >> beam.Map(lambda article_id: (article_id, True))
-        return ({"row": pcolls["rows"], "written": written}
-                | "JoinWritten" >> beam.CoGroupByKey()
-                | "OnlyWritten" >> beam.FlatMap(_row_if_written)
-                | "WriteIndex" >> WriteSignatureIndex(self.directory, self.rows_per_shard))
+        split = ({"row": pcolls["rows"],
+                  "written": pcolls["written"] | "KeyWritten" >> beam.Map(lambda article_id: (article_id, True)),
+                  "duplicates": pcolls["duplicates"] | "ByKeptId" >> beam.Map(lambda d: (d["duplicate_of"], d))}
+                 | "JoinWritten" >> beam.CoGroupByKey()
+                 | "AgainstWritten" >> beam.FlatMap(_against_written).with_outputs("index_rows", DEAD,
+                                                                                     main="duplicates"))
+        shards = split.index_rows | "WriteIndex" >> WriteSignatureIndex(self.directory, self.rows_per_shard)
+        return {"index_shards": shards, "duplicates": split.duplicates, DEAD: split[DEAD]}
 
 
 # ---------------------------------------------------------------------------------------------- Beam
@@ -601,7 +620,7 @@ class Deduplicate(beam.PTransform):
     """Articles -> {"articles": kept, "duplicates": duplicate records (with `duplicate_of`)}, and with
     `index_root` also "index_shards": the paths of the index shards this run wrote (rows of every kept article),
     or with `write_index=False` "index_rows": (id, row) of every kept new article, unwritten, so that a caller
-    whose later stages may still dead-letter an article indexes only what it wrote (`WriteIndexOfWritten`).
+    whose later stages may still dead-letter an article indexes only what it wrote (`KeepWhatWasWritten`).
 
     threshold: estimated Jaccard similarity of word shingles at or above which two articles are near duplicates.
     index_root: the output root; the index lives under <index_root>/_state/minhash/ (see docs/dedup.md). Articles
