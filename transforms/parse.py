@@ -225,13 +225,14 @@ JSONL_FIELDS = {"title", "text", "body", "content", "url", "link", "published", 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
-def _refuse_lone_surrogates(line: str) -> None:
+def _refuse_lone_surrogates(line: str, obj: dict) -> None:
     """JSON may spell a lone UTF-16 surrogate (`"\\ud800"`); json.loads accepts it, but it is not Unicode text
-    and no UTF-8 coder can carry it, so the record is refused here (a dead letter) rather than failing later."""
+    and no UTF-8 coder can carry it, so the record (`obj`, parsed from `line`) is refused here (a dead letter)
+    rather than failing later."""
     if not _SURROGATE_ESCAPE.search(line):
         return
     try:
-        json.dumps(json.loads(line), ensure_ascii=False).encode("utf-8")
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start:exc.end]
         raise ParseError(f"invalid JSON string: lone surrogate {bad.encode('unicode_escape').decode()} "
@@ -247,7 +248,7 @@ def parse_jsonl_record(line: str, ref: str, default_source: str, fetched_at=None
         raise ParseError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(obj, dict):
         raise ParseError(f"a JSONL record must be an object, got {type(obj).__name__}")
-    _refuse_lone_surrogates(line)
+    _refuse_lone_surrogates(line, obj)
     text = next((obj[k] for k in ("text", "body", "content") if obj.get(k) is not None), None)
     published = next((obj[k] for k in ("published", "date", "published_at") if obj.get(k) is not None), None)
     source = obj.get("source") if isinstance(obj.get("source"), str) and obj.get("source") else default_source
