@@ -55,6 +55,7 @@ from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSe
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 from transforms.common import DEAD, counter, dead_letter, tagged_dead
+from transforms.dedup import agreements_needed
 from transforms.ner import NerModelHandler
 from transforms.parse import ParseError, ParseLimits, feed_entries, make_article
 from transforms.stance import StanceModelHandler
@@ -69,7 +70,6 @@ DEFAULT_WINDOW_SECONDS = 300
 DEFAULT_SEEN_TTL = 7 * 24 * 3600.0  # an entry that left its feed is remembered this long (seconds)
 DEFAULT_SEEN_MAX = 10_000  # remembered entry keys per feed (the entries of the current document always kept)
 DEFAULT_DEDUP_TTL = 7 * 24 * 3600.0  # exact and near-duplicate dedup memory (seconds): --dedup-ttl
-DEFAULT_TEXT_TTL = DEFAULT_DEDUP_TTL  # (the former name)
 DEFAULT_TEXT_MAX = 200_000  # remembered exact keys in all (spread over TEXT_BUCKETS keys)
 TEXT_BUCKETS = 256  # exact-dedup state keys: the first two hex digits of the exact key
 DEFAULT_BAND_MAX = 256  # members per LSH bucket (band key) in the near-duplicate state (batch: max_bucket 256)
@@ -504,11 +504,6 @@ class BandMember(NamedTuple):
     order: Tuple[float, str]
     root: Tuple[float, str]
     sig: bytes
-
-
-def agreements_needed(threshold: float, num_perm: int) -> int:
-    """Equal signature positions for an estimated Jaccard >= threshold (the batch rule)."""
-    return math.ceil(threshold * num_perm - 1e-9)
 
 
 def live_members(members: Sequence[BandMember], now: float, ttl: float) -> list[BandMember]:

@@ -316,8 +316,8 @@ def _agreements(left: np.ndarray, right: np.ndarray, block: int = 64) -> np.ndar
     return out
 
 
-def _need(threshold: float, num_perm: int) -> int:
-    """Agreeing positions needed for an estimated similarity >= threshold."""
+def agreements_needed(threshold: float, num_perm: int) -> int:
+    """Agreeing positions needed for an estimated similarity >= threshold (batch and streaming dedup)."""
     return math.ceil(threshold * num_perm - 1e-9)
 
 
@@ -333,7 +333,8 @@ def duplicate_decision(a: tuple[str, np.ndarray], b: tuple[str, np.ndarray], thr
     if bands is None or rows is None:
         bands, rows = lsh_params(threshold, sig_a.size)
     agree = int((sig_a == sig_b).sum())
-    if agree >= _need(threshold, sig_a.size) and set(band_keys(sig_a, bands, rows)) & set(band_keys(sig_b, bands, rows)):
+    if (agree >= agreements_needed(threshold, sig_a.size)
+            and set(band_keys(sig_a, bands, rows)) & set(band_keys(sig_b, bands, rows))):
         return "near", sim
     return None, sim
 
@@ -360,7 +361,7 @@ def near_duplicate_edges(members: Iterable[tuple], threshold: float, max_bucket:
     if len(leaders) < 2:
         return []
     sig_l = _sig_matrix(leaders)
-    need = _need(threshold, sig_l.shape[1])
+    need = agreements_needed(threshold, sig_l.shape[1])
     edges = []
     agree = _agreements(sig_l, sig_l)
     for j in range(1, len(leaders)):
