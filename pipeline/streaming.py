@@ -471,28 +471,21 @@ class _ExactTextDedupDoFn(beam.DoFn):
 
 
 class ExactTextDedup(beam.PTransform):
-    """Articles -> {"articles": first of each identity (the batch exact key: normalised words of the text, with
-    the title in front for a text under transforms.dedup.SHORT_TEXT_WORDS words), "duplicates": DuplicateRecords}.
-    Streaming keeps the first arrival (batch keeps the earliest published).
+    """`signed` articles -> {"articles": the first of each identity, still signed (what NearDuplicateDedup takes,
+    so the text is tokenised and hashed once), "duplicates": DuplicateRecords}. The identity is the batch exact
+    key: normalised words of the text, with the title in front for a text under transforms.dedup.SHORT_TEXT_WORDS
+    words. Streaming keeps the first arrival (batch keeps the earliest published)."""
 
-    With `signed_output=True` the input must already be `signed` triples and "articles" stays signed (what
-    NearDuplicateDedup takes, so the text is tokenised and hashed once)."""
-
-    def __init__(self, ttl: float = DEFAULT_DEDUP_TTL, max_texts: int = DEFAULT_TEXT_MAX, *,
-                 shingle_size: int = 3, num_perm: int = 128, signed_output: bool = False):
+    def __init__(self, ttl: float = DEFAULT_DEDUP_TTL, max_texts: int = DEFAULT_TEXT_MAX):
         super().__init__()
         self.ttl, self.cap = ttl, max(1, math.ceil(max_texts / TEXT_BUCKETS))
-        self.shingle_size, self.num_perm, self.signed_output = shingle_size, num_perm, signed_output
 
-    def expand(self, articles):
-        items = articles if self.signed_output else (
-            articles | "Signature" >> beam.Map(signed, self.shingle_size, self.num_perm))
-        out = (items
+    def expand(self, signed_articles):
+        out = (signed_articles
                | "ByTextHash" >> beam.Map(_text_bucket).with_output_types(Tuple[str, Any])
                | "FirstText" >> beam.ParDo(_ExactTextDedupDoFn(self.ttl, self.cap)).with_input_types(
                    Tuple[str, Any]).with_outputs("duplicates", main="articles"))
-        kept = out.articles if self.signed_output else out.articles | "Unsigned" >> beam.Map(lambda t: t[0])
-        return {"articles": kept, "duplicates": out.duplicates}
+        return {"articles": out.articles, "duplicates": out.duplicates}
 
 
 class BandMember(NamedTuple):
@@ -612,7 +605,7 @@ class _NearDecideDoFn(beam.DoFn):
 
 
 class NearDuplicateDedup(beam.PTransform):
-    """Signed articles (the main output of ExactTextDedup(signed_output=True)) -> {"articles": kept articles,
+    """Signed articles (the main output of ExactTextDedup) -> {"articles": kept articles,
     "duplicates": DuplicateRecords of kind near}: MinHash + LSH as batch (transforms.dedup: the same signature,
     lsh_params bands and rows, 16-bit band signatures, the same threshold rule), against the articles seen in
     the last `ttl` seconds. No GroupByKey: two stateful DoFns, keyed by LSH band key and then by arrival."""
@@ -647,7 +640,7 @@ class StreamDedup(beam.PTransform):
                  ttl: float = DEFAULT_DEDUP_TTL, max_texts: int = DEFAULT_TEXT_MAX,
                  max_per_band: int = DEFAULT_BAND_MAX):
         super().__init__()
-        self.exact = ExactTextDedup(ttl, max_texts, signed_output=True)
+        self.exact = ExactTextDedup(ttl, max_texts)
         self.near = NearDuplicateDedup(threshold, num_perm, ttl, max_per_band)
         self.shingle_size, self.num_perm = shingle_size, num_perm
 
@@ -742,13 +735,15 @@ class StreamRecogniseEntities(beam.PTransform):
     the source stops on the local streaming runner): unsupported languages are skipped inside the handler.
     Returns {"articles", "dead_letter" (attach failures), "failed_batches" (dead letters of failed batches)}."""
 
-    def __init__(self, model: str, window: int = 256, max_batch_size: int = 32, languages: Sequence[str] = ()):
+    def __init__(self, model: str, window: int = 256, max_batch_size: int = 32, languages: Sequence[str] = (),
+                 torch_threads: int = 0):
         super().__init__()
         from transforms.ner import NER_LANGUAGES
 
         self.model = model
         self.handler = StreamNerHandler(model, tuple(languages or NER_LANGUAGES), window=window,
                                         max_batch_size=max_batch_size)
+        self.handler.torch_threads = torch_threads
 
     def expand(self, articles):
         from apache_beam.ml.inference.base import RunInference
@@ -764,13 +759,14 @@ class StreamClassifyStance(beam.PTransform):
     """transforms.stance.ClassifyStance without Partition/Flatten (see StreamRecogniseEntities)."""
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32,
-                 auto_top_n: int = 3, languages: Sequence[str] = ()):
+                 auto_top_n: int = 3, languages: Sequence[str] = (), torch_threads: int = 0):
         super().__init__()
         from transforms.stance import STANCE_LANGUAGES
 
         self.model, self.targets = model, dict(targets)
         self.handler = StreamStanceHandler(model, self.targets, tuple(languages or STANCE_LANGUAGES),
                                            max_batch_size=max_batch_size, auto_top_n=auto_top_n)
+        self.handler.torch_threads = torch_threads
 
     def expand(self, articles):
         from apache_beam.ml.inference.base import RunInference
@@ -899,15 +895,15 @@ def build_streaming(p: beam.Pipeline, feeds: Sequence[str], cfg, poll_interval: 
     if s.skip_models:
         articles = articles | "ModelsOff" >> beam.Map(_models_off, dict(cfg.targets))
     else:
-        ner_stage = StreamRecogniseEntities(cfg.ner_model, window=cfg.ner_window, max_batch_size=cfg.ner_batch_size)
-        ner_stage.handler.torch_threads = cfg.torch_threads
-        ner = articles | "NER" >> ner_stage
+        ner = articles | "NER" >> StreamRecogniseEntities(cfg.ner_model, window=cfg.ner_window,
+                                                          max_batch_size=cfg.ner_batch_size,
+                                                          torch_threads=cfg.torch_threads)
         _write(ner[DEAD], "NerDeadLetters", out, "dead_letter", win)
         _write(ner["failed_batches"], "NerFailedBatches", out, "dead_letter", win)
-        stance_stage = StreamClassifyStance(cfg.stance_model, cfg.targets, max_batch_size=cfg.stance_batch_size,
-                                            auto_top_n=cfg.auto_targets)
-        stance_stage.handler.torch_threads = cfg.torch_threads
-        stance = ner["articles"] | "Stance" >> stance_stage
+        stance = ner["articles"] | "Stance" >> StreamClassifyStance(cfg.stance_model, cfg.targets,
+                                                                    max_batch_size=cfg.stance_batch_size,
+                                                                    auto_top_n=cfg.auto_targets,
+                                                                    torch_threads=cfg.torch_threads)
         _write(stance[DEAD], "StanceDeadLetters", out, "dead_letter", win)
         _write(stance["failed_batches"], "StanceFailedBatches", out, "dead_letter", win)
         articles = stance["articles"]
