@@ -8,8 +8,8 @@ sets itself (`--runner=DataflowRunner --project=... --region=... --temp_location
 - `--command=run|backfill` (default run) picks the subcommand;
 - `--since` / `--until` take YYYY-MM-DD or a keyword resolved here at launch time in UTC: `yesterday`, `today`
   or `today-N` (N days ago). Cloud Scheduler sends a fixed body, so this is how a nightly job means "yesterday";
-- a list option (`input`, `feeds`, `targets`, `stance-targets`) arrives as one string: it is split on whitespace;
-- a switch (`fetch-full-text`) arrives as `true` / `false`;
+- a list option (nargs + or *: `input`, `feeds`, `targets`, ...) arrives as one string: it is split on whitespace;
+- a switch (store_true: `fetch-full-text`, ...) arrives as `true` / `false`;
 - `dedup_threshold` is accepted for `dedup-threshold` (and likewise for every newsbeam option; Beam's
   `--dry_run=True` stays Beam's);
 - everything else (Beam and Dataflow options) passes through unchanged.
@@ -17,13 +17,12 @@ sets itself (`--runner=DataflowRunner --project=... --region=... --temp_location
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import sys
 
 COMMANDS = ("run", "backfill")
 DATE_PARAMS = ("since", "until")
-LIST_PARAMS = ("input", "feeds", "targets", "stance-targets")  # nargs "+" / "*" in pipeline/options.py
-SWITCH_PARAMS = ("fetch-full-text",)  # store_true in pipeline/options.py
 LOCAL_ONLY = ("dry-run",)  # backfill's --dry-run lists days on the launcher's stdout: nothing to see on Dataflow
 DAY_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}|yesterday|today|today-\d{1,4})$")
 
@@ -54,9 +53,12 @@ def resolve_day(value: str, today: dt.date | None = None) -> str:
         raise LaunchError(f"bad date {value!r}: {exc}") from None
 
 
-def newsbeam_flags() -> set[str]:
-    """Every option name newsbeam's own parsers define (without the leading dashes): the names template
-    parameters may use, hyphenated."""
+@functools.lru_cache(maxsize=1)
+def option_kinds() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(every option name newsbeam's own parsers define, the switches among them (store_true), the lists among
+    them (nargs + / *)), without the leading dashes: read off the parsers, so a new option needs no edit here."""
+    import argparse
+
     from apache_beam.options.pipeline_options import _BeamArgumentParser
 
     from pipeline.backfill import BackfillOptions
@@ -65,12 +67,27 @@ def newsbeam_flags() -> set[str]:
     parser = _BeamArgumentParser()
     NewsbeamOptions._add_argparse_args(parser)
     BackfillOptions._add_argparse_args(parser)
-    return {s[2:] for action in parser._actions for s in action.option_strings if s.startswith("--")} - {"help"}
+    flags, switches, lists = set(), set(), set()
+    for action in parser._actions:
+        names = {s[2:] for s in action.option_strings if s.startswith("--")} - {"help"}
+        flags |= names
+        if isinstance(action, argparse._StoreTrueAction):
+            switches |= names
+        elif action.nargs in ("+", "*"):
+            lists |= names
+    return frozenset(flags), frozenset(switches), frozenset(lists)
+
+
+def newsbeam_flags() -> set[str]:
+    """Every option name newsbeam's own parsers define (without the leading dashes): the names template
+    parameters may use, hyphenated."""
+    return set(option_kinds()[0])
 
 
 def launcher_argv(argv: list[str], today: dt.date | None = None, flags: set[str] | None = None) -> list[str]:
     """The launcher's `--name=value ...` -> `[command, --flag, value, ...]` for pipeline.cli.main."""
     flags = newsbeam_flags() if flags is None else flags
+    _, switches, lists = option_kinds()
     command, out = "run", []
     i = 0
     while i < len(argv):
@@ -94,12 +111,12 @@ def launcher_argv(argv: list[str], today: dt.date | None = None, flags: set[str]
             out.append(f"--{key}={resolve_day(value, today)}")
         elif key in LOCAL_ONLY:
             raise LaunchError(f"--{key} only prints on the launcher; run `newsbeam backfill --dry-run` locally")
-        elif key in SWITCH_PARAMS and has_value:
+        elif key in switches and has_value:
             if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no", ""):
                 raise LaunchError(f"{key} must be true or false (got {value!r})")
             if value.strip().lower() in ("true", "1", "yes"):
                 out.append(f"--{key}")
-        elif key in LIST_PARAMS and has_value:
+        elif key in lists and has_value:
             items = value.split()
             if items:
                 out += [f"--{key}", *items]

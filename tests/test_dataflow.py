@@ -132,6 +132,9 @@ def test_flex_parameters_become_a_backfill_command_line():
     # no command: the batch run, as before; a switch set to true becomes the bare flag
     assert fm.launcher_argv(["--input=a.jsonl", "--output=gs://b/o", "--fetch-full-text=true"]) == \
         ["run", "--input", "a.jsonl", "--output=gs://b/o", "--fetch-full-text"]
+    # every store_true option is a switch (read off the parser), not only the ones listed by hand
+    assert fm.launcher_argv(["--input=a.jsonl", "--output=gs://b/o", "--full-text-allow-private-hosts=true"]) == \
+        ["run", "--input", "a.jsonl", "--output=gs://b/o", "--full-text-allow-private-hosts"]
     # and the result parses: BackfillOptions gets the dates, NewsbeamOptions the lists
     from apache_beam.options.pipeline_options import PipelineOptions
 
