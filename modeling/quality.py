@@ -81,7 +81,7 @@ def ner_rows(model: str, limit: int | None) -> list[dict]:
 def stance_rows(model: str) -> list[dict]:
     from collections import Counter
 
-    from .stance import LABELS, StanceClassifier
+    from .stance import StanceClassifier
     from .train_stance import evaluate, load_stance_data, stance_metrics
 
     clf = StanceClassifier.load(model)
@@ -151,7 +151,7 @@ def langid_section() -> list[str]:
 
 def dedup_quality() -> dict:
     """Precision / recall of the near-duplicate decision on the labelled pairs in tests/data/dedup."""
-    from tests.test_dedup_quality import decide, load, report
+    from .dedup_quality import decide, load, report
 
     texts, pairs = load()
     return report(decide(texts, pairs), texts)

@@ -134,7 +134,6 @@ def main(argv=None) -> int:
     clf = StanceClassifier(model, tok, max_len=cfg["max_len"])
     enc = clf.encode(to_inputs(train))
     ids = enc["input_ids"]
-    types = enc.get("token_type_ids")
     y = [LABELS.index(e.label) for e in train]
     counts = Counter(y)
     weights = torch.tensor([(len(y) / (len(LABELS) * counts[i])) ** cfg.get("class_weight_power", 0.5)

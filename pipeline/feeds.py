@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import functools
 import ipaddress
 import itertools
 import logging

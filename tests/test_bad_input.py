@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import apache_beam as beam
-import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import example, given, settings
 from hypothesis import strategies as st

@@ -24,7 +24,7 @@ from pipeline.feeds import (FEED_STATE, USER_AGENT, FetchResult, ReadFeeds, Unsa
                             read_feed_list, sanitize_feed_bytes, validate_feed_url)
 from tests.conftest import beam_pipeline
 from tests.feed_server import FeedServer, Route
-from transforms.parse import ParseArticles, ParseError, ParseLimits, feed_entries, parse_raw
+from transforms.parse import ParseArticles, ParseError, ParseLimits, feed_entries
 
 FAST = dict(connect_timeout=1.0, read_timeout=0.3, total_timeout=10.0, retries=2, backoff=0.01, max_backoff=0.05)
 PASSWD_MARK = "root:"  # first field of /etc/passwd's first line; must never surface anywhere
