@@ -37,6 +37,13 @@ def test_windows_cover_every_token_exactly_once(n, size, overlap):
     kept = [k for _, _, kf, kt in ws for k in range(kf, kt)]
     assert kept == list(range(n))
     assert all(en - st <= size and st <= kf <= kt <= en for st, en, kf, kt in ws)
+    # no piece is read more than twice, and windows overlap by exactly `overlap` (the last one is not pulled back)
+    assert sum(en - st for st, en, _, _ in ws) == n + (len(ws) - 1) * overlap
+
+
+def test_the_last_window_ends_at_the_text_and_training_layout_stays_available():
+    assert windows(300, 254, 32) == [(0, 254, 0, 238), (222, 300, 238, 300)]
+    assert windows(300, 254, 32, last_at_end=True) == [(0, 254, 0, 150), (46, 300, 150, 300)]
 
 
 def test_entity_grouping_counts_mentions():
