@@ -54,6 +54,7 @@ eval: install
 train-ner: install
 	mkdir -p logs
 	$(BIN)/newsbeam train ner --config configs/ner.yaml --log logs/train_ner.log
+	$(BIN)/newsbeam train ner --config configs/ner-stage2.yaml --log logs/train_ner_stage2.log
 
 train-stance: install
 	mkdir -p logs

@@ -27,7 +27,7 @@ def encode_examples(tokenizer, examples, max_len: int):
     out = []
     for ex, ids, offs in zip(examples, enc["input_ids"], enc["offset_mapping"]):
         labels = piece_labels(ex.text, offs, ex.spans, [False] * len(ids))
-        for st, en, _, _ in windows(len(ids), max_len - 2, 0) if len(ids) > max_len - 2 else [(0, len(ids), 0, 0)]:
+        for st, en, _, _ in windows(len(ids), max_len - 2, 0, last_at_end=True) if len(ids) > max_len - 2 else [(0, len(ids), 0, 0)]:
             seg_ids = [tokenizer.cls_token_id] + ids[st:en] + [tokenizer.sep_token_id]
             seg_labels = [IGNORE] + labels[st:en] + [IGNORE]
             if any(l != IGNORE for l in seg_labels):
@@ -55,11 +55,20 @@ def evaluate_tagger(tagger: NerTagger, examples, misc: bool) -> dict:
     return span_prf([e.spans for e in examples], [[(s.start, s.end, s.type) for s in p] for p in preds], types)
 
 
-def build_model(n_layers_trainable: str = "all"):
+def build_model(init_from: str | None = None):
+    """The e5 encoder with a fresh tagging head, or (`init_from`) an earlier newsbeam NER model to train further."""
     from transformers import BertConfig, BertForTokenClassification
 
     from .e5base import base_state_dict, bert_config_dict, build_tokenizer, load_image
 
+    if init_from:
+        from .shipping import load_model
+
+        from transformers import AutoModelForTokenClassification
+
+        model, tok = load_model(init_from, AutoModelForTokenClassification)
+        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+        return model, tok
     image = load_image()
     cfg = BertConfig(**bert_config_dict(image), num_labels=len(LABELS),
                      id2label=dict(enumerate(LABELS)), label2id=LABEL2ID)
@@ -88,7 +97,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads or cfg.get("threads", 2))
     seed_everything(cfg["seed"])
     rng = random.Random(cfg["seed"])
-    model, tok = build_model()
+    model, tok = build_model(cfg.get("init_from"))
+    if cfg.get("init_from"):
+        log.info(f"continuing from {cfg['init_from']}")
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info(f"trainable parameters {n_train / 1e6:.1f}M of {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M")
 
@@ -146,6 +157,13 @@ def main(argv=None) -> int:
             opt.zero_grad(set_to_none=True)
             step += 1
             progress.update(step, loss.item(), int(mask.sum()), sched.get_last_lr()[0])
+        if cfg.get("checkpoint_every_epoch") and epoch + 1 < epochs:
+            from .shipping import save_compact
+
+            ckpt = Path(cfg.get("checkpoint_dir", "build/checkpoints")) / f"{out_dir.name}-epoch-{epoch + 1}"
+            save_compact(model, ckpt, {"task": "ner", "labels": list(LABELS), "train_config": cfg,
+                                       "checkpoint": epoch + 1})
+            log.info(f"checkpoint after epoch {epoch + 1} saved to {ckpt}")
     model.eval()
     dev = {}
     tagger = NerTagger(model, tok)
