@@ -66,6 +66,6 @@ clean:
 bench: install
 	mkdir -p logs
 	$(BIN)/python bench/bench_stages.py --reuters 200
-	$(BIN)/python bench/bench_models.py --json logs/bench_models.json
+	$(BIN)/python bench/bench_models.py --compile --json logs/bench_models.json
 	$(BIN)/python bench/bench_feeds.py
 	$(BIN)/python bench/bench_dedup.py --n 200000

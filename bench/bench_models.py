@@ -122,6 +122,8 @@ def main() -> int:
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--skip-beam", action="store_true", help="skip the run through the Beam stages")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time newsbeam with --compile-models (torch.compile; compile time reported apart)")
     args = ap.parse_args()
 
     import torch
@@ -157,6 +159,17 @@ def main() -> int:
                                                                                     round(peak_after, 1)],
         "achieved_gflops": round(achieved, 1), "fraction_of_bf16_limit": round(achieved / limit, 3),
     }
+    if args.compile:
+        from modeling.shipping import compile_for_inference
+
+        eager_models = tagger.model, clf.model
+        t_c = time.perf_counter()
+        tagger.model, clf.model = compile_for_inference(tagger.model), compile_for_inference(clf.model)
+        run_newsbeam(tagger, clf, articles[:8])  # compiles both models
+        res["compile_s"] = round(time.perf_counter() - t_c, 1)
+        seconds_c, _, _ = run_newsbeam(tagger, clf, articles)
+        res.update({"compiled_s": round(seconds_c, 2), "compiled_articles_per_s": round(len(articles) / seconds_c, 1)})
+        tagger.model, clf.model = eager_models
     if not args.skip_beam:
         t_load2 = time.perf_counter()
         NerTagger.load(DEFAULT_NER_MODEL)
@@ -172,6 +185,8 @@ def main() -> int:
         if "beam_stages_s_incl_load" in res:
             beam_net = res["beam_stages_s_incl_load"] - res["model_load_again_s"]
             res["speedup_vs_naive_through_beam"] = round(naive_s / max(beam_net, 1e-9), 2)
+        if "compiled_s" in res:
+            res["compiled_speedup_vs_naive"] = round(naive_s / res["compiled_s"], 2)
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     for k, v in res.items():
         print(f"{k:32s} {v}")

@@ -163,13 +163,13 @@ class NerTagger:
         self.segment_lengths: list[int] = []  # real (unpadded) lengths, for FLOP accounting
 
     @classmethod
-    def load(cls, name_or_path, **kw) -> "NerTagger":
+    def load(cls, name_or_path, compile: bool = False, **kw) -> "NerTagger":
         from transformers import AutoModelForTokenClassification
 
-        from .shipping import load_model
+        from .shipping import compile_for_inference, load_model
 
         model, tok = load_model(name_or_path, AutoModelForTokenClassification)
-        return cls(model, tok, **kw)
+        return cls(compile_for_inference(model) if compile else model, tok, **kw)
 
     def predict(self, texts: Sequence[str]) -> list[list[Span]]:
         import torch

@@ -73,3 +73,15 @@ def load_model(name_or_path: str | os.PathLike, auto_class):
         model = auto_class.from_pretrained(name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     return model.eval(), tokenizer
+
+
+def compile_for_inference(model):
+    """torch.compile (inductor, dynamic shapes, weight freezing) for CPU inference: fuses the small ops around the
+    matmuls and prepacks the weights. Costs ~30-45 s per model on the first batch, so it pays off on long runs
+    only (`--compile-models`); results may differ from eager in the last bf16 bit (measured: 7 of 1,732 entity
+    spans on 200 Reuters bodies)."""
+    import torch
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    return torch.compile(model, dynamic=True)

@@ -95,18 +95,18 @@ class StanceClassifier:
         self.segment_lengths: list[int] = []  # real (unpadded) lengths, for FLOP accounting
 
     @classmethod
-    def load(cls, name_or_path, **kw) -> "StanceClassifier":
+    def load(cls, name_or_path, compile: bool = False, **kw) -> "StanceClassifier":
         import json
         from pathlib import Path
 
         from transformers import AutoModelForSequenceClassification
 
-        from .shipping import META_FILE, is_newsbeam_dir, load_model
+        from .shipping import META_FILE, compile_for_inference, is_newsbeam_dir, load_model
 
         model, tok = load_model(name_or_path, AutoModelForSequenceClassification)
         if is_newsbeam_dir(name_or_path) and "temperature" not in kw:
             kw["temperature"] = json.loads((Path(name_or_path) / META_FILE).read_text()).get("temperature", 1.0)
-        return cls(model, tok, **kw)
+        return cls(compile_for_inference(model) if compile else model, tok, **kw)
 
     def encode(self, items: Sequence[MentionInput]):
         return self.tokenizer([i.target for i in items],

@@ -71,6 +71,9 @@ class NewsbeamOptions(PipelineOptions):
         parser.add_argument("--torch-threads", type=int, default=0,
                             help="torch intra-op threads per worker process for the model stages (0: torch's "
                                  "default, one per core). On Dataflow, which runs one SDK process per vCPU, use 1")
+        parser.add_argument("--compile-models", action="store_true",
+                            help="torch.compile the two models in each worker (about 90 s once per worker, then "
+                                 "about 20%% faster model stages; docs/benchmarks.md): for long runs")
         parser.add_argument("--dedup-threshold", type=float, default=0.8,
                             help="Jaccard similarity of word shingles above which two articles are near-duplicates")
         parser.add_argument("--num-perm", type=int, default=128, help="MinHash permutations")

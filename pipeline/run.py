@@ -67,7 +67,8 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
                        ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
                        shingle_size=opts.shingle_size, limits=limits,
-                       auto_targets=opts.auto_targets, torch_threads=opts.torch_threads)
+                       auto_targets=opts.auto_targets, torch_threads=opts.torch_threads,
+                       compile_models=opts.compile_models)
 
 
 def feed_urls(opts: NewsbeamOptions) -> list[str]:

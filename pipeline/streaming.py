@@ -736,7 +736,7 @@ class StreamRecogniseEntities(beam.PTransform):
     Returns {"articles", "dead_letter" (attach failures), "failed_batches" (dead letters of failed batches)}."""
 
     def __init__(self, model: str, window: int = 256, max_batch_size: int = 32, languages: Sequence[str] = (),
-                 torch_threads: int = 0):
+                 torch_threads: int = 0, compile_model: bool = False):
         super().__init__()
         from transforms.ner import NER_LANGUAGES
 
@@ -744,6 +744,7 @@ class StreamRecogniseEntities(beam.PTransform):
         self.handler = StreamNerHandler(model, tuple(languages or NER_LANGUAGES), window=window,
                                         max_batch_size=max_batch_size)
         self.handler.torch_threads = torch_threads
+        self.handler.compile_model = compile_model
 
     def expand(self, articles):
         from apache_beam.ml.inference.base import RunInference
@@ -759,7 +760,8 @@ class StreamClassifyStance(beam.PTransform):
     """transforms.stance.ClassifyStance without Partition/Flatten (see StreamRecogniseEntities)."""
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32,
-                 auto_top_n: int = 3, languages: Sequence[str] = (), torch_threads: int = 0):
+                 auto_top_n: int = 3, languages: Sequence[str] = (), torch_threads: int = 0,
+                 compile_model: bool = False):
         super().__init__()
         from transforms.stance import STANCE_LANGUAGES
 
@@ -767,6 +769,7 @@ class StreamClassifyStance(beam.PTransform):
         self.handler = StreamStanceHandler(model, self.targets, tuple(languages or STANCE_LANGUAGES),
                                            max_batch_size=max_batch_size, auto_top_n=auto_top_n)
         self.handler.torch_threads = torch_threads
+        self.handler.compile_model = compile_model
 
     def expand(self, articles):
         from apache_beam.ml.inference.base import RunInference
@@ -897,13 +900,15 @@ def build_streaming(p: beam.Pipeline, feeds: Sequence[str], cfg, poll_interval: 
     else:
         ner = articles | "NER" >> StreamRecogniseEntities(cfg.ner_model, window=cfg.ner_window,
                                                           max_batch_size=cfg.ner_batch_size,
-                                                          torch_threads=cfg.torch_threads)
+                                                          torch_threads=cfg.torch_threads,
+                                                          compile_model=cfg.compile_models)
         _write(ner[DEAD], "NerDeadLetters", out, "dead_letter", win)
         _write(ner["failed_batches"], "NerFailedBatches", out, "dead_letter", win)
         stance = ner["articles"] | "Stance" >> StreamClassifyStance(cfg.stance_model, cfg.targets,
                                                                     max_batch_size=cfg.stance_batch_size,
                                                                     auto_top_n=cfg.auto_targets,
-                                                                    torch_threads=cfg.torch_threads)
+                                                                    torch_threads=cfg.torch_threads,
+                                                                    compile_model=cfg.compile_models)
         _write(stance[DEAD], "StanceDeadLetters", out, "dead_letter", win)
         _write(stance["failed_batches"], "StanceFailedBatches", out, "dead_letter", win)
         articles = stance["articles"]

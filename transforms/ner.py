@@ -61,6 +61,7 @@ class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: loads the tagger once per worker, tags a batch of articles' texts."""
 
     torch_threads = 0  # --torch-threads: intra-op threads per worker process (0: torch's default)
+    compile_model = False  # --compile-models (see modeling.shipping.compile_for_inference)
 
     def __init__(self, model: str, window: int = 256, overlap: int = 32, min_batch_size: int = 1,
                  max_batch_size: int = 32):
@@ -74,7 +75,7 @@ class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
         from modeling.ner import NerTagger
 
         set_torch_threads(self.torch_threads)
-        return NerTagger.load(self.model_name, window=self.window, overlap=self.overlap)
+        return NerTagger.load(self.model_name, window=self.window, overlap=self.overlap, compile=self.compile_model)
 
     def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
         pairs = infer_with_single_retry(list(batch), lambda b: model.predict([a["text"] for a in b]),
@@ -122,12 +123,13 @@ class RecogniseEntities(beam.PTransform):
     """Articles -> articles with `entities` (main) and dead letters (tag `dead_letter`) for failed batches."""
 
     def __init__(self, model: str, languages: Sequence[str] = NER_LANGUAGES, window: int = 256, overlap: int = 32,
-                 max_batch_size: int = 32, torch_threads: int = 0):
+                 max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False):
         super().__init__()
         self.model = model
         self.languages = tuple(languages)
         self.handler = NerModelHandler(model, window=window, overlap=overlap, max_batch_size=max_batch_size)
         self.handler.torch_threads = torch_threads
+        self.handler.compile_model = compile_model
 
     def expand(self, articles):
         languages = self.languages

@@ -101,6 +101,7 @@ class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: one classifier per worker; all mentions of a batch of articles in one call."""
 
     torch_threads = 0  # --torch-threads (see transforms.common.set_torch_threads)
+    compile_model = False  # --compile-models (see modeling.shipping.compile_for_inference)
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32, auto_top_n: int = 3):
         super().__init__()
@@ -113,7 +114,7 @@ class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
         from modeling.stance import StanceClassifier
 
         set_torch_threads(self.torch_threads)
-        return StanceClassifier.load(self.model_name)
+        return StanceClassifier.load(self.model_name, compile=self.compile_model)
 
     def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
         pairs = infer_with_single_retry(list(batch), lambda b: self._stance_for(b, model),
@@ -173,13 +174,15 @@ class ClassifyStance(beam.PTransform):
     """Articles -> articles with `stance` per target (main) and dead letters (tag `dead_letter`)."""
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str] = STANCE_LANGUAGES,
-                 max_batch_size: int = 32, auto_top_n: int = 3, torch_threads: int = 0):
+                 max_batch_size: int = 32, auto_top_n: int = 3, torch_threads: int = 0,
+                 compile_model: bool = False):
         super().__init__()
         self.model = model
         self.targets = dict(targets)
         self.languages = tuple(languages)
         self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size, auto_top_n=auto_top_n)
         self.handler.torch_threads = torch_threads
+        self.handler.compile_model = compile_model
 
     def expand(self, articles):
         languages, targets = self.languages, self.targets
