@@ -16,6 +16,7 @@ import yaml
 
 from . import corpora
 from .ner import IGNORE, LABEL2ID, LABELS, NerTagger, piece_labels, span_prf, windows
+from .shipping import save_compact
 from .training import Progress, bucketed_batches, make_optimizer, seed_everything, setup_logging
 
 MISC_IDS = (LABEL2ID["O"], LABEL2ID["B-MISC"], LABEL2ID["I-MISC"])
@@ -57,15 +58,12 @@ def evaluate_tagger(tagger: NerTagger, examples, misc: bool) -> dict:
 
 def build_model(init_from: str | None = None):
     """The e5 encoder with a fresh tagging head, or (`init_from`) an earlier newsbeam NER model to train further."""
-    from transformers import BertConfig, BertForTokenClassification
+    from transformers import AutoModelForTokenClassification, BertConfig, BertForTokenClassification
 
     from .e5base import base_state_dict, bert_config_dict, build_tokenizer, load_image
+    from .shipping import load_model
 
     if init_from:
-        from .shipping import load_model
-
-        from transformers import AutoModelForTokenClassification
-
         model, tok = load_model(init_from, AutoModelForTokenClassification)
         model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
         return model, tok
@@ -158,8 +156,6 @@ def main(argv=None) -> int:
             step += 1
             progress.update(step, loss.item(), int(mask.sum()), sched.get_last_lr()[0])
         if cfg.get("checkpoint_every_epoch") and epoch + 1 < epochs:
-            from .shipping import save_compact
-
             ckpt = Path(cfg.get("checkpoint_dir", "build/checkpoints")) / f"{out_dir.name}-epoch-{epoch + 1}"
             save_compact(model, ckpt, {"task": "ner", "labels": list(LABELS), "train_config": cfg,
                                        "checkpoint": epoch + 1})
@@ -175,8 +171,6 @@ def main(argv=None) -> int:
         res = evaluate_tagger(tagger, examples, misc=name.startswith("conll"))
         dev[name] = {"f1": res["f1"], "precision": res["precision"], "recall": res["recall"], "n": len(examples)}
         log.info(f"dev {name} ({len(examples)}): P {res['precision']:.4f} R {res['recall']:.4f} F1 {res['f1']:.4f}")
-    from .shipping import save_compact
-
     save_compact(model, out_dir, {"task": "ner", "labels": list(LABELS), "train_config": cfg, "dev_quick": dev,
                                   "command": f"newsbeam train ner --config {args.config}"})
     log.info(f"saved to {out_dir}")

@@ -742,9 +742,8 @@ class StreamRecogniseEntities(beam.PTransform):
 
         self.model = model
         self.handler = StreamNerHandler(model, tuple(languages or NER_LANGUAGES), window=window,
-                                        max_batch_size=max_batch_size)
-        self.handler.torch_threads = torch_threads
-        self.handler.compile_model = compile_model
+                                        max_batch_size=max_batch_size, torch_threads=torch_threads,
+                                        compile_model=compile_model)
 
     def expand(self, articles):
         from apache_beam.ml.inference.base import RunInference
@@ -767,9 +766,8 @@ class StreamClassifyStance(beam.PTransform):
 
         self.model, self.targets = model, dict(targets)
         self.handler = StreamStanceHandler(model, self.targets, tuple(languages or STANCE_LANGUAGES),
-                                           max_batch_size=max_batch_size, auto_top_n=auto_top_n)
-        self.handler.torch_threads = torch_threads
-        self.handler.compile_model = compile_model
+                                           max_batch_size=max_batch_size, auto_top_n=auto_top_n,
+                                           torch_threads=torch_threads, compile_model=compile_model)
 
     def expand(self, articles):
         from apache_beam.ml.inference.base import RunInference

@@ -60,13 +60,13 @@ def group_entities(text: str, spans: Iterable[Any]) -> list[dict]:
 class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: loads the tagger once per worker, tags a batch of articles' texts."""
 
-    torch_threads = 0  # --torch-threads: intra-op threads per worker process (0: torch's default)
-    compile_model = False  # --compile-models (see modeling.shipping.compile_for_inference)
-
     def __init__(self, model: str, window: int = 256, overlap: int = 32, min_batch_size: int = 1,
-                 max_batch_size: int = 32):
+                 max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False):
+        """torch_threads: --torch-threads, intra-op threads per worker process (0: torch's default);
+        compile_model: --compile-models (modeling.shipping.compile_for_inference)."""
         super().__init__()
         self.model_name = model
+        self.torch_threads, self.compile_model = torch_threads, compile_model
         self.window = window
         self.overlap = overlap
         self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
@@ -127,9 +127,8 @@ class RecogniseEntities(beam.PTransform):
         super().__init__()
         self.model = model
         self.languages = tuple(languages)
-        self.handler = NerModelHandler(model, window=window, overlap=overlap, max_batch_size=max_batch_size)
-        self.handler.torch_threads = torch_threads
-        self.handler.compile_model = compile_model
+        self.handler = NerModelHandler(model, window=window, overlap=overlap, max_batch_size=max_batch_size,
+                                       torch_threads=torch_threads, compile_model=compile_model)
 
     def expand(self, articles):
         languages = self.languages

@@ -100,12 +100,12 @@ def stance_records(plan: Mapping[str, list], probs_by_target: Mapping[str, list[
 class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: one classifier per worker; all mentions of a batch of articles in one call."""
 
-    torch_threads = 0  # --torch-threads (see transforms.common.set_torch_threads)
-    compile_model = False  # --compile-models (see modeling.shipping.compile_for_inference)
-
-    def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32, auto_top_n: int = 3):
+    def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32, auto_top_n: int = 3,
+                 torch_threads: int = 0, compile_model: bool = False):
+        """torch_threads, compile_model: as NerModelHandler."""
         super().__init__()
         self.model_name = model
+        self.torch_threads, self.compile_model = torch_threads, compile_model
         self.targets = dict(targets)
         self.auto_top_n = auto_top_n
         self._batch = {"min_batch_size": 1, "max_batch_size": max_batch_size}
@@ -180,9 +180,8 @@ class ClassifyStance(beam.PTransform):
         self.model = model
         self.targets = dict(targets)
         self.languages = tuple(languages)
-        self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size, auto_top_n=auto_top_n)
-        self.handler.torch_threads = torch_threads
-        self.handler.compile_model = compile_model
+        self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size, auto_top_n=auto_top_n,
+                                          torch_threads=torch_threads, compile_model=compile_model)
 
     def expand(self, articles):
         languages, targets = self.languages, self.targets
