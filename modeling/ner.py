@@ -88,6 +88,26 @@ def decode_pieces(text: str, offsets: Sequence[tuple[int, int]], label_ids: Sequ
     return spans
 
 
+def follow_word_start(text: str, offsets: Sequence[tuple[int, int]], label_ids: Sequence[int]) -> list[int]:
+    """Make the pieces inside a word follow the word's first piece: O after O, I-X after B-X or I-X.
+
+    A word here is a run of pieces that touch with a letter or digit on both sides of every seam, so "Baku"'s
+    pieces are one word while "Azerbaijan's" ends the word at the apostrophe and "pro-Russian" at the hyphen.
+    Without it a piece in mid-word could open, close or retype an entity and cut a word in two (the first-piece
+    rule of transformers' `aggregation_strategy="first"`, applied to our character offsets).
+    """
+    out = list(label_ids)
+    prev = None
+    for k, (s, e) in enumerate(offsets):
+        if e <= s:
+            continue
+        if prev is not None and s == offsets[prev][1] and text[s - 1].isalnum() and text[s].isalnum():
+            label = LABELS[out[prev]]
+            out[k] = 0 if label == "O" else LABEL2ID["I-" + label.partition("-")[2]]
+        prev = k
+    return out
+
+
 def _close(cur) -> Span:
     return Span(cur[0], cur[1], cur[2], round(sum(cur[3]) / len(cur[3]), 4))
 
@@ -212,7 +232,9 @@ class NerTagger:
                         per_text_scores[ti][k] = best_p[r][k - st + 1]
         out = []
         for ti, text in enumerate(texts):
-            out.append(decode_pieces(text, enc["offset_mapping"][ti], per_text_labels[ti], per_text_scores[ti]))
+            offsets = enc["offset_mapping"][ti]
+            labels = follow_word_start(text, offsets, per_text_labels[ti])
+            out.append(decode_pieces(text, offsets, labels, per_text_scores[ti]))
         return out
 
 

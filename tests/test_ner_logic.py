@@ -4,7 +4,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modeling.ner import IGNORE, LABEL2ID, Span, decode_pieces, piece_labels, span_prf, windows
+from modeling.ner import (IGNORE, LABEL2ID, Span, decode_pieces, follow_word_start, piece_labels, span_prf,
+                          windows)
 from transforms.ner import entity_key, group_entities
 
 
@@ -27,6 +28,32 @@ def test_decode_pieces_rebuilds_spans_with_exact_offsets():
 def test_i_after_o_opens_an_entity():
     spans = decode_pieces("a Baku b", [(0, 1), (2, 6), (7, 8)], [0, LABEL2ID["I-LOC"], 0], [1, 1, 1])
     assert [(s.start, s.end, s.type) for s in spans] == [(2, 6, "LOC")]
+
+
+def test_pieces_inside_a_word_follow_its_first_piece():
+    # "Aserbaidschan" split in three pieces; the model tagged the middle one O and the last one B-ORG
+    text = "Aserbaidschan's Armee"
+    offsets = [(0, 4), (4, 9), (9, 13), (13, 14), (14, 15), (16, 21)]
+    ids = [LABEL2ID["B-LOC"], 0, LABEL2ID["B-ORG"], 0, 0, LABEL2ID["B-ORG"]]
+    fixed = follow_word_start(text, offsets, ids)
+    assert fixed == [LABEL2ID["B-LOC"], LABEL2ID["I-LOC"], LABEL2ID["I-LOC"], 0, 0, LABEL2ID["B-ORG"]]
+    spans = decode_pieces(text, offsets, fixed, [1.0] * 6)
+    assert [(text[s.start:s.end], s.type) for s in spans] == [("Aserbaidschan", "LOC"), ("Armee", "ORG")]
+
+
+def test_a_word_that_starts_outside_an_entity_stays_outside():
+    # mid-word B- after O is not an entity start: "Newsweek" is not "sweek"
+    text = "Newsweek said"
+    offsets = [(0, 4), (4, 8), (9, 13)]
+    fixed = follow_word_start(text, offsets, [0, LABEL2ID["B-ORG"], 0])
+    assert fixed == [0, 0, 0]
+
+
+def test_seams_at_punctuation_or_space_are_word_boundaries():
+    text = "pro-Russian Baku"
+    offsets = [(0, 3), (3, 4), (4, 11), (11, 16)]  # " Baku" piece starts with the space
+    ids = [0, 0, LABEL2ID["B-MISC"], LABEL2ID["B-LOC"]]
+    assert follow_word_start(text, offsets, ids) == ids
 
 
 @given(n=st.integers(1, 3000), size=st.integers(8, 512), overlap=st.integers(0, 3))
