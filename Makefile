@@ -55,6 +55,7 @@ train-ner: install
 	mkdir -p logs
 	$(BIN)/newsbeam train ner --config configs/ner.yaml --log logs/train_ner.log
 	$(BIN)/newsbeam train ner --config configs/ner-stage2.yaml --log logs/train_ner_stage2.log
+	$(BIN)/newsbeam train ner --config configs/ner-stage3.yaml --log logs/train_ner_stage3.log
 
 train-stance: install
 	mkdir -p logs
