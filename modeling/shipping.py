@@ -77,7 +77,7 @@ def load_model(name_or_path: str | os.PathLike, auto_class):
 
 def compile_for_inference(model):
     """torch.compile (inductor, dynamic shapes, weight freezing) for CPU inference: fuses the small ops around the
-    matmuls and prepacks the weights. Costs ~45 s per model, paid here by a warm-up call (so in DoFn.setup, and a
+    matmuls and prepacks the weights. Costs ~80 s per model, paid here by warm-up calls (so in DoFn.setup, and a
     failure stops the worker with a clear error instead of dead-lettering batches), and pays off on long runs
     only (`--compile-models`). Results may differ from eager in the last bf16 bit (measured: 7 of 1,732 entity
     spans on 200 Reuters bodies)."""
@@ -91,10 +91,13 @@ def compile_for_inference(model):
                            "builds CPU kernels with it. Install one in the worker image or drop --compile-models.")
     inductor_config.freezing = True
     compiled = torch.compile(model, dynamic=True)
-    ids = torch.full((2, 16), 5, dtype=torch.long)
     try:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            compiled(input_ids=ids, attention_mask=torch.ones_like(ids))
+        # dynamic shapes still specialise a batch of one row: without the second warm-up, the first one-row batch
+        # (a width bucket with a single segment) recompiles mid-run, ~35 s (measured with TORCH_LOGS=recompiles)
+        for rows in (2, 1):
+            ids = torch.full((rows, 16), 5, dtype=torch.long)
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                compiled(input_ids=ids, attention_mask=torch.ones_like(ids))
     except Exception as exc:  # surface compile failures at load time, with the cause
         raise RuntimeError(f"--compile-models: torch.compile failed on a warm-up batch: {exc}") from exc
     return compiled
