@@ -92,11 +92,13 @@ def compile_for_inference(model):
     inductor_config.freezing = True
     compiled = torch.compile(model, dynamic=True)
     try:
-        # dynamic shapes still specialise a batch of one row: without the second warm-up, the first one-row batch
-        # (a width bucket with a single segment) recompiles mid-run, ~35 s (measured with TORCH_LOGS=recompiles)
-        for rows in (2, 1):
-            ids = torch.full((rows, 16), 5, dtype=torch.long)
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        # The warm-up must match the real calls' guards or they recompile mid-run, ~25-35 s each (measured with
+        # TORCH_LOGS=recompiles): dynamic shapes still specialise a one-row batch (a width bucket holding a single
+        # segment), and tensors made inside inference_mode (as NerTagger / StanceClassifier make them) have
+        # another dispatch key set than tensors made outside it.
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            for rows in (2, 1):
+                ids = torch.full((rows, 16), 5, dtype=torch.long)
                 compiled(input_ids=ids, attention_mask=torch.ones_like(ids))
     except Exception as exc:  # surface compile failures at load time, with the cause
         raise RuntimeError(f"--compile-models: torch.compile failed on a warm-up batch: {exc}") from exc
