@@ -72,7 +72,7 @@ class NewsbeamOptions(PipelineOptions):
                             help="torch intra-op threads per worker process for the model stages (0: torch's "
                                  "default, one per core). On Dataflow, which runs one SDK process per vCPU, use 1")
         parser.add_argument("--compile-models", action="store_true",
-                            help="torch.compile the two models in each worker (about 90 s once per worker, then "
+                            help="torch.compile the two models in each worker (about 110 s once per worker, then "
                                  "about 20%% faster model stages; docs/benchmarks.md): for long runs")
         parser.add_argument("--dedup-threshold", type=float, default=0.8,
                             help="Jaccard similarity of word shingles above which two articles are near-duplicates")
