@@ -77,7 +77,7 @@ def load_model(name_or_path: str | os.PathLike, auto_class):
 
 def compile_for_inference(model):
     """torch.compile (inductor, dynamic shapes, weight freezing) for CPU inference: fuses the small ops around the
-    matmuls and prepacks the weights. Costs ~80 s per model, paid here by warm-up calls (so in DoFn.setup, and a
+    matmuls and prepacks the weights. Costs ~55 s per model, paid here by warm-up calls (so in DoFn.setup, and a
     failure stops the worker with a clear error instead of dead-lettering batches), and pays off on long runs
     only (`--compile-models`). Results may differ from eager in the last bf16 bit (measured: 7 of 1,732 entity
     spans on 200 Reuters bodies)."""
