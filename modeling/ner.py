@@ -151,6 +151,18 @@ def bucket_width(n: int, step: int = WIDTH_STEP) -> int:
     return -(-n // step) * step
 
 
+def pad_rows(rows: Sequence[Sequence[int]], width: int, pad_id: int):
+    """(input_ids, attention_mask) as long tensors of shape (len(rows), width), each row left-aligned and padded."""
+    import torch
+
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        ids[r, : len(row)] = torch.tensor(row)
+        mask[r, : len(row)] = 1
+    return ids, mask
+
+
 def width_batches(order: Sequence[int], widths: Sequence[int], max_tokens: int) -> list[list[int]]:
     """Consecutive runs of equal width from `order`, each at most `max_tokens` padded pieces."""
     batches: list[list[int]] = []
@@ -210,14 +222,9 @@ class NerTagger:
         cls_id, sep_id, pad_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id
         with torch.inference_mode():
             for batch in width_batches(order, widths, self.max_batch_tokens):
-                width = widths[batch[0]]
-                ids_t = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for r, b in enumerate(batch):
-                    ti, st, en, _, _ = segments[b]
-                    row = [cls_id] + enc["input_ids"][ti][st:en] + [sep_id]
-                    ids_t[r, : len(row)] = torch.tensor(row)
-                    mask[r, : len(row)] = 1
+                rows = [[cls_id] + enc["input_ids"][ti][st:en] + [sep_id] for ti, st, en, _, _ in
+                        (segments[b] for b in batch)]
+                ids_t, mask = pad_rows(rows, widths[batch[0]], pad_id)
                 self.tokens_processed += int(mask.sum())
                 self.segment_lengths += mask.sum(1).tolist()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
