@@ -22,6 +22,7 @@ import sys
 import time
 
 from .corpora import StanceExample
+from .ner import pad_rows
 from .stance import LABELS
 from .train_stance import load_stance_data, stance_metrics
 
@@ -40,12 +41,8 @@ def sentence_features(model, tokenizer, examples: list[StanceExample], batch_siz
     with torch.inference_mode():
         for b in range(0, len(order), batch_size):
             batch = order[b: b + batch_size]
-            width = max(len(enc["input_ids"][i]) for i in batch)
-            ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, i in enumerate(batch):
-                ids[r, : len(enc["input_ids"][i])] = torch.tensor(enc["input_ids"][i])
-                mask[r, : len(enc["input_ids"][i])] = 1
+            rows = [enc["input_ids"][i] for i in batch]
+            ids, mask = pad_rows(rows, max(map(len, rows)), tokenizer.pad_token_id)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 out = model.base_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             hidden = [out.hidden_states[layer].float() for layer in LAYERS]
@@ -66,15 +63,22 @@ def sentence_features(model, tokenizer, examples: list[StanceExample], batch_siz
     return torch.stack(rows)
 
 
+def make_head(dim: int, hidden: int):
+    """Logistic regression (hidden 0) or a one-hidden-layer MLP over the pooled features."""
+    import torch
+
+    if hidden == 0:
+        return torch.nn.Linear(dim, len(LABELS))
+    return torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(dim, hidden), torch.nn.GELU(),
+                               torch.nn.Dropout(0.2), torch.nn.Linear(hidden, len(LABELS)))
+
+
 def train_head(x, y, hidden: int, epochs: int, seed: int, weight_decay: float = 1e-3):
     """Full-batch AdamW on standardised features; class-weighted cross-entropy (the targets are macro-F1)."""
     import torch
 
     torch.manual_seed(seed)
-    dim = x.shape[1]
-    head = (torch.nn.Linear(dim, len(LABELS)) if hidden == 0 else
-            torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(dim, hidden), torch.nn.GELU(),
-                                torch.nn.Dropout(0.2), torch.nn.Linear(hidden, len(LABELS))))
+    head = make_head(x.shape[1], hidden)
     counts = torch.bincount(y, minlength=len(LABELS)).float()
     loss_fn = torch.nn.CrossEntropyLoss(weight=counts.sum() / (len(LABELS) * counts.clamp(min=1)))
     opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=weight_decay)
@@ -137,7 +141,7 @@ def main(argv=None) -> int:
             score = stance_metrics([e.label for e in val], predict(head, feats["val"]))["macro_f1"]
             choices.append((score, hidden, epoch, state))
     score, hidden, epoch, state = max(choices, key=lambda c: c[0])
-    head, _ = train_head(feats["fit"], y_fit, hidden, epochs=0, seed=args.seed)
+    head = make_head(feats["fit"].shape[1], hidden)
     head.load_state_dict(state)
     result = {"ner_model": args.ner_model, "features": f"mention+sentence mean, layers {list(LAYERS)}",
               "head": "logistic regression" if hidden == 0 else f"MLP {hidden}", "epochs": epoch,
