@@ -108,6 +108,77 @@ def follow_word_start(text: str, offsets: Sequence[tuple[int, int]], label_ids: 
     return out
 
 
+def word_starts(text: str, offsets: Sequence[tuple[int, int]]) -> list[bool]:
+    """True for each piece that begins a word, by follow_word_start's seam rule (empty pieces: False)."""
+    starts = [False] * len(offsets)
+    prev = None
+    for k, (s, e) in enumerate(offsets):
+        if e <= s:
+            continue
+        starts[k] = not (prev is not None and s == offsets[prev][1] and text[s - 1].isalnum() and text[s].isalnum())
+        prev = k
+    return starts
+
+
+def bio_transitions() -> "np.ndarray":
+    """(9, 9) additive scores, previous label by next label: 0 where BIO allows it, -inf where it does not.
+
+    I-X may only follow B-X or I-X; O and B-* may follow anything.
+    """
+    import numpy as np
+
+    t = np.zeros((len(LABELS), len(LABELS)), dtype=np.float64)
+    for j, cur in enumerate(LABELS):
+        if cur.startswith("I-"):
+            for i, prev in enumerate(LABELS):
+                if prev == "O" or prev[2:] != cur[2:]:
+                    t[i, j] = -np.inf
+    return t
+
+
+def viterbi_bio(log_probs: "np.ndarray") -> list[int]:
+    """The label sequence with the highest summed log-probability among the valid BIO sequences.
+
+    Argmax per position can give "O I-PER" or "B-PER I-ORG"; rather than patch such a sequence afterwards
+    (guessing which of the two positions is wrong), this picks the best sequence in which it cannot happen.
+    No weights are learned or tuned: the transition scores are 0 or -inf.
+    """
+    import numpy as np
+
+    n = len(log_probs)
+    if n == 0:
+        return []
+    trans = bio_transitions()
+    start_ok = np.array([0.0 if not l.startswith("I-") else -np.inf for l in LABELS])
+    score = log_probs[0] + start_ok
+    back = np.zeros((n, len(LABELS)), dtype=np.int64)
+    for i in range(1, n):
+        cand = score[:, None] + trans
+        back[i] = cand.argmax(0)
+        score = cand[back[i], np.arange(len(LABELS))] + log_probs[i]
+    path = [int(score.argmax())]
+    for i in range(n - 1, 0, -1):
+        path.append(int(back[i][path[-1]]))
+    return path[::-1]
+
+
+def constrained_labels(text: str, offsets: Sequence[tuple[int, int]], probs: "np.ndarray") -> list[int]:
+    """Per-piece label ids: BIO-valid Viterbi over each word's first piece, the rest of the word following it.
+
+    probs: (n_pieces, 9) probabilities in LABELS order. The word rule is follow_word_start's; pieces with no
+    characters get O (decode_pieces skips them).
+    """
+    import numpy as np
+
+    starts = word_starts(text, offsets)
+    heads = [k for k, st in enumerate(starts) if st and content_span(text, *offsets[k]) is not None]
+    path = viterbi_bio(np.log(np.clip(probs[heads], 1e-12, 1.0))) if heads else []
+    labels = [0] * len(offsets)
+    for k, lid in zip(heads, path):
+        labels[k] = lid
+    return follow_word_start(text, offsets, labels)
+
+
 def _close(cur) -> Span:
     return Span(cur[0], cur[1], cur[2], round(sum(cur[3]) / len(cur[3]), 4))
 
@@ -182,15 +253,26 @@ class NerTagger:
     """
 
     def __init__(self, model, tokenizer, window: int = 256, overlap: int = 32, max_batch_tokens: int = 8192,
-                 bf16: bool = True):
+                 bf16: bool = True, decoding: str = "viterbi"):
+        """decoding: "viterbi" (BIO-valid sequences, constrained_labels) or "argmax" (per word, then
+        decode_pieces' repair of an I- that opens an entity), kept to measure one against the other."""
+        import torch
+
+        if decoding not in ("viterbi", "argmax"):
+            raise ValueError(f"decoding must be 'viterbi' or 'argmax', not {decoding!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.window = window
         self.overlap = overlap
         self.max_batch_tokens = max_batch_tokens
         self.bf16 = bf16
+        self.decoding = decoding
         id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.label_map = [LABEL2ID.get(_to_bio(id2label[i]), 0) for i in range(len(id2label))]
+        # Model label columns summed into ours (another model's unknown types fold into O).
+        self.to_ours = torch.zeros(len(id2label), len(LABELS))
+        for i, j in enumerate(self.label_map):
+            self.to_ours[i, j] = 1.0
         self.tokens_processed = 0
         self.segment_lengths: list[int] = []  # real (unpadded) lengths, for FLOP accounting
 
@@ -204,6 +286,25 @@ class NerTagger:
         return cls(compile_for_inference(model) if compile else model, tok, **kw)
 
     def predict(self, texts: Sequence[str]) -> list[list[Span]]:
+        offsets, probs = self.piece_probs(texts)
+        return [self.decode(text, offs, p) for text, offs, p in zip(texts, offsets, probs)]
+
+    def decode(self, text: str, offsets: Sequence[tuple[int, int]], probs) -> list[Span]:
+        """Character spans from one text's piece probabilities; a span's score is the mean probability of
+        the labels its pieces were given."""
+        import numpy as np
+
+        if self.decoding == "viterbi":
+            labels = constrained_labels(text, offsets, probs)
+        else:
+            labels = follow_word_start(text, offsets, probs.argmax(1).tolist() if len(probs) else [])
+        scores = probs[np.arange(len(labels)), labels].tolist() if labels else []
+        return decode_pieces(text, offsets, labels, scores)
+
+    def piece_probs(self, texts: Sequence[str]):
+        """(offsets, probs) per text: the tokenizer's character offsets and a (n_pieces, 9) float32 array of
+        label probabilities in LABELS order, each piece taken from its most central window."""
+        import numpy as np
         import torch
 
         enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
@@ -212,8 +313,7 @@ class NerTagger:
         for ti, ids in enumerate(enc["input_ids"]):
             for st, en, kf, kt in windows(len(ids), size, min(self.overlap, size // 2 - 1)):
                 segments.append((ti, st, en, kf, kt))
-        per_text_labels = [[0] * len(ids) for ids in enc["input_ids"]]
-        per_text_scores = [[0.0] * len(ids) for ids in enc["input_ids"]]
+        per_text = [np.zeros((len(ids), len(LABELS)), dtype=np.float32) for ids in enc["input_ids"]]
         # Each segment is padded to a width fixed by its own length (a multiple of WIDTH_STEP) and batched only
         # with segments of that width: bf16 results depend on the padded width, so this keeps every article's
         # scores independent of which articles the runner happened to put in the same batch.
@@ -229,20 +329,11 @@ class NerTagger:
                 self.segment_lengths += mask.sum(1).tolist()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                     logits = self.model(input_ids=ids_t, attention_mask=mask).logits
-                probs = logits.float().softmax(-1)
-                best_p, best_i = probs.max(-1)
-                best_p, best_i = best_p.tolist(), best_i.tolist()
+                probs = (logits.float().softmax(-1) @ self.to_ours).numpy()
                 for r, b in enumerate(batch):
                     ti, st, en, kf, kt = segments[b]
-                    for k in range(kf, kt):
-                        per_text_labels[ti][k] = self.label_map[best_i[r][k - st + 1]]
-                        per_text_scores[ti][k] = best_p[r][k - st + 1]
-        out = []
-        for ti, text in enumerate(texts):
-            offsets = enc["offset_mapping"][ti]
-            labels = follow_word_start(text, offsets, per_text_labels[ti])
-            out.append(decode_pieces(text, offsets, labels, per_text_scores[ti]))
-        return out
+                    per_text[ti][kf:kt] = probs[r, kf - st + 1: kt - st + 1]
+        return list(enc["offset_mapping"]), per_text
 
 
 def _to_bio(label: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modeling.ner import (IGNORE, LABEL2ID, Span, decode_pieces, follow_word_start, piece_labels, span_prf,
-                          windows)
+from modeling.ner import (IGNORE, LABEL2ID, LABELS, Span, constrained_labels, decode_pieces, follow_word_start,
+                          piece_labels, span_prf, viterbi_bio, windows)
 from transforms.ner import entity_key, group_entities
 
 
@@ -54,6 +54,71 @@ def test_seams_at_punctuation_or_space_are_word_boundaries():
     offsets = [(0, 3), (3, 4), (4, 11), (11, 16)]  # " Baku" piece starts with the space
     ids = [0, 0, LABEL2ID["B-MISC"], LABEL2ID["B-LOC"]]
     assert follow_word_start(text, offsets, ids) == ids
+
+
+def _probs(rows):
+    """(n, 9) probabilities from {label: p} dicts, the rest of each row's mass spread over the other labels."""
+    import numpy as np
+
+    out = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
+    for i, row in enumerate(rows):
+        rest = (1.0 - sum(row.values())) / (len(LABELS) - len(row))
+        out[i] = [row.get(l, rest) for l in LABELS]
+    return out
+
+
+def _valid_bio(labels):
+    prev = "O"
+    for lid in labels:
+        cur = LABELS[lid]
+        if cur.startswith("I-") and (prev == "O" or prev[2:] != cur[2:]):
+            return False
+        prev = cur
+    return True
+
+
+def test_viterbi_turns_i_after_o_into_the_best_valid_reading():
+    import numpy as np
+
+    # "said Baku": argmax gives O, I-LOC; the best valid sequence starts the entity with B-LOC
+    probs = _probs([{"O": 0.9}, {"I-LOC": 0.6, "B-LOC": 0.3}])
+    assert viterbi_bio(np.log(probs)) == [LABEL2ID["O"], LABEL2ID["B-LOC"]]
+
+
+def test_viterbi_keeps_a_two_word_name_in_one_type():
+    import numpy as np
+
+    # "Nikol Pashinyan": B-PER then I-ORG by argmax; I-PER is nearly as likely and makes the sequence valid
+    probs = _probs([{"B-PER": 0.9}, {"I-ORG": 0.45, "I-PER": 0.40}])
+    assert viterbi_bio(np.log(probs)) == [LABEL2ID["B-PER"], LABEL2ID["I-PER"]]
+
+
+@given(st.lists(st.lists(st.floats(0.01, 1.0), min_size=9, max_size=9), min_size=1, max_size=4))
+@settings(max_examples=60, deadline=None)
+def test_viterbi_finds_the_best_valid_sequence(rows):
+    import itertools
+
+    import numpy as np
+
+    logp = np.log(np.array(rows) / np.array(rows).sum(1, keepdims=True))
+    path = viterbi_bio(logp)
+    assert _valid_bio(path)
+    best = max(sum(logp[i, l] for i, l in enumerate(seq))
+               for seq in itertools.product(range(len(LABELS)), repeat=len(rows)) if _valid_bio(seq))
+    assert abs(sum(logp[i, l] for i, l in enumerate(path)) - best) < 1e-9
+    if _valid_bio(list(logp.argmax(1))):
+        assert path == list(logp.argmax(1))
+
+
+def test_constrained_labels_decide_per_word_and_the_word_follows():
+    # "Aserbaidschan Armee": the word's later pieces do not vote; the empty piece gets O
+    text = "Aserbaidschan Armee"
+    offsets = [(0, 4), (4, 9), (9, 13), (13, 13), (14, 19)]
+    probs = _probs([{"B-LOC": 0.8}, {"B-ORG": 0.9}, {"O": 0.9}, {"O": 0.9}, {"I-ORG": 0.5, "B-ORG": 0.4}])
+    labels = constrained_labels(text, offsets, probs)
+    assert labels == [LABEL2ID["B-LOC"], LABEL2ID["I-LOC"], LABEL2ID["I-LOC"], 0, LABEL2ID["B-ORG"]]
+    spans = decode_pieces(text, offsets, labels, [1.0] * 5)
+    assert [(text[s.start:s.end], s.type) for s in spans] == [("Aserbaidschan", "LOC"), ("Armee", "ORG")]
 
 
 @given(n=st.integers(1, 3000), size=st.integers(8, 512), overlap=st.integers(0, 3))
