@@ -12,12 +12,11 @@ import random
 import time
 from pathlib import Path
 
-import yaml
 
 from . import corpora
 from .ner import IGNORE, LABEL2ID, LABELS, NerTagger, piece_labels, span_prf, windows
 from .shipping import save_compact
-from .training import Progress, bucketed_batches, make_optimizer, seed_everything, setup_logging
+from .training import Progress, bucketed_batches, load_config, make_optimizer, seed_everything, setup_logging
 
 MISC_IDS = (LABEL2ID["O"], LABEL2ID["B-MISC"], LABEL2ID["I-MISC"])
 
@@ -85,7 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--log", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: from the config)")
     args = ap.parse_args(argv)
-    cfg = yaml.safe_load(Path(args.config).read_text())
+    cfg = load_config(args.config)
     out_dir = Path(args.output or cfg["output"])
     log = setup_logging(args.log)
     log.info(f"config {json.dumps(cfg)}")

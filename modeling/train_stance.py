@@ -12,11 +12,10 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import yaml
 
 from . import corpora
 from .stance import LABELS, MentionInput, StanceClassifier
-from .training import Progress, bucketed_batches, make_optimizer, seed_everything, setup_logging
+from .training import Progress, bucketed_batches, load_config, make_optimizer, seed_everything, setup_logging
 
 
 def load_stance_data(root: Path | None, seed: int):
@@ -108,7 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--log", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: from the config)")
     args = ap.parse_args(argv)
-    cfg = yaml.safe_load(Path(args.config).read_text())
+    cfg = load_config(args.config)
     out_dir = Path(args.output or cfg["output"])
     log = setup_logging(args.log)
     log.info(f"config {json.dumps(cfg)}")

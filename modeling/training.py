@@ -6,8 +6,26 @@ import math
 import random
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+
+def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A training config (YAML mapping). `extends: other.yaml` (relative to this file) loads that config first and
+    this file's keys replace its keys, so a stage that changes three settings says only those three."""
+    import yaml
+
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ValueError(f"config {path} extends itself (through {' -> '.join(p.name for p in _seen)})")
+    cfg = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(cfg, dict):
+        raise ValueError(f"config {path} is not a mapping of settings")
+    parent = cfg.pop("extends", None)
+    if parent is None:
+        return cfg
+    return {**load_config(path.parent / parent, _seen + (path,)), **cfg}
 
 
 def seed_everything(seed: int) -> None:

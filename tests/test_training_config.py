@@ -1,0 +1,40 @@
+"""Training configs: `extends:` inheritance, and the shipped NER stages resolving to their full recipes (no model)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modeling.training import load_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def test_a_stage_inherits_what_it_does_not_set(tmp_path):
+    (tmp_path / "base.yaml").write_text("seed: 1\nlr: 5.0e-5\noversample: {nerel: 2}\n")
+    (tmp_path / "next.yaml").write_text("extends: base.yaml\nseed: 2\n")
+    assert load_config(tmp_path / "next.yaml") == {"seed": 2, "lr": 5.0e-5, "oversample": {"nerel": 2}}
+
+
+def test_a_config_that_extends_itself_is_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nseed: 1\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nseed: 2\n")
+    with pytest.raises(ValueError, match="extends itself"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_a_config_that_is_not_a_mapping_is_refused(tmp_path):
+    (tmp_path / "list.yaml").write_text("- seed\n- lr\n")
+    with pytest.raises(ValueError, match="not a mapping"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_stage_four_resolves_to_the_stage_three_mix_at_half_the_rate():
+    stage3, stage4 = load_config(CONFIGS / "ner-stage3.yaml"), load_config(CONFIGS / "ner-stage4.yaml")
+    assert "extends" not in stage4
+    assert (stage4["seed"], stage4["lr"], stage4["init_from"], stage4["output"]) == (
+        20201113, 1.0e-5, "build/ner-stage3", "modeling/weights/ner")
+    same = {k: v for k, v in stage4.items() if k not in ("seed", "lr", "init_from", "output")}
+    assert same == {k: v for k, v in stage3.items() if k not in ("seed", "lr", "init_from", "output")}
+    assert stage4["per_source_cap"] == {"wikiann": 12000} and stage4["oversample"]["conll-es"] == 2
+    assert len(stage4["train_sources"]) == 11
