@@ -169,7 +169,8 @@ def main() -> int:
         run_newsbeam(tagger, clf, articles[:8])
         res["compile_s"] = round(time.perf_counter() - t_c, 1)
         seconds_c, _, _ = run_newsbeam(tagger, clf, articles)
-        res.update({"compiled_s": round(seconds_c, 2), "compiled_articles_per_s": round(len(articles) / seconds_c, 1)})
+        res.update({"compiled_s": round(seconds_c, 2), "compiled_articles_per_s": round(len(articles) / seconds_c, 1),
+                    "compiled_fraction_of_bf16_limit": round(flops / seconds_c / 1e9 / limit, 3)})
         tagger.model, clf.model = eager_models
     if not args.skip_beam:
         t_load2 = time.perf_counter()

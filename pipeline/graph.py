@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
+from modeling.ner import DEFAULT_WINDOW
 from transforms.common import DEAD, counter
 from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
 from transforms.langid import DetectLanguage
@@ -25,7 +26,7 @@ class GraphConfig:
     targets: dict[str, list[str]]
     ner_model: str
     stance_model: str
-    ner_window: int = 256
+    ner_window: int = DEFAULT_WINDOW
     ner_batch_size: int = 32
     stance_batch_size: int = 32
     dedup_threshold: float = 0.8

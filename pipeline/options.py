@@ -5,6 +5,8 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from modeling.ner import DEFAULT_WINDOW
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,7 +67,9 @@ class NewsbeamOptions(PipelineOptions):
                             help="token-classification model: a Hugging Face id or a local directory")
         parser.add_argument("--stance-model", default=DEFAULT_STANCE_MODEL,
                             help="stance model: a Hugging Face id or a local directory")
-        parser.add_argument("--ner-window", type=int, default=256, help="model window in pieces (overlapping)")
+        parser.add_argument("--ner-window", type=int, default=DEFAULT_WINDOW,
+                            help="model window in pieces (overlapping windows cover longer texts; default: the "
+                                 "training segment length of newsbeam's NER model)")
         parser.add_argument("--ner-batch-size", type=int, default=32, help="articles per NER batch")
         parser.add_argument("--stance-batch-size", type=int, default=32, help="articles per stance batch")
         parser.add_argument("--torch-threads", type=int, default=0,

@@ -54,6 +54,7 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSeqGenRestrictionProvider
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
+from modeling.ner import DEFAULT_WINDOW
 from transforms.common import DEAD, counter, dead_letter, tagged_dead
 from transforms.dedup import agreements_needed
 from transforms.ner import NerModelHandler
@@ -735,7 +736,7 @@ class StreamRecogniseEntities(beam.PTransform):
     the source stops on the local streaming runner): unsupported languages are skipped inside the handler.
     Returns {"articles", "dead_letter" (attach failures), "failed_batches" (dead letters of failed batches)}."""
 
-    def __init__(self, model: str, window: int = 256, max_batch_size: int = 32, languages: Sequence[str] = (),
+    def __init__(self, model: str, window: int = DEFAULT_WINDOW, max_batch_size: int = 32, languages: Sequence[str] = (),
                  torch_threads: int = 0, compile_model: bool = False):
         super().__init__()
         from transforms.ner import NER_LANGUAGES

@@ -15,6 +15,8 @@ from typing import Any, Iterable, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
+from modeling.ner import DEFAULT_WINDOW
+
 from .common import DEAD, InferenceFailure, counter, dead_letter, infer_with_single_retry, set_torch_threads
 
 NER_LANGUAGES = ("en", "de", "es", "nl", "pl", "ru")
@@ -60,7 +62,7 @@ def group_entities(text: str, spans: Iterable[Any]) -> list[dict]:
 class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: loads the tagger once per worker, tags a batch of articles' texts."""
 
-    def __init__(self, model: str, window: int = 256, overlap: int = 32, min_batch_size: int = 1,
+    def __init__(self, model: str, window: int = DEFAULT_WINDOW, overlap: int = 32, min_batch_size: int = 1,
                  max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False):
         """torch_threads: --torch-threads, intra-op threads per worker process (0: torch's default);
         compile_model: --compile-models (modeling.shipping.compile_for_inference)."""
@@ -122,7 +124,7 @@ def _failed_batch_to_dead(item) -> list[dict]:
 class RecogniseEntities(beam.PTransform):
     """Articles -> articles with `entities` (main) and dead letters (tag `dead_letter`) for failed batches."""
 
-    def __init__(self, model: str, languages: Sequence[str] = NER_LANGUAGES, window: int = 256, overlap: int = 32,
+    def __init__(self, model: str, languages: Sequence[str] = NER_LANGUAGES, window: int = DEFAULT_WINDOW, overlap: int = 32,
                  max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False):
         super().__init__()
         self.model = model
