@@ -1,6 +1,7 @@
 """Model stages' speed on 200 real articles (Reuters-21578 bodies), against a naive baseline in the same run.
 
-newsbeam: NER (windows of 256, length-sorted token-budget batches, bf16 autocast) then stance toward each
+newsbeam: NER (the shipped defaults: 128-piece windows, Viterbi decoding; length-sorted token-budget batches,
+bf16 autocast) then stance toward each
 article's two most-mentioned PER/ORG/LOC entities (all mentions of a batch in one call).
 Naive baseline: the same models through plain `transformers.pipeline`, one article (one mention) per call,
 fp32, as a first implementation would do it.

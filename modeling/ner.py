@@ -7,6 +7,7 @@ vocabulary often splits a bare "▁" piece off a word; such empty pieces get no 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
@@ -88,6 +89,19 @@ def decode_pieces(text: str, offsets: Sequence[tuple[int, int]], label_ids: Sequ
     return spans
 
 
+def word_starts(text: str, offsets: Sequence[tuple[int, int]]) -> list[bool]:
+    """True for each piece that begins a word (empty pieces: False). A piece continues the word when it touches
+    the previous non-empty piece with a letter or digit on both sides of the seam (see follow_word_start)."""
+    starts = [False] * len(offsets)
+    prev = None
+    for k, (s, e) in enumerate(offsets):
+        if e <= s:
+            continue
+        starts[k] = not (prev is not None and s == offsets[prev][1] and text[s - 1].isalnum() and text[s].isalnum())
+        prev = k
+    return starts
+
+
 def follow_word_start(text: str, offsets: Sequence[tuple[int, int]], label_ids: Sequence[int]) -> list[int]:
     """Make the pieces inside a word follow the word's first piece: O after O, I-X after B-X or I-X.
 
@@ -98,26 +112,14 @@ def follow_word_start(text: str, offsets: Sequence[tuple[int, int]], label_ids: 
     """
     out = list(label_ids)
     prev = None
-    for k, (s, e) in enumerate(offsets):
-        if e <= s:
+    for k, starts in enumerate(word_starts(text, offsets)):
+        if offsets[k][1] <= offsets[k][0]:
             continue
-        if prev is not None and s == offsets[prev][1] and text[s - 1].isalnum() and text[s].isalnum():
+        if not starts:
             label = LABELS[out[prev]]
             out[k] = 0 if label == "O" else LABEL2ID["I-" + label.partition("-")[2]]
         prev = k
     return out
-
-
-def word_starts(text: str, offsets: Sequence[tuple[int, int]]) -> list[bool]:
-    """True for each piece that begins a word, by follow_word_start's seam rule (empty pieces: False)."""
-    starts = [False] * len(offsets)
-    prev = None
-    for k, (s, e) in enumerate(offsets):
-        if e <= s:
-            continue
-        starts[k] = not (prev is not None and s == offsets[prev][1] and text[s - 1].isalnum() and text[s].isalnum())
-        prev = k
-    return starts
 
 
 def bio_transitions() -> "np.ndarray":
@@ -148,8 +150,7 @@ def viterbi_bio(log_probs: "np.ndarray") -> list[int]:
     n = len(log_probs)
     if n == 0:
         return []
-    trans = bio_transitions()
-    start_ok = np.array([0.0 if not l.startswith("I-") else -np.inf for l in LABELS])
+    trans, start_ok = _bio_tables()
     score = log_probs[0] + start_ok
     back = np.zeros((n, len(LABELS)), dtype=np.int64)
     for i in range(1, n):
@@ -160,6 +161,14 @@ def viterbi_bio(log_probs: "np.ndarray") -> list[int]:
     for i in range(n - 1, 0, -1):
         path.append(int(back[i][path[-1]]))
     return path[::-1]
+
+
+@lru_cache(maxsize=1)
+def _bio_tables():
+    """(transitions, start scores), built once per process."""
+    import numpy as np
+
+    return bio_transitions(), np.array([-np.inf if l.startswith("I-") else 0.0 for l in LABELS])
 
 
 def constrained_labels(text: str, offsets: Sequence[tuple[int, int]], probs: "np.ndarray") -> list[int]:
@@ -190,7 +199,7 @@ def windows(n_tokens: int, size: int, overlap: int, last_at_end: bool = False) -
     text longer than the model's window is covered completely, never truncated. Windows advance by
     size - overlap and the last one ends at the text's end, shorter than the others: shifting it back to full
     size (`last_at_end`, the layout the training segments were cut with) re-reads up to a whole window, which
-    cost 13% more pieces on Reuters bodies.
+    cost 13% more pieces on Reuters bodies (measured with 256-piece windows).
     """
     if n_tokens <= size:
         return [(0, n_tokens, 0, n_tokens)]
@@ -216,11 +225,13 @@ def windows(n_tokens: int, size: int, overlap: int, last_at_end: bool = False) -
 
 WIDTH_STEP = 32
 
-# Inference windows are as long as the training segments (max_len 128: 126 pieces + 2 specials). The model was
-# fine-tuned only on contexts up to 128 pieces; on NEREL's long documents (stage-4 weights, Viterbi) windows of 256
+# newsbeam models read windows as long as their training segments (max_len in newsbeam.json; 128 = 126 pieces + 2
+# specials for the shipped model), other models FOREIGN_WINDOW. The shipped model was fine-tuned only on contexts up
+# to 128 pieces; on NEREL's long documents (stage-4 weights, Viterbi) windows of 256
 # scored F1 0.875 and 512 scored 0.811 against 0.885 at 128. On 200 Reuters bodies 128 reads 14% more pieces
 # (overlap) and took about 5% longer, since attention over shorter windows is cheaper per piece.
 DEFAULT_WINDOW = 128
+FOREIGN_WINDOW = 256  # a Hugging Face model given by --ner-model: most were trained on 256-512 pieces
 
 
 def bucket_width(n: int, step: int = WIDTH_STEP) -> int:
@@ -260,8 +271,9 @@ class NerTagger:
 
     def __init__(self, model, tokenizer, window: int = DEFAULT_WINDOW, overlap: int = 32, max_batch_tokens: int = 8192,
                  bf16: bool = True, decoding: str = "viterbi"):
-        """decoding: "viterbi" (BIO-valid sequences, constrained_labels) or "argmax" (per word, then
-        decode_pieces' repair of an I- that opens an entity), kept to measure one against the other."""
+        """decoding: "viterbi" (BIO-valid sequences, constrained_labels; for newsbeam's BIO-trained models) or
+        "argmax" (per word, an I- that follows O opens an entity: right for IOB1 models, which start entities with
+        I-). `load` picks it per model."""
         import torch
 
         if decoding not in ("viterbi", "argmax"):
@@ -275,21 +287,42 @@ class NerTagger:
         self.decoding = decoding
         id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.label_map = [LABEL2ID.get(_to_bio(id2label[i]), 0) for i in range(len(id2label))]
-        # Model label columns summed into ours (another model's unknown types fold into O).
+        # The model's label columns for each of ours (another model's unknown types, e.g. DATE, map to O).
+        self.columns = [[i for i, j in enumerate(self.label_map) if j == ours] for ours in range(len(LABELS))]
+        self.identity = self.label_map == list(range(len(LABELS)))
         self.to_ours = torch.zeros(len(id2label), len(LABELS))
         for i, j in enumerate(self.label_map):
             self.to_ours[i, j] = 1.0
         self.tokens_processed = 0
         self.segment_lengths: list[int] = []  # real (unpadded) lengths, for FLOP accounting
 
+    def fold(self, probs):
+        """(..., model labels) -> (..., 9) in LABELS order. Viterbi sums a label's columns (its probability);
+        argmax keeps their maximum, so the winner is the model's own best column mapped to ours, as before."""
+        import torch
+
+        if self.identity:
+            return probs
+        if self.decoding == "viterbi":
+            return probs @ self.to_ours.to(probs.device)
+        zeros = probs.new_zeros(probs.shape[:-1])
+        return torch.stack([probs[..., cols].amax(-1) if cols else zeros for cols in self.columns], -1)
+
     @classmethod
-    def load(cls, name_or_path, compile: bool = False, **kw) -> "NerTagger":
+    def load(cls, name_or_path, compile: bool = False, window: int | None = None, decoding: str | None = None,
+             **kw) -> "NerTagger":
+        """window None: a newsbeam model's training length (max_len in newsbeam.json), FOREIGN_WINDOW otherwise.
+        decoding None: "viterbi" for a newsbeam model (trained on BIO), "argmax" for any other (it may be IOB1)."""
         from transformers import AutoModelForTokenClassification
 
-        from .shipping import compile_for_inference, load_model
+        from .shipping import compile_for_inference, is_newsbeam_dir, load_model, trained_max_len
 
         model, tok = load_model(name_or_path, AutoModelForTokenClassification)
-        return cls(compile_for_inference(model) if compile else model, tok, **kw)
+        ours = is_newsbeam_dir(name_or_path)
+        if window is None:
+            window = (trained_max_len(name_or_path) or DEFAULT_WINDOW) if ours else FOREIGN_WINDOW
+        decoding = decoding or ("viterbi" if ours else "argmax")
+        return cls(compile_for_inference(model) if compile else model, tok, window=window, decoding=decoding, **kw)
 
     def predict(self, texts: Sequence[str]) -> list[list[Span]]:
         offsets, probs = self.piece_probs(texts)
@@ -335,7 +368,7 @@ class NerTagger:
                 self.segment_lengths += mask.sum(1).tolist()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                     logits = self.model(input_ids=ids_t, attention_mask=mask).logits
-                probs = (logits.float().softmax(-1) @ self.to_ours).numpy()
+                probs = self.fold(logits.float().softmax(-1)).numpy()
                 for r, b in enumerate(batch):
                     ti, st, en, kf, kt = segments[b]
                     per_text[ti][kf:kt] = probs[r, kf - st + 1: kt - st + 1]

@@ -48,6 +48,16 @@ def shared_tokenizer():
     return build_tokenizer(load_image(words_only=True))
 
 
+def trained_max_len(path: str | os.PathLike) -> int | None:
+    """The segment length a newsbeam model was trained with (newsbeam.json train_config.max_len), if recorded."""
+    try:
+        meta = json.loads((Path(path) / META_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    value = (meta.get("train_config") or {}).get("max_len")
+    return int(value) if value else None
+
+
 def load_model(name_or_path: str | os.PathLike, auto_class):
     """(model, tokenizer) in eval mode, fp32 on CPU."""
     import torch

@@ -13,7 +13,8 @@ import numpy as np
 
 def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """A training config (YAML mapping). `extends: other.yaml` (relative to this file) loads that config first and
-    this file's keys replace its keys, so a stage that changes three settings says only those three."""
+    this file's keys replace its keys, so a stage that changes three settings says only those three. The merge is
+    of top-level keys only: a nested mapping such as `oversample` given here replaces the parent's whole."""
     import yaml
 
     path = Path(path).resolve()
@@ -25,6 +26,8 @@ def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     parent = cfg.pop("extends", None)
     if parent is None:
         return cfg
+    if not isinstance(parent, str):
+        raise ValueError(f"config {path}: extends must be a file name, not {parent!r}")
     return {**load_config(path.parent / parent, _seen + (path,)), **cfg}
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
-from modeling.ner import DEFAULT_WINDOW
 from transforms.common import DEAD, counter
 from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
 from transforms.langid import DetectLanguage
@@ -26,7 +25,8 @@ class GraphConfig:
     targets: dict[str, list[str]]
     ner_model: str
     stance_model: str
-    ner_window: int = DEFAULT_WINDOW
+    ner_window: int | None = None  # None: per model (modeling.ner.NerTagger.load)
+    ner_decoding: str | None = None  # None: per model
     ner_batch_size: int = 32
     stance_batch_size: int = 32
     dedup_threshold: float = 0.8
@@ -69,6 +69,7 @@ class ProcessArticles(beam.PTransform):
         dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
                                                        index_root=cfg.output, write_index=False)
         ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
+                                                            decoding=cfg.ner_decoding,
                                                             max_batch_size=cfg.ner_batch_size,
                                                             torch_threads=cfg.torch_threads,
                                                             compile_model=cfg.compile_models)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from modeling.ner import DEFAULT_WINDOW
+from modeling.ner import DEFAULT_WINDOW, FOREIGN_WINDOW
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,9 +67,14 @@ class NewsbeamOptions(PipelineOptions):
                             help="token-classification model: a Hugging Face id or a local directory")
         parser.add_argument("--stance-model", default=DEFAULT_STANCE_MODEL,
                             help="stance model: a Hugging Face id or a local directory")
-        parser.add_argument("--ner-window", type=int, default=DEFAULT_WINDOW,
-                            help="model window in pieces (overlapping windows cover longer texts; default: the "
-                                 "training segment length of newsbeam's NER model)")
+        parser.add_argument("--ner-window", type=int, default=None,
+                            help="model window in pieces; overlapping windows cover longer texts (default: a "
+                                 f"newsbeam model's training length, {DEFAULT_WINDOW} for the shipped one; "
+                                 f"{FOREIGN_WINDOW} for other models)")
+        parser.add_argument("--ner-decoding", choices=["viterbi", "argmax"], default=None,
+                            help="viterbi: the best BIO-valid label sequence; argmax: per word, an I- tag after O "
+                                 "opens an entity, as IOB1 models need (default: viterbi for newsbeam models, "
+                                 "argmax for other models)")
         parser.add_argument("--ner-batch-size", type=int, default=32, help="articles per NER batch")
         parser.add_argument("--stance-batch-size", type=int, default=32, help="articles per stance batch")
         parser.add_argument("--torch-threads", type=int, default=0,

@@ -63,7 +63,7 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
     limits = ParseLimits(max_chars=opts.max_chars, fetch_full_text=opts.fetch_full_text,
                          full_text_allow_private_hosts=opts.full_text_allow_private_hosts)
     return GraphConfig(output=opts.output, targets=targets, ner_model=opts.ner_model,
-                       stance_model=opts.stance_model, ner_window=opts.ner_window,
+                       stance_model=opts.stance_model, ner_window=opts.ner_window, ner_decoding=opts.ner_decoding,
                        ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
                        shingle_size=opts.shingle_size, limits=limits,

@@ -54,7 +54,6 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSeqGenRestrictionProvider
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
-from modeling.ner import DEFAULT_WINDOW
 from transforms.common import DEAD, counter, dead_letter, tagged_dead
 from transforms.dedup import agreements_needed
 from transforms.ner import NerModelHandler
@@ -736,13 +735,13 @@ class StreamRecogniseEntities(beam.PTransform):
     the source stops on the local streaming runner): unsupported languages are skipped inside the handler.
     Returns {"articles", "dead_letter" (attach failures), "failed_batches" (dead letters of failed batches)}."""
 
-    def __init__(self, model: str, window: int = DEFAULT_WINDOW, max_batch_size: int = 32, languages: Sequence[str] = (),
-                 torch_threads: int = 0, compile_model: bool = False):
+    def __init__(self, model: str, window: int | None = None, max_batch_size: int = 32, languages: Sequence[str] = (),
+                 torch_threads: int = 0, compile_model: bool = False, decoding: str | None = None):
         super().__init__()
         from transforms.ner import NER_LANGUAGES
 
         self.model = model
-        self.handler = StreamNerHandler(model, tuple(languages or NER_LANGUAGES), window=window,
+        self.handler = StreamNerHandler(model, tuple(languages or NER_LANGUAGES), window=window, decoding=decoding,
                                         max_batch_size=max_batch_size, torch_threads=torch_threads,
                                         compile_model=compile_model)
 
@@ -898,6 +897,7 @@ def build_streaming(p: beam.Pipeline, feeds: Sequence[str], cfg, poll_interval: 
         articles = articles | "ModelsOff" >> beam.Map(_models_off, dict(cfg.targets))
     else:
         ner = articles | "NER" >> StreamRecogniseEntities(cfg.ner_model, window=cfg.ner_window,
+                                                          decoding=cfg.ner_decoding,
                                                           max_batch_size=cfg.ner_batch_size,
                                                           torch_threads=cfg.torch_threads,
                                                           compile_model=cfg.compile_models)

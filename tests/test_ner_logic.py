@@ -152,3 +152,53 @@ def test_span_prf():
     pred = [[(0, 5, "PER"), (10, 14, "LOC")]]
     res = span_prf(gold, pred)
     assert res["precision"] == 0.5 and res["recall"] == 0.5 and res["per_type"]["PER"]["f1"] == 1.0
+
+
+class _PieceIdModel:
+    """A stand-in token classifier whose logits for a piece depend only on that piece's id, with a foreign label
+    set (IOB-style names, an unknown DATE type): windows stitched back must equal one pass over the whole text."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(id2label={0: "O", 1: "B-PERSON", 2: "I-PERSON", 3: "B-DATE", 4: "I-GPE"})
+
+    def __call__(self, input_ids, attention_mask):
+        import torch
+        from types import SimpleNamespace
+
+        g = (input_ids.unsqueeze(-1) * torch.tensor([7, 11, 13, 17, 19]) % 23).float() / 4.0
+        return SimpleNamespace(logits=g)
+
+
+def _fake_tagger(window, decoding):
+    from modeling.ner import NerTagger
+    from modeling.shipping import shared_tokenizer
+
+    return NerTagger(_PieceIdModel(), shared_tokenizer(), window=window, overlap=8, bf16=False, decoding=decoding)
+
+
+def test_windowed_piece_probabilities_match_one_pass_over_the_text():
+    import numpy as np
+
+    text = " ".join(["Nikol Pashinyan met Ilham Aliyev in Moscow on 9 November 2020."] * 12)
+    _, (short,) = _fake_tagger(24, "viterbi").piece_probs([text])
+    _, (whole,) = _fake_tagger(1024, "viterbi").piece_probs([text])
+    assert short.shape == whole.shape and short.shape[0] > 100
+    assert np.allclose(short, whole, atol=1e-6)
+    assert np.allclose(whole.sum(1), 1.0, atol=1e-5)  # folded by sum: still probabilities
+
+
+def test_argmax_fold_keeps_the_models_own_best_label():
+    import numpy as np
+    import torch
+
+    tagger = _fake_tagger(128, "argmax")
+    text = "Nikol Pashinyan met Ilham Aliyev in Moscow on 9 November 2020."
+    _, (probs,) = tagger.piece_probs([text])
+    ids = tagger.tokenizer([text], add_special_tokens=False)["input_ids"][0]
+    raw = tagger.model(torch.tensor([ids]), None).logits[0].softmax(-1)
+    best_p, best_i = raw.max(-1)
+    # the old decoder's label (argmax over the model's columns, then mapped) and its probability, piece by piece
+    assert [int(probs[k].argmax()) for k in range(len(ids))] == [tagger.label_map[int(i)] for i in best_i]
+    assert np.allclose(probs.max(1), best_p.numpy(), atol=1e-6)

@@ -40,3 +40,14 @@ def test_long_article_is_covered_to_the_end(tagger):
     surfaces = [(text[s.start:s.end], s.type) for s in spans]
     assert surfaces.count(("Moscow", "LOC")) == 60
     assert ("Baku", "LOC") in surfaces and ("Vladimir Putin", "PER") in surfaces
+
+
+def test_the_shipped_model_reads_its_training_length_with_viterbi():
+    # defaults chosen per model by NerTagger.load: newsbeam.json's max_len and BIO-constrained decoding
+    shipped = NerTagger.load(DEFAULT_NER_MODEL)
+    assert (shipped.window, shipped.decoding) == (128, "viterbi")
+    text = "Nikol Pashinyan and Ilham Aliyev signed the ceasefire in Moscow."
+    viterbi = [(text[s.start:s.end], s.type) for s in shipped.predict([text])[0]]
+    assert ("Nikol Pashinyan", "PER") in viterbi and ("Moscow", "LOC") in viterbi
+    explicit = NerTagger.load(DEFAULT_NER_MODEL, window=256, decoding="argmax")
+    assert (explicit.window, explicit.decoding) == (256, "argmax")

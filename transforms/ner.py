@@ -15,8 +15,6 @@ from typing import Any, Iterable, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from modeling.ner import DEFAULT_WINDOW
-
 from .common import DEAD, InferenceFailure, counter, dead_letter, infer_with_single_retry, set_torch_threads
 
 NER_LANGUAGES = ("en", "de", "es", "nl", "pl", "ru")
@@ -62,14 +60,16 @@ def group_entities(text: str, spans: Iterable[Any]) -> list[dict]:
 class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: loads the tagger once per worker, tags a batch of articles' texts."""
 
-    def __init__(self, model: str, window: int = DEFAULT_WINDOW, overlap: int = 32, min_batch_size: int = 1,
-                 max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False):
-        """torch_threads: --torch-threads, intra-op threads per worker process (0: torch's default);
+    def __init__(self, model: str, window: int | None = None, overlap: int = 32, min_batch_size: int = 1,
+                 max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False,
+                 decoding: str | None = None):
+        """window, decoding: --ner-window, --ner-decoding (None: chosen per model by NerTagger.load);
+        torch_threads: --torch-threads, intra-op threads per worker process (0: torch's default);
         compile_model: --compile-models (modeling.shipping.compile_for_inference)."""
         super().__init__()
         self.model_name = model
         self.torch_threads, self.compile_model = torch_threads, compile_model
-        self.window = window
+        self.window, self.decoding = window, decoding
         self.overlap = overlap
         self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
 
@@ -77,7 +77,8 @@ class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
         from modeling.ner import NerTagger
 
         set_torch_threads(self.torch_threads)
-        return NerTagger.load(self.model_name, window=self.window, overlap=self.overlap, compile=self.compile_model)
+        return NerTagger.load(self.model_name, window=self.window, overlap=self.overlap, compile=self.compile_model,
+                              decoding=self.decoding)
 
     def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
         pairs = infer_with_single_retry(list(batch), lambda b: model.predict([a["text"] for a in b]),
@@ -124,13 +125,14 @@ def _failed_batch_to_dead(item) -> list[dict]:
 class RecogniseEntities(beam.PTransform):
     """Articles -> articles with `entities` (main) and dead letters (tag `dead_letter`) for failed batches."""
 
-    def __init__(self, model: str, languages: Sequence[str] = NER_LANGUAGES, window: int = DEFAULT_WINDOW, overlap: int = 32,
-                 max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False):
+    def __init__(self, model: str, languages: Sequence[str] = NER_LANGUAGES, window: int | None = None, overlap: int = 32,
+                 max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False,
+                 decoding: str | None = None):
         super().__init__()
         self.model = model
         self.languages = tuple(languages)
         self.handler = NerModelHandler(model, window=window, overlap=overlap, max_batch_size=max_batch_size,
-                                       torch_threads=torch_threads, compile_model=compile_model)
+                                       torch_threads=torch_threads, compile_model=compile_model, decoding=decoding)
 
     def expand(self, articles):
         languages = self.languages
