@@ -102,20 +102,22 @@ def word_starts(text: str, offsets: Sequence[tuple[int, int]]) -> list[bool]:
     return starts
 
 
-def follow_word_start(text: str, offsets: Sequence[tuple[int, int]], label_ids: Sequence[int]) -> list[int]:
+def follow_word_start(text: str, offsets: Sequence[tuple[int, int]], label_ids: Sequence[int],
+                      starts: Sequence[bool] | None = None) -> list[int]:
     """Make the pieces inside a word follow the word's first piece: O after O, I-X after B-X or I-X.
 
     A word here is a run of pieces that touch with a letter or digit on both sides of every seam, so "Baku"'s
     pieces are one word while "Azerbaijan's" ends the word at the apostrophe and "pro-Russian" at the hyphen.
     Without it a piece in mid-word could open, close or retype an entity and cut a word in two (the first-piece
-    rule of transformers' `aggregation_strategy="first"`, applied to our character offsets).
+    rule of transformers' `aggregation_strategy="first"`, applied to our character offsets). `starts`: the
+    text's word_starts, if the caller has them already.
     """
     out = list(label_ids)
     prev = None
-    for k, starts in enumerate(word_starts(text, offsets)):
+    for k, starts_word in enumerate(word_starts(text, offsets) if starts is None else starts):
         if offsets[k][1] <= offsets[k][0]:
             continue
-        if not starts:
+        if not starts_word:
             label = LABELS[out[prev]]
             out[k] = 0 if label == "O" else LABEL2ID["I-" + label.partition("-")[2]]
         prev = k
@@ -185,7 +187,7 @@ def constrained_labels(text: str, offsets: Sequence[tuple[int, int]], probs: "np
     labels = [0] * len(offsets)
     for k, lid in zip(heads, path):
         labels[k] = lid
-    return follow_word_start(text, offsets, labels)
+    return follow_word_start(text, offsets, labels, starts)
 
 
 def _close(cur) -> Span:
@@ -274,8 +276,6 @@ class NerTagger:
         """decoding: "viterbi" (BIO-valid sequences, constrained_labels; for newsbeam's BIO-trained models) or
         "argmax" (per word, an I- that follows O opens an entity: right for IOB1 models, which start entities with
         I-). `load` picks it per model."""
-        import torch
-
         if decoding not in ("viterbi", "argmax"):
             raise ValueError(f"decoding must be 'viterbi' or 'argmax', not {decoding!r}")
         self.model = model
@@ -290,23 +290,22 @@ class NerTagger:
         # The model's label columns for each of ours (another model's unknown types, e.g. DATE, map to O).
         self.columns = [[i for i, j in enumerate(self.label_map) if j == ours] for ours in range(len(LABELS))]
         self.identity = self.label_map == list(range(len(LABELS)))
-        self.to_ours = torch.zeros(len(id2label), len(LABELS))
-        for i, j in enumerate(self.label_map):
-            self.to_ours[i, j] = 1.0
         self.tokens_processed = 0
         self.segment_lengths: list[int] = []  # real (unpadded) lengths, for FLOP accounting
 
-    def fold(self, probs):
-        """(..., model labels) -> (..., 9) in LABELS order. Viterbi sums a label's columns (its probability);
-        argmax keeps their maximum, so the winner is the model's own best column mapped to ours, as before."""
-        import torch
+    def fold(self, probs: "np.ndarray") -> "np.ndarray":
+        """(n, model labels) -> (n, 9) in LABELS order, for this tagger's decoding. Viterbi sums a label's columns
+        (its probability); argmax keeps their maximum, so the winner is the model's own best column mapped to ours."""
+        import numpy as np
 
         if self.identity:
             return probs
-        if self.decoding == "viterbi":
-            return probs @ self.to_ours.to(probs.device)
-        zeros = probs.new_zeros(probs.shape[:-1])
-        return torch.stack([probs[..., cols].amax(-1) if cols else zeros for cols in self.columns], -1)
+        reduce = np.sum if self.decoding == "viterbi" else np.max
+        out = np.zeros((len(probs), len(LABELS)), dtype=probs.dtype)
+        for ours, cols in enumerate(self.columns):
+            if cols:
+                out[:, ours] = reduce(probs[:, cols], axis=1)
+        return out
 
     @classmethod
     def load(cls, name_or_path, compile: bool = False, window: int | None = None, decoding: str | None = None,
@@ -328,11 +327,12 @@ class NerTagger:
         offsets, probs = self.piece_probs(texts)
         return [self.decode(text, offs, p) for text, offs, p in zip(texts, offsets, probs)]
 
-    def decode(self, text: str, offsets: Sequence[tuple[int, int]], probs) -> list[Span]:
-        """Character spans from one text's piece probabilities; a span's score is the mean probability of
-        the labels its pieces were given."""
+    def decode(self, text: str, offsets: Sequence[tuple[int, int]], model_probs) -> list[Span]:
+        """Character spans from one text's piece probabilities (piece_probs); a span's score is the mean
+        probability of the labels its pieces were given."""
         import numpy as np
 
+        probs = self.fold(model_probs)
         if self.decoding == "viterbi":
             labels = constrained_labels(text, offsets, probs)
         else:
@@ -341,8 +341,9 @@ class NerTagger:
         return decode_pieces(text, offsets, labels, scores)
 
     def piece_probs(self, texts: Sequence[str]):
-        """(offsets, probs) per text: the tokenizer's character offsets and a (n_pieces, 9) float32 array of
-        label probabilities in LABELS order, each piece taken from its most central window."""
+        """(offsets, probs) per text: the tokenizer's character offsets and a (n_pieces, model labels) float32
+        array of the model's label probabilities, each piece taken from its most central window (decode maps
+        them to LABELS, so one pass serves either decoding)."""
         import numpy as np
         import torch
 
@@ -352,7 +353,7 @@ class NerTagger:
         for ti, ids in enumerate(enc["input_ids"]):
             for st, en, kf, kt in windows(len(ids), size, min(self.overlap, size // 2 - 1)):
                 segments.append((ti, st, en, kf, kt))
-        per_text = [np.zeros((len(ids), len(LABELS)), dtype=np.float32) for ids in enc["input_ids"]]
+        per_text = [np.zeros((len(ids), len(self.label_map)), dtype=np.float32) for ids in enc["input_ids"]]
         # Each segment is padded to a width fixed by its own length (a multiple of WIDTH_STEP) and batched only
         # with segments of that width: bf16 results depend on the padded width, so this keeps every article's
         # scores independent of which articles the runner happened to put in the same batch.
@@ -368,7 +369,7 @@ class NerTagger:
                 self.segment_lengths += mask.sum(1).tolist()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                     logits = self.model(input_ids=ids_t, attention_mask=mask).logits
-                probs = self.fold(logits.float().softmax(-1)).numpy()
+                probs = logits.float().softmax(-1).numpy()
                 for r, b in enumerate(batch):
                     ti, st, en, kf, kt = segments[b]
                     per_text[ti][kf:kt] = probs[r, kf - st + 1: kt - st + 1]
