@@ -2,11 +2,14 @@
 
     newsbeam eval ner --gold ../shared/data/ner/conll/en/val.conllu --format conll [--json]
     newsbeam eval ner --gold ../shared/data/ner/nerel/dev --format brat [--json]
+    newsbeam eval ner --gold ../shared/data/ner/wikiann/en/val.conllu --format conll --errors 50 [--seed 1]
     newsbeam eval stance --gold ../shared/data/stance/newsmtsc/devtest_mt.jsonl --format newsmtsc [--json]
     newsbeam eval stance --gold ../shared/data/stance/rusentne/train.tsv --format rusentne --rusentne-heldout
 
 NER: entity-level precision / recall / F1, exact span and type, overall and per type (MISC is scored only
 where the gold annotates it: CoNLL; for WikiANN and NEREL predictions of MISC are ignored).
+`--errors N` adds what the errors are: counts of each kind (wrong type, wrong boundary, missed, spurious) over
+every text, and N texts drawn at random (fixed seed) where prediction and gold differ, with both sides' spans.
 Stance: accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted).
 """
 from __future__ import annotations
@@ -18,7 +21,31 @@ import time
 from pathlib import Path
 
 
-def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bool | None = None) -> dict:
+def error_report(examples, preds: list[list[tuple[int, int, str]]], types, n: int, seed: int) -> dict:
+    """Counts of each error kind over all texts, and a fixed-seed sample of n texts with errors, spans as text."""
+    import random
+    from collections import Counter
+
+    from .ner import ERROR_KINDS, span_errors
+
+    per_text = [(e, span_errors(e.spans, p, types)) for e, p in zip(examples, preds)]
+    counts = Counter(err["kind"] for _, errs in per_text for err in errs)
+    wrong = [(e, errs) for e, errs in per_text if errs]
+    sample = random.Random(seed).sample(wrong, min(n, len(wrong)))
+
+    def show(span):
+        return {"text": e.text[span[0]:span[1]], "start": span[0], "end": span[1], "type": span[2]}
+
+    rows = []
+    for e, errs in sample:
+        rows.append({"text": e.text, "errors": [{"kind": err["kind"], "gold": show(err["gold"]) if err["gold"] else None,
+                                                 "pred": [show(p) for p in err["pred"]]} for err in errs]})
+    return {"counts": {k: counts[k] for k in ERROR_KINDS}, "texts_with_errors": len(wrong), "seed": seed,
+            "sample": rows}
+
+
+def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bool | None = None,
+             errors: int = 0, seed: int = 1) -> dict:
     from . import corpora
     from .ner import NerTagger, span_prf
 
@@ -36,9 +63,12 @@ def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bo
     preds = tagger.predict([e.text for e in examples])
     seconds = time.time() - t0
     types = None if has_misc else ("PER", "ORG", "LOC")
-    res = span_prf([e.spans for e in examples], [[(s.start, s.end, s.type) for s in p] for p in preds], types)
+    spans = [[(s.start, s.end, s.type) for s in p] for p in preds]
+    res = span_prf([e.spans for e in examples], spans, types)
     res.update({"n_texts": len(examples), "tokens_per_second": round(tagger.tokens_processed / seconds),
                 "misc_scored": has_misc, "model": model, "gold": str(gold)})
+    if errors:
+        res["errors"] = error_report(examples, spans, types, errors, seed)
     return res
 
 
@@ -61,6 +91,17 @@ def eval_stance(model: str, gold: str, fmt: str, rusentne_heldout: bool = False,
     return res
 
 
+def print_errors(rep: dict) -> None:
+    print(f"errors in {rep['texts_with_errors']} texts: "
+          + ", ".join(f"{k} {v}" for k, v in rep["counts"].items()))
+    for i, row in enumerate(rep["sample"], 1):
+        print(f"[{i}] {row['text'][:300]}")
+        for err in row["errors"]:
+            gold = f"{err['gold']['text']!r}/{err['gold']['type']}" if err["gold"] else "-"
+            pred = ", ".join(f"{p['text']!r}/{p['type']}" for p in err["pred"]) or "-"
+            print(f"      {err['kind']:14s} gold {gold}  predicted {pred}")
+
+
 def main(argv=None) -> int:
     from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
 
@@ -73,6 +114,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="model id or directory (default: the shipped model)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--limit", type=int, default=None, help="NER: only the first N texts")
+    ap.add_argument("--errors", type=int, default=0, metavar="N",
+                    help="NER: also count each kind of error and show N texts with errors (random, fixed seed)")
+    ap.add_argument("--seed", type=int, default=1, help="NER: the seed that draws the --errors sample")
     ap.add_argument("--rusentne-heldout", action="store_true",
                     help="stance/rusentne: score only the fixed-seed 15%% held back from training")
     args = ap.parse_args(argv)
@@ -82,7 +126,10 @@ def main(argv=None) -> int:
     if args.task == "ner":
         if args.format not in ("conll", "brat"):
             ap.error("ner takes --format conll or brat")
-        res = eval_ner(args.model or DEFAULT_NER_MODEL, args.gold, args.format, args.limit)
+        if args.errors < 0:
+            ap.error("--errors takes a count >= 0")
+        res = eval_ner(args.model or DEFAULT_NER_MODEL, args.gold, args.format, args.limit, errors=args.errors,
+                       seed=args.seed)
     else:
         if args.format not in ("newsmtsc", "rusentne"):
             ap.error("stance takes --format newsmtsc or rusentne")
@@ -94,6 +141,8 @@ def main(argv=None) -> int:
               f"({res['n_texts']} texts, {res['tokens_per_second']} tokens/s)")
         for t, r in res["per_type"].items():
             print(f"  {t:5s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} support {r['support']}")
+        if "errors" in res:
+            print_errors(res["errors"])
     else:
         print(f"{args.gold}: accuracy {res['accuracy']:.4f} macro-F1 {res['macro_f1']:.4f} ECE {res['ece']} "
               f"({res['n']} examples)")

@@ -413,3 +413,32 @@ def span_prf(gold: Sequence[Sequence[tuple[int, int, str]]], pred: Sequence[Sequ
     res = prf(sum(tp.values()), sum(fp.values()), sum(fn.values()))
     res["per_type"] = {t: prf(tp[t], fp[t], fn[t]) for t in all_types}
     return res
+
+
+ERROR_KINDS = ("wrong type", "wrong boundary", "missed", "spurious")
+
+
+def span_errors(gold: Sequence[tuple[int, int, str]], pred: Sequence[tuple[int, int, str]],
+                types: Sequence[str] | None = None) -> list[dict]:
+    """Why one text's prediction differs from its gold, one record per unmatched span, so a low F1 can be read.
+
+    Gold-side records: "wrong type" (a prediction has the exact span, another type), "wrong boundary" (predictions
+    overlap it but none has its span), "missed" (no prediction overlaps it). Prediction-side: "spurious" (it
+    overlaps no gold span). A prediction that overlaps an unmatched gold span is reported with that gold span,
+    not again. `types` restricts both sides as in span_prf."""
+    keep = (lambda s: True) if types is None else (lambda s: s[2] in types)
+    gs, ps = {tuple(s) for s in gold if keep(s)}, {tuple(s) for s in pred if keep(s)}
+    out = []
+    for g in sorted(gs - ps):
+        over = sorted(p for p in ps if p[0] < g[1] and g[0] < p[1])
+        if not over:
+            kind = "missed"
+        elif any(p[:2] == g[:2] for p in over):
+            kind = "wrong type"
+        else:
+            kind = "wrong boundary"
+        out.append({"kind": kind, "gold": g, "pred": over})
+    for p in sorted(ps - gs):
+        if not any(g[0] < p[1] and p[0] < g[1] for g in gs):
+            out.append({"kind": "spurious", "gold": None, "pred": [p]})
+    return out

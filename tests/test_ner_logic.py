@@ -203,3 +203,25 @@ def test_argmax_fold_keeps_the_models_own_best_label():
     # the old decoder's label (argmax over the model's columns, then mapped) and its probability, piece by piece
     assert [int(probs[k].argmax()) for k in range(len(ids))] == [tagger.label_map[int(i)] for i in best_i]
     assert np.allclose(probs.max(1), best_p.numpy(), atol=1e-6)
+
+
+def test_span_errors_names_each_kind_once():
+    from modeling.ner import span_errors
+
+    text = "Bach met Carl in Leipzig and Anaheim , California ."
+    gold = [(0, 4, "PER"), (9, 13, "PER"), (17, 24, "LOC"), (29, 36, "LOC")]
+    pred = [(0, 4, "PER"),            # right
+            (9, 13, "ORG"),           # wrong type
+            (29, 49, "LOC"),          # "Anaheim , California": wrong boundary
+            (39, 49, "MISC")]         # ignored: `types` leaves MISC out, as for WikiANN and NEREL
+    errs = span_errors(gold, pred, types=("PER", "ORG", "LOC"))
+    kinds = {e["kind"]: e for e in errs}
+    assert [e["kind"] for e in errs] == ["wrong type", "missed", "wrong boundary"]
+    assert kinds["wrong type"]["pred"] == [(9, 13, "ORG")]
+    assert text[slice(*kinds["missed"]["gold"][:2])] == "Leipzig"
+    assert kinds["wrong boundary"]["pred"] == [(29, 49, "LOC")]
+    assert text[29:49] == "Anaheim , California"
+    # a prediction touching no gold span is spurious; an exact match yields nothing
+    assert span_errors([(0, 4, "PER")], [(0, 4, "PER"), (9, 13, "PER")]) == [
+        {"kind": "spurious", "gold": None, "pred": [(9, 13, "PER")]}]
+    assert span_errors(gold, gold) == []
