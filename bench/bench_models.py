@@ -55,17 +55,24 @@ def stance_targets(entities: list[dict], k: int = 2) -> dict[str, list[str]]:
     return {e["text"]: [] for e in named[:k]}
 
 
+STAGE_SECONDS: dict[str, float] = {}  # the last run_newsbeam's NER and stance shares, for docs/scaling.md
+
+
 def run_newsbeam(tagger, clf, articles) -> tuple[float, list, int]:
     from transforms.ner import group_entities
     from transforms.stance import plan_mentions
 
     t0 = time.perf_counter()
     spans = tagger.predict([a["text"] for a in articles])
+    t_ner = time.perf_counter()
     entities = [group_entities(a["text"], s) for a, s in zip(articles, spans)]
     plans = [plan_mentions(a, stance_targets(e)) for a, e in zip(articles, entities)]
     items = [i for plan in plans for its in plan.values() for i in its]
+    t_plan = time.perf_counter()
     clf.predict_proba(items)
-    return time.perf_counter() - t0, entities, len(items)
+    end = time.perf_counter()
+    STAGE_SECONDS.update(ner=t_ner - t0, stance=end - t_plan)
+    return end - t0, entities, len(items)
 
 
 def run_beam_stages(articles, batch_size: int = 32) -> float:
@@ -156,6 +163,7 @@ def main() -> int:
         "characters": chars, "ner_tokens": sum(tagger.segment_lengths), "stance_mentions": n_mentions,
         "model_load_s": round(load_s, 1), "newsbeam_s": round(seconds, 2),
         "newsbeam_articles_per_s": round(len(articles) / seconds, 1),
+        "ner_s": round(STAGE_SECONDS["ner"], 2), "stance_s": round(STAGE_SECONDS["stance"], 2),
         "bf16_matmul_gflops": round(limit, 1), "bf16_matmul_gflops_before_after": [round(peak_gflops, 1),
                                                                                     round(peak_after, 1)],
         "achieved_gflops": round(achieved, 1), "fraction_of_bf16_limit": round(achieved / limit, 3),
@@ -170,6 +178,8 @@ def main() -> int:
         run_newsbeam(tagger, clf, articles[:8])
         res["compile_s"] = round(time.perf_counter() - t_c, 1)
         seconds_c, _, _ = run_newsbeam(tagger, clf, articles)
+        res.update({"compiled_ner_s": round(STAGE_SECONDS["ner"], 2),
+                    "compiled_stance_s": round(STAGE_SECONDS["stance"], 2)})
         res.update({"compiled_s": round(seconds_c, 2), "compiled_articles_per_s": round(len(articles) / seconds_c, 1),
                     "compiled_fraction_of_bf16_limit": round(flops / seconds_c / 1e9 / limit, 3)})
         tagger.model, clf.model = eager_models

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from . import corpora
-from .ner import NerTagger, span_prf
+from .ner import ERROR_KINDS, NerTagger, span_errors, span_prf
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,14 +63,17 @@ def ner_rows(model: str, limit: int | None) -> list[dict]:
         tagger.tokens_processed = 0
         offsets, probs = tagger.piece_probs(texts)
         sec = time.time() - t0
-        decoded = {}
+        decoded, spans = {}, {}
         for decoding in ("viterbi", "argmax"):  # the shipped decoding, and per-word argmax, on the same probabilities
             tagger.decoding = decoding
-            decoded[decoding] = span_prf(gold, [[(s.start, s.end, s.type) for s in tagger.decode(t, o, p)]
-                                                for t, o, p in zip(texts, offsets, probs)], types)
+            spans[decoding] = [[(s.start, s.end, s.type) for s in tagger.decode(t, o, p)]
+                               for t, o, p in zip(texts, offsets, probs)]
+            decoded[decoding] = span_prf(gold, spans[decoding], types)
         tagger.decoding = "viterbi"
         res = decoded["viterbi"]
+        kinds = [err["kind"] for g, p in zip(gold, spans["viterbi"]) for err in span_errors(g, p, types)]
         row = {"set": name, "n": len(examples), "newsbeam": res, "argmax": decoded["argmax"],
+               "errors": {k: kinds.count(k) for k in ERROR_KINDS},
                "tokens_per_s": round(tagger.tokens_processed / sec), "target": TARGETS[name]}
         if name in ("conll-en", "wikiann-en"):
             row["baseline_name"] = "spaCy en_core_web_sm 3.8"
@@ -135,6 +138,13 @@ def render(ner: list[dict], stance: list[dict], meta: dict) -> str:
         pt = r["newsbeam"]["per_type"]
         lines.append(f"| {r['set']} | " + " | ".join(f"{pt[t]['f1']:.3f}" if t in pt else "-"
                                                     for t in ("PER", "ORG", "LOC", "MISC")) + " |")
+    lines += ["", "What the errors are (shipped decoding; `modeling.ner.span_errors`, and `newsbeam eval ner --errors N` "
+              "shows examples): gold spans predicted with the exact span but another type, with other boundaries, "
+              "or not at all, and predictions that touch no gold span.", "",
+              "| dev set | " + " | ".join(ERROR_KINDS) + " |", "|---|---|---|---|---|"]
+    for r in ner:
+        if "errors" in r:
+            lines.append(f"| {r['set']} | " + " | ".join(str(r["errors"][k]) for k in ERROR_KINDS) + " |")
     lines += ["", "## Stance (favor / against / neutral)", "",
               "| dev set | n | accuracy | macro-F1 | target | met | ECE | majority baseline macro-F1 |",
               "|---|---|---|---|---|---|---|---|"]
