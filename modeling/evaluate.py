@@ -5,12 +5,15 @@
     newsbeam eval ner --gold ../shared/data/ner/wikiann/en/val.conllu --format conll --errors 50 [--seed 1]
     newsbeam eval stance --gold ../shared/data/stance/newsmtsc/devtest_mt.jsonl --format newsmtsc [--json]
     newsbeam eval stance --gold ../shared/data/stance/rusentne/train.tsv --format rusentne --rusentne-heldout
+    newsbeam eval stance --gold ... --format newsmtsc --model build/stance-repro --against modeling/weights/stance
 
 NER: entity-level precision / recall / F1, exact span and type, overall and per type (MISC is scored only
 where the gold annotates it: CoNLL; for WikiANN and NEREL predictions of MISC are ignored).
 `--errors N` adds what the errors are: counts of each kind (wrong type, wrong boundary, missed, spurious) over
 every text, and N texts drawn at random (fixed seed) where prediction and gold differ, with both sides' spans.
-Stance: accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted).
+Stance: accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted). `--against OTHER` also scores
+a second model on the same examples and gives a paired bootstrap interval of the macro-F1 difference, so a
+retrained model can be told apart from noise (or not).
 """
 from __future__ import annotations
 
@@ -72,10 +75,33 @@ def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bo
     return res
 
 
-def eval_stance(model: str, gold: str, fmt: str, rusentne_heldout: bool = False, seed: int = 13) -> dict:
+def paired_bootstrap(gold: list, pred_a: list, pred_b: list, metric, resamples: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float]:
+    """Interval of metric(b) - metric(a) over examples resampled with replacement, the same resample for both:
+    the spread of the difference two models would show on other draws of a dev set this size."""
+    import random
+
+    rng, n, diffs = random.Random(seed), len(gold), []
+    for _ in range(resamples):
+        idx = [rng.randrange(n) for _ in range(n)]
+        g = [gold[i] for i in idx]
+        diffs.append(metric(g, [pred_b[i] for i in idx]) - metric(g, [pred_a[i] for i in idx]))
+    diffs.sort()
+    tail = int(resamples * (1 - level) / 2)
+    return round(diffs[tail], 4), round(diffs[resamples - 1 - tail], 4)
+
+
+def stance_labels(clf, examples) -> list[str]:
+    from .train_stance import LABELS, to_inputs
+
+    return [LABELS[max(range(len(LABELS)), key=p.__getitem__)] for p in clf.predict_proba(to_inputs(examples))]
+
+
+def eval_stance(model: str, gold: str, fmt: str, rusentne_heldout: bool = False, seed: int = 13,
+                against: str | None = None) -> dict:
     from . import corpora
     from .stance import StanceClassifier
-    from .train_stance import evaluate
+    from .train_stance import evaluate, stance_metrics
 
     if fmt == "newsmtsc":
         examples = corpora.newsmtsc_examples(gold)
@@ -88,6 +114,13 @@ def eval_stance(model: str, gold: str, fmt: str, rusentne_heldout: bool = False,
     clf = StanceClassifier.load(model)
     res = evaluate(clf, examples)
     res.update({"model": model, "gold": str(gold), "rusentne_heldout": rusentne_heldout})
+    if against:
+        ours, theirs = stance_labels(clf, examples), stance_labels(StanceClassifier.load(against), examples)
+        truth = [e.label for e in examples]
+        lo, hi = paired_bootstrap(truth, theirs, ours, lambda g, p: stance_metrics(g, p)["macro_f1"])
+        res["against"] = {"model": against, "macro_f1": stance_metrics(truth, theirs)["macro_f1"],
+                          "label_agreement": round(sum(a == b for a, b in zip(ours, theirs)) / max(1, len(ours)), 4),
+                          "macro_f1_difference_95ci": [lo, hi], "resamples": 1000}
     return res
 
 
@@ -117,6 +150,8 @@ def main(argv=None) -> int:
     ap.add_argument("--errors", type=int, default=0, metavar="N",
                     help="NER: also count each kind of error and show N texts with errors (random, fixed seed)")
     ap.add_argument("--seed", type=int, default=1, help="NER: the seed that draws the --errors sample")
+    ap.add_argument("--against", default=None, metavar="OTHER",
+                    help="stance: also score OTHER on the same examples; paired bootstrap of the macro-F1 difference")
     ap.add_argument("--rusentne-heldout", action="store_true",
                     help="stance/rusentne: score only the fixed-seed 15%% held back from training")
     args = ap.parse_args(argv)
@@ -133,7 +168,8 @@ def main(argv=None) -> int:
     else:
         if args.format not in ("newsmtsc", "rusentne"):
             ap.error("stance takes --format newsmtsc or rusentne")
-        res = eval_stance(args.model or DEFAULT_STANCE_MODEL, args.gold, args.format, args.rusentne_heldout)
+        res = eval_stance(args.model or DEFAULT_STANCE_MODEL, args.gold, args.format, args.rusentne_heldout,
+                          against=args.against)
     if args.json:
         print(json.dumps(res, ensure_ascii=False, sort_keys=True))
     elif args.task == "ner":
@@ -147,6 +183,12 @@ def main(argv=None) -> int:
         print(f"{args.gold}: accuracy {res['accuracy']:.4f} macro-F1 {res['macro_f1']:.4f} ECE {res['ece']} "
               f"({res['n']} examples)")
         print("  confusion (rows gold, columns predicted):", json.dumps(res["confusion"]))
+        if "against" in res:
+            other = res["against"]
+            lo, hi = other["macro_f1_difference_95ci"]
+            print(f"  against {other['model']}: macro-F1 {other['macro_f1']:.4f}, same label on "
+                  f"{other['label_agreement']:.1%}; this minus that, 95% paired bootstrap: {lo:+.4f} to {hi:+.4f}"
+                  + (" (contains 0: not told apart)" if lo <= 0 <= hi else ""))
     return 0
 
 

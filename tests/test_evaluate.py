@@ -97,3 +97,29 @@ def test_eval_stance_newsmtsc(tmp_path, capsys):
 def test_eval_refuses_a_missing_gold_path(tmp_path, capsys):
     assert evaluate.main(["ner", "--gold", str(tmp_path / "absent.conllu"), "--format", "conll"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_paired_bootstrap_interval():
+    from modeling.evaluate import paired_bootstrap
+
+    def acc(g, p):
+        return sum(a == b for a, b in zip(g, p)) / len(g)
+
+    gold = ["x"] * 200
+    same = ["x"] * 150 + ["y"] * 50
+    assert paired_bootstrap(gold, same, same, acc) == (0.0, 0.0)  # identical predictions: no difference at all
+    better = ["x"] * 200
+    lo, hi = paired_bootstrap(gold, same, better, acc, seed=3)
+    assert 0.15 < lo <= 0.25 <= hi < 0.35  # the true gain, 0.25, inside a tight interval above 0
+
+
+def test_eval_stance_against_itself(tmp_path, capsys):
+    from pipeline.options import DEFAULT_STANCE_MODEL
+
+    sentence = "Critics praised Smith for his brave and generous leadership."
+    (tmp_path / "gold.jsonl").write_text(json.dumps({"primary_gid": "g", "sentence_normalized": sentence, "targets": [
+        {"Input.gid": "t", "from": 16, "to": 21, "mention": "Smith", "polarity": 6.0}]}) + "\n", encoding="utf-8")
+    res = run_json(capsys, ["stance", "--gold", str(tmp_path / "gold.jsonl"), "--format", "newsmtsc",
+                            "--against", str(DEFAULT_STANCE_MODEL)])
+    assert res["against"]["label_agreement"] == 1.0
+    assert res["against"]["macro_f1_difference_95ci"] == [0.0, 0.0]
