@@ -415,30 +415,42 @@ def span_prf(gold: Sequence[Sequence[tuple[int, int, str]]], pred: Sequence[Sequ
     return res
 
 
-ERROR_KINDS = ("wrong type", "wrong boundary", "missed", "spurious")
+ERROR_KINDS = ("wrong_type", "wrong_boundary", "missed", "spurious")
 
 
 def span_errors(gold: Sequence[tuple[int, int, str]], pred: Sequence[tuple[int, int, str]],
                 types: Sequence[str] | None = None) -> list[dict]:
     """Why one text's prediction differs from its gold, one record per unmatched span, so a low F1 can be read.
 
-    Gold-side records: "wrong type" (a prediction has the exact span, another type), "wrong boundary" (predictions
-    overlap it but none has its span), "missed" (no prediction overlaps it). Prediction-side: "spurious" (it
-    overlaps no gold span). A prediction that overlaps an unmatched gold span is reported with that gold span,
-    not again. `types` restricts both sides as in span_prf."""
+    Gold-side records, one per gold span that span_prf counts as a false negative: "wrong_type" (a prediction has
+    its exact span with another type, including a type `types` leaves out, such as MISC on WikiANN), "wrong_boundary"
+    (predictions overlap it but none has its span), "missed" (no prediction overlaps it). Prediction-side records:
+    "spurious", a prediction of a scored type that overlaps no gold span. The units differ: a prediction that joins
+    two gold spans gives two wrong_boundary records and no spurious one, so the kinds do not add up to FP + FN."""
     keep = (lambda s: True) if types is None else (lambda s: s[2] in types)
-    gs, ps = {tuple(s) for s in gold if keep(s)}, {tuple(s) for s in pred if keep(s)}
+    gs = {tuple(s) for s in gold if keep(s)}
+    everything = {tuple(s) for s in pred}
+    ps = {s for s in everything if keep(s)}
     out = []
     for g in sorted(gs - ps):
-        over = sorted(p for p in ps if p[0] < g[1] and g[0] < p[1])
+        over = sorted(p for p in everything if p[0] < g[1] and g[0] < p[1])
         if not over:
             kind = "missed"
         elif any(p[:2] == g[:2] for p in over):
-            kind = "wrong type"
+            kind = "wrong_type"
         else:
-            kind = "wrong boundary"
+            kind = "wrong_boundary"
         out.append({"kind": kind, "gold": g, "pred": over})
     for p in sorted(ps - gs):
         if not any(g[0] < p[1] and p[0] < g[1] for g in gs):
             out.append({"kind": "spurious", "gold": None, "pred": [p]})
     return out
+
+
+def error_counts(gold: Sequence[Sequence[tuple[int, int, str]]], pred: Sequence[Sequence[tuple[int, int, str]]],
+                 types: Sequence[str] | None = None) -> dict[str, int]:
+    """span_errors' kinds counted over many texts (gold-side kinds count gold spans, spurious counts predictions)."""
+    from collections import Counter
+
+    counts = Counter(err["kind"] for g, p in zip(gold, pred) for err in span_errors(g, p, types))
+    return {k: counts[k] for k in ERROR_KINDS}

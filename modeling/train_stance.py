@@ -92,11 +92,14 @@ def build_model():
     return model, build_tokenizer(image)
 
 
-def evaluate(clf: StanceClassifier, examples) -> dict:
+def evaluate(clf: StanceClassifier, examples, keep_predictions: bool = False) -> dict:
+    """stance_metrics and ECE; keep_predictions adds the predicted labels (key "predictions"), in input order."""
     probs = clf.predict_proba(to_inputs(examples))
     pred = [LABELS[max(range(len(LABELS)), key=p.__getitem__)] for p in probs]
     res = stance_metrics([e.label for e in examples], pred)
     res["ece"] = expected_calibration_error(probs, [LABELS.index(e.label) for e in examples])
+    if keep_predictions:
+        res["predictions"] = pred
     return res
 
 

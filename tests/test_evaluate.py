@@ -42,11 +42,12 @@ def test_eval_ner_conll_scores_and_names_the_errors(tmp_path, capsys):
     assert res["precision"] == pytest.approx(0.8) and res["recall"] == pytest.approx(0.8)
     assert res["per_type"]["LOC"]["support"] == 2 and res["per_type"]["PER"]["support"] == 2
     report = res["errors"]
-    assert report["counts"] == {"wrong type": 1, "wrong boundary": 0, "missed": 0, "spurious": 0}
-    assert report["texts_with_errors"] == 1
+    assert report["counts"] == {"wrong_type": 1, "wrong_boundary": 0, "missed": 0, "spurious": 0}
+    assert (report["texts"], report["texts_with_errors"]) == (3, 1)
     [row] = report["sample"]
+    assert row["index"] == 2  # the third sentence of the file
     [err] = row["errors"]
-    assert err["kind"] == "wrong type"
+    assert err["kind"] == "wrong_type"
     assert (err["gold"]["text"], err["gold"]["type"]) == ("Berlin", "PER")
     assert [(p["text"], p["type"]) for p in err["pred"]] == [("Berlin", "LOC")]
     assert row["text"][err["gold"]["start"]:err["gold"]["end"]] == "Berlin"
@@ -57,7 +58,8 @@ def test_eval_ner_text_output_lists_the_sample(tmp_path, capsys):
     write_conll(gold, SENTENCES)
     assert evaluate.main(["ner", "--gold", str(gold), "--format", "conll", "--errors", "2"]) == 0
     out = capsys.readouterr().out
-    assert "errors in 1 texts: wrong type 1, wrong boundary 0, missed 0, spurious 0" in out
+    assert "errors in 1 of 3 texts; spans: wrong type 1, wrong boundary 0, missed 0, spurious 0" in out
+    assert "[text 2] She moved to Berlin in 2019 ." in out
     assert "wrong type     gold 'Berlin'/PER  predicted 'Berlin'/LOC" in out
 
 
@@ -113,13 +115,79 @@ def test_paired_bootstrap_interval():
     assert 0.15 < lo <= 0.25 <= hi < 0.35  # the true gain, 0.25, inside a tight interval above 0
 
 
-def test_eval_stance_against_itself(tmp_path, capsys):
+def test_bootstrap_interval_of_one_model():
+    from modeling.evaluate import bootstrap_interval
+
+    def acc(g, p):
+        return sum(a == b for a, b in zip(g, p)) / len(g)
+
+    gold = ["x"] * 400
+    assert bootstrap_interval(gold, gold, acc) == (1.0, 1.0)
+    lo, hi = bootstrap_interval(gold, ["x", "y"] * 200, acc)
+    assert 0.4 < lo < 0.5 < hi < 0.6
+
+
+def write_newsmtsc(path, rows) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for k, (sentence, mention, polarity) in enumerate(rows):
+            start = sentence.index(mention)
+            fh.write(json.dumps({"primary_gid": f"g{k}", "sentence_normalized": sentence, "targets": [
+                {"Input.gid": f"g{k}t", "from": start, "to": start + len(mention), "mention": mention,
+                 "polarity": polarity}]}) + "\n")
+
+
+def test_eval_stance_against_another_model(tmp_path, capsys):
+    """--against on enough examples gives both models' intervals and the paired one; the shipped model against
+    itself must agree everywhere and differ by exactly 0."""
     from pipeline.options import DEFAULT_STANCE_MODEL
 
-    sentence = "Critics praised Smith for his brave and generous leadership."
-    (tmp_path / "gold.jsonl").write_text(json.dumps({"primary_gid": "g", "sentence_normalized": sentence, "targets": [
-        {"Input.gid": "t", "from": 16, "to": 21, "mention": "Smith", "polarity": 6.0}]}) + "\n", encoding="utf-8")
+    names = ["Smith", "Garcia", "Novak", "Tanaka", "Okafor", "Larsen", "Rossi", "Dubois", "Kowalski", "Petrov"]
+    rows = []
+    for name in names:
+        rows += [(f"Critics praised {name} for brave and generous leadership.", name, 6.0),
+                 (f"{name} was condemned for lying to voters and wasting public money.", name, 2.0),
+                 (f"{name} arrived in Boston on Tuesday.", name, 4.0)]
+    write_newsmtsc(tmp_path / "gold.jsonl", rows)
+    argv = ["stance", "--gold", str(tmp_path / "gold.jsonl"), "--format", "newsmtsc", "--against",
+            str(DEFAULT_STANCE_MODEL)]
+    res = run_json(capsys, argv)
+    other = res["against"]
+    assert res["n"] == 30 and other["label_agreement"] == 1.0
+    assert other["model_minus_against_macro_f1"] == 0.0
+    assert other["model_minus_against_macro_f1_95ci"] == [0.0, 0.0]
+    assert other["model_macro_f1_95ci"] == other["against_macro_f1_95ci"]
+    lo, hi = other["model_macro_f1_95ci"]
+    assert lo <= res["macro_f1"] <= hi
+    assert evaluate.main(argv) == 0
+    assert "not told apart on this set" in capsys.readouterr().out
+
+
+def test_eval_stance_against_on_too_few_examples_gives_no_interval(tmp_path, capsys):
+    from pipeline.options import DEFAULT_STANCE_MODEL
+
+    write_newsmtsc(tmp_path / "gold.jsonl", [("Critics praised Smith for his brave leadership.", "Smith", 6.0)])
     res = run_json(capsys, ["stance", "--gold", str(tmp_path / "gold.jsonl"), "--format", "newsmtsc",
                             "--against", str(DEFAULT_STANCE_MODEL)])
-    assert res["against"]["label_agreement"] == 1.0
-    assert res["against"]["macro_f1_difference_95ci"] == [0.0, 0.0]
+    assert "model_minus_against_macro_f1_95ci" not in res["against"]
+    assert "fewer than 30" in res["against"]["intervals_skipped"]
+
+
+def test_eval_rejects_options_of_the_other_task(tmp_path):
+    (tmp_path / "gold.jsonl").write_text("", encoding="utf-8")
+    (tmp_path / "gold.conllu").write_text("", encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(["stance", "--gold", str(tmp_path / "gold.jsonl"), "--format", "newsmtsc", "--errors", "5"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(["ner", "--gold", str(tmp_path / "gold.conllu"), "--format", "conll", "--against", "x"])
+    assert exc.value.code == 2
+
+
+def test_excerpt_shows_the_text_around_a_span():
+    from modeling.evaluate import excerpt
+
+    text = "a" * 500 + " Berlin " + "b" * 500
+    start = text.index("Berlin")
+    shown = excerpt(text, start, start + 6, context=10)
+    assert shown == "..." + text[start - 10:start + 16] + "..."
+    assert excerpt("Berlin", 0, 6) == "Berlin"

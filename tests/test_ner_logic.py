@@ -212,16 +212,33 @@ def test_span_errors_names_each_kind_once():
     gold = [(0, 4, "PER"), (9, 13, "PER"), (17, 24, "LOC"), (29, 36, "LOC")]
     pred = [(0, 4, "PER"),            # right
             (9, 13, "ORG"),           # wrong type
-            (29, 49, "LOC"),          # "Anaheim , California": wrong boundary
-            (39, 49, "MISC")]         # ignored: `types` leaves MISC out, as for WikiANN and NEREL
+            (29, 49, "LOC")]          # "Anaheim , California": wrong boundary
     errs = span_errors(gold, pred, types=("PER", "ORG", "LOC"))
     kinds = {e["kind"]: e for e in errs}
-    assert [e["kind"] for e in errs] == ["wrong type", "missed", "wrong boundary"]
-    assert kinds["wrong type"]["pred"] == [(9, 13, "ORG")]
+    assert [e["kind"] for e in errs] == ["wrong_type", "missed", "wrong_boundary"]
+    assert kinds["wrong_type"]["pred"] == [(9, 13, "ORG")]
     assert text[slice(*kinds["missed"]["gold"][:2])] == "Leipzig"
-    assert kinds["wrong boundary"]["pred"] == [(29, 49, "LOC")]
+    assert kinds["wrong_boundary"]["pred"] == [(29, 49, "LOC")]
     assert text[29:49] == "Anaheim , California"
     # a prediction touching no gold span is spurious; an exact match yields nothing
     assert span_errors([(0, 4, "PER")], [(0, 4, "PER"), (9, 13, "PER")]) == [
         {"kind": "spurious", "gold": None, "pred": [(9, 13, "PER")]}]
     assert span_errors(gold, gold) == []
+
+
+def test_span_errors_unscored_type_and_joined_spans():
+    from modeling.ner import error_counts, span_errors
+
+    scored = ("PER", "ORG", "LOC")
+    # WikiANN-style: MISC is not scored, but a MISC prediction on a gold LOC's exact span is a type error, not a miss
+    assert span_errors([(0, 6, "LOC")], [(0, 6, "MISC")], scored) == [
+        {"kind": "wrong_type", "gold": (0, 6, "LOC"), "pred": [(0, 6, "MISC")]}]
+    # ...and an unscored prediction over nothing is not spurious
+    assert span_errors([], [(0, 6, "MISC")], scored) == []
+    # "Tampa Bay Buccaneers Dallas Cowboys" predicted as one ORG: two gold spans with a wrong boundary, not spurious
+    gold = [(0, 20, "ORG"), (21, 35, "ORG")]
+    errs = span_errors(gold, [(0, 35, "ORG")], scored)
+    assert [e["kind"] for e in errs] == ["wrong_boundary", "wrong_boundary"]
+    assert all(e["pred"] == [(0, 35, "ORG")] for e in errs)
+    assert error_counts([gold, [(0, 4, "PER")]], [[(0, 35, "ORG")], []], scored) == {
+        "wrong_type": 0, "wrong_boundary": 2, "missed": 1, "spurious": 0}
