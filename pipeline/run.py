@@ -58,6 +58,9 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
         raise UsageError("--dedup-threshold must be in (0, 1]")
     if opts.torch_threads < 0:
         raise UsageError("--torch-threads must be 0 (torch's default) or a positive number of threads")
+    for flag, value in (("--ner-batch-size", opts.ner_batch_size), ("--stance-batch-size", opts.stance_batch_size)):
+        if value < 1:
+            raise UsageError(f"{flag} must be a positive number of articles, not {value}")
     if opts.fetch_full_text and opts.view_as(StandardOptions).streaming:
         raise UsageError("--fetch-full-text works in batch runs only (streaming does not fetch entry pages yet)")
     limits = ParseLimits(max_chars=opts.max_chars, fetch_full_text=opts.fetch_full_text,

@@ -104,3 +104,37 @@ def test_negative_torch_threads_is_a_usage_error():
     opts = PipelineOptions(["--output", "out", "--targets", "Armenia", "--torch-threads", "-1"]).view_as(NewsbeamOptions)
     with pytest.raises(UsageError, match="--torch-threads"):
         graph_config(opts)
+
+
+def test_zero_batch_size_is_a_usage_error():
+    import pytest
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.options import NewsbeamOptions
+    from pipeline.run import UsageError, graph_config
+
+    opts = PipelineOptions(["--output", "out", "--targets", "Armenia", "--ner-batch-size", "0"]).view_as(NewsbeamOptions)
+    with pytest.raises(UsageError, match="--ner-batch-size"):
+        graph_config(opts)
+
+
+def _article(i: int) -> dict:
+    return dict(EN, id=f"a{i}", input_ref=f"a{i}.txt")
+
+
+def test_model_stages_run_full_batches():
+    """RunInference's own batch-size distribution: 20 articles at 8 per batch are 3 batches (8, 8, 4), where Beam's
+    adaptive default gave batches of 1-4 articles (transforms.common.fixed_batches)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    p = beam_pipeline()
+    tagged = p | beam.Create([_article(i) for i in range(20)]) | RecogniseEntities(DEFAULT_NER_MODEL, max_batch_size=8)
+    stance = tagged["articles"] | ClassifyStance(DEFAULT_STANCE_MODEL, {"Azerbaijan": []}, max_batch_size=8)
+    assert_that(stance["articles"] | beam.combiners.Count.Globally(), equal_to([20]))
+    result = p.run()
+    result.wait_until_finish()
+    for namespace in ("newsbeam_ner", "newsbeam_stance"):
+        [dist] = result.metrics().query(MetricsFilter().with_namespace(namespace)
+                                        .with_name("inference_request_batch_size"))["distributions"]
+        sizes = dist.committed
+        assert (sizes.count, sizes.sum, sizes.max) == (3, 20, 8), (namespace, sizes)

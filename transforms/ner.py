@@ -15,7 +15,8 @@ from typing import Any, Iterable, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from .common import DEAD, InferenceFailure, counter, dead_letter, infer_with_single_retry, set_torch_threads
+from .common import (DEAD, InferenceFailure, counter, dead_letter, fixed_batches, infer_with_single_retry,
+                     set_torch_threads)
 
 NER_LANGUAGES = ("en", "de", "es", "nl", "pl", "ru")
 _POSSESSIVE = re.compile(r"(?:['’]s|['’])$")
@@ -60,7 +61,7 @@ def group_entities(text: str, spans: Iterable[Any]) -> list[dict]:
 class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: loads the tagger once per worker, tags a batch of articles' texts."""
 
-    def __init__(self, model: str, window: int | None = None, overlap: int = 32, min_batch_size: int = 1,
+    def __init__(self, model: str, window: int | None = None, overlap: int = 32,
                  max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False,
                  decoding: str | None = None):
         """window, decoding: --ner-window, --ner-decoding (None: chosen per model by NerTagger.load);
@@ -71,7 +72,7 @@ class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
         self.torch_threads, self.compile_model = torch_threads, compile_model
         self.window, self.decoding = window, decoding
         self.overlap = overlap
-        self._batch = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+        self._batch = fixed_batches(max_batch_size)
 
     def load_model(self):
         from modeling.ner import NerTagger

@@ -12,7 +12,8 @@ from typing import Any, Mapping, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from .common import DEAD, InferenceFailure, counter, dead_letter, infer_with_single_retry, set_torch_threads
+from .common import (DEAD, InferenceFailure, counter, dead_letter, fixed_batches, infer_with_single_retry,
+                     set_torch_threads)
 
 STANCE_LANGUAGES = ("en", "ru")
 MAX_MENTIONS = 16
@@ -108,7 +109,7 @@ class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
         self.torch_threads, self.compile_model = torch_threads, compile_model
         self.targets = dict(targets)
         self.auto_top_n = auto_top_n
-        self._batch = {"min_batch_size": 1, "max_batch_size": max_batch_size}
+        self._batch = fixed_batches(max_batch_size)
 
     def load_model(self):
         from modeling.stance import StanceClassifier
