@@ -69,5 +69,6 @@ bench: install
 	mkdir -p logs
 	$(BIN)/python bench/bench_stages.py --reuters 200
 	$(BIN)/python bench/bench_models.py --compile --json logs/bench_models.json
+	$(BIN)/python bench/bench_beam_batches.py
 	$(BIN)/python bench/bench_feeds.py
 	$(BIN)/python bench/bench_dedup.py --n 200000

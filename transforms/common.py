@@ -31,12 +31,19 @@ def set_torch_threads(n: int) -> None:
 
 
 def fixed_batches(max_batch_size: int) -> dict:
-    """BatchElements arguments for the model stages: batches of exactly max_batch_size articles (fewer only at a
-    bundle's end). Beam's default sizes batches adaptively from a linear fit of time against size. Our cost per
-    article falls with batch size, through fuller width buckets and fewer small matmuls, and a linear fit does not
-    see that. So on the local runner it kept batches at 1-4 articles. Measured on 200 Reuters bodies (session 7):
-    the Beam model stages took 24.9 s adaptive, 15.0 s fixed at 32, model loads included. Latency is not affected:
-    BatchElements still flushes a partial batch when a bundle ends."""
+    """BatchElements arguments for the model stages: batches of exactly max_batch_size articles, fewer only at the
+    end of a bundle.
+
+    Beam's default sizes batches adaptively. It fits batch time as fixed cost plus cost per element, and only aims
+    to keep the fixed cost under 5% of a batch; each new size is at most twice the last. A single article costs far
+    more than that fixed cost, so small batches already meet the aim. But our cost per article still falls with
+    batch size: stance runs one short forward pass per one or two mentions otherwise. On the local runner the
+    default kept batches at 1-4 articles (bench/bench_beam_batches.py; docs/benchmarks.md, session 7).
+
+    No article is held past the end of its bundle: BatchElements flushes a partial batch there. Within a large
+    bundle, an article may wait for up to max_batch_size - 1 others. Do not add `max_batch_duration_secs`: that
+    timer-based path has no bundle-end flush, and with fixed sizes it could hold a partial batch in global windows
+    until more articles arrive."""
     if max_batch_size < 1:
         raise ValueError(f"a batch size must be at least 1, not {max_batch_size}")
     return {"min_batch_size": max_batch_size, "max_batch_size": max_batch_size}
