@@ -32,7 +32,7 @@ def error_report(examples, preds: list[list[tuple[int, int, str]]], types, n: in
     Each sampled text carries its index in the gold file (0-based, in reading order) so it can be found there."""
     import random
 
-    from .ner import error_counts, span_errors
+    from .ner import count_kinds, span_errors
 
     per_text = [(i, e, span_errors(e.spans, p, types)) for i, (e, p) in enumerate(zip(examples, preds))]
     wrong = [row for row in per_text if row[2]]
@@ -45,7 +45,7 @@ def error_report(examples, preds: list[list[tuple[int, int, str]]], types, n: in
              "errors": [{"kind": err["kind"], "gold": show(e.text, err["gold"]) if err["gold"] else None,
                          "pred": [show(e.text, p) for p in err["pred"]]} for err in errs]}
             for i, e, errs in sample]
-    return {"counts": error_counts([e.spans for e in examples], preds, types), "texts": len(examples),
+    return {"counts": count_kinds(errs for _, _, errs in per_text), "texts": len(examples),
             "texts_with_errors": len(wrong), "seed": seed, "sample": rows}
 
 
@@ -120,8 +120,8 @@ def compare_stance(truth: list[str], ours: list[str], theirs: list[str], against
     def macro(g, p):
         return stance_metrics(g, p)["macro_f1"]
 
-    out = {"model": against, "macro_f1": macro(truth, theirs),
-           "model_minus_against_macro_f1": round(macro(truth, ours) - macro(truth, theirs), 4),
+    mine, other = macro(truth, ours), macro(truth, theirs)
+    out = {"model": against, "macro_f1": other, "model_minus_against_macro_f1": round(mine - other, 4),
            "label_agreement": round(sum(a == b for a, b in zip(ours, theirs)) / max(1, len(ours)), 4),
            "resamples": resamples}
     if len(truth) < MIN_BOOTSTRAP_EXAMPLES:

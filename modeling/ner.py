@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Iterable, Sequence
 
 LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
 LABEL2ID = {l: i for i, l in enumerate(LABELS)}
@@ -433,7 +433,7 @@ def span_errors(gold: Sequence[tuple[int, int, str]], pred: Sequence[tuple[int, 
     ps = {s for s in everything if keep(s)}
     out = []
     for g in sorted(gs - ps):
-        over = sorted(p for p in everything if p[0] < g[1] and g[0] < p[1])
+        over = sorted(p for p in everything if _overlap(p, g))
         if not over:
             kind = "missed"
         elif any(p[:2] == g[:2] for p in over):
@@ -442,15 +442,25 @@ def span_errors(gold: Sequence[tuple[int, int, str]], pred: Sequence[tuple[int, 
             kind = "wrong_boundary"
         out.append({"kind": kind, "gold": g, "pred": over})
     for p in sorted(ps - gs):
-        if not any(g[0] < p[1] and p[0] < g[1] for g in gs):
+        if not any(_overlap(p, g) for g in gs):
             out.append({"kind": "spurious", "gold": None, "pred": [p]})
     return out
 
 
-def error_counts(gold: Sequence[Sequence[tuple[int, int, str]]], pred: Sequence[Sequence[tuple[int, int, str]]],
-                 types: Sequence[str] | None = None) -> dict[str, int]:
-    """span_errors' kinds counted over many texts (gold-side kinds count gold spans, spurious counts predictions)."""
+def _overlap(a: tuple[int, int, str], b: tuple[int, int, str]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def count_kinds(errors_per_text: Iterable[Sequence[dict]]) -> dict[str, int]:
+    """span_errors' records counted by kind, in ERROR_KINDS order (gold-side kinds count gold spans, spurious
+    counts predictions)."""
     from collections import Counter
 
-    counts = Counter(err["kind"] for g, p in zip(gold, pred) for err in span_errors(g, p, types))
+    counts = Counter(err["kind"] for errs in errors_per_text for err in errs)
     return {k: counts[k] for k in ERROR_KINDS}
+
+
+def error_counts(gold: Sequence[Sequence[tuple[int, int, str]]], pred: Sequence[Sequence[tuple[int, int, str]]],
+                 types: Sequence[str] | None = None) -> dict[str, int]:
+    """span_errors' kinds counted over many texts."""
+    return count_kinds(span_errors(g, p, types) for g, p in zip(gold, pred))

@@ -75,8 +75,10 @@ class NewsbeamOptions(PipelineOptions):
                             help="viterbi: the best BIO-valid label sequence; argmax: per word, an I- tag after O "
                                  "opens an entity, as IOB1 models need (default: viterbi for newsbeam models, "
                                  "argmax for other models)")
-        parser.add_argument("--ner-batch-size", type=int, default=32, help="articles per NER batch (fixed size: see transforms.common.fixed_batches)")
-        parser.add_argument("--stance-batch-size", type=int, default=32, help="articles per stance batch (fixed size, as NER)")
+        parser.add_argument("--ner-batch-size", type=int, default=32,
+                            help="articles per NER batch (fixed size: see transforms.common.fixed_batches)")
+        parser.add_argument("--stance-batch-size", type=int, default=32,
+                            help="articles per stance batch (fixed size, as NER)")
         parser.add_argument("--torch-threads", type=int, default=0,
                             help="torch intra-op threads per worker process for the model stages (0: torch's "
                                  "default, one per core). On Dataflow, which runs one SDK process per vCPU, use 1")
