@@ -3,6 +3,8 @@
     newsbeam eval ner --gold ../shared/data/ner/conll/en/val.conllu --format conll [--json]
     newsbeam eval ner --gold ../shared/data/ner/nerel/dev --format brat [--json]
     newsbeam eval ner --gold ../shared/data/ner/wikiann/en/val.conllu --format conll --errors 50 [--seed 1]
+    newsbeam eval ner --gold ../shared/data/ner/wikiann/de/val.conllu --format conll --model build/ner-stage5 \
+        --against modeling/weights/ner
     newsbeam eval stance --gold ../shared/data/stance/newsmtsc/devtest_mt.jsonl --format newsmtsc [--json]
     newsbeam eval stance --gold ../shared/data/stance/rusentne/train.tsv --format rusentne --rusentne-heldout
     newsbeam eval stance --gold ... --format newsmtsc --model build/stance-repro --against modeling/weights/stance
@@ -11,9 +13,9 @@ NER: entity-level precision / recall / F1, exact span and type, overall and per 
 where the gold annotates it: CoNLL; for WikiANN and NEREL predictions of MISC are ignored).
 `--errors N` adds what the errors are: counts of each kind (wrong type, wrong boundary, missed, spurious) over
 every text, and N texts drawn at random (fixed seed) where prediction and gold differ, with both sides' spans.
-Stance: accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted). `--against OTHER` also scores
-a second model on the same examples and gives a paired bootstrap interval of the macro-F1 difference, so a
-retrained model can be told apart from noise (or not).
+Stance: accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted). `--against OTHER` (both tasks)
+also scores a second model on the same examples and gives a paired bootstrap interval of the F1 (NER; texts are
+resampled) or macro-F1 (stance) difference, so a retrained model can be told apart from noise (or not).
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ def error_report(examples, preds: list[list[tuple[int, int, str]]], types, n: in
 
 
 def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bool | None = None,
-             errors: int = 0, seed: int = 1) -> dict:
+             errors: int = 0, seed: int = 1, against: str | None = None) -> dict:
     from . import corpora
     from .ner import NerTagger, span_prf
 
@@ -74,6 +76,10 @@ def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bo
                 "misc_scored": has_misc, "model": model, "gold": str(gold)})
     if errors:
         res["errors"] = error_report(examples, spans, types, errors, seed)
+    if against:
+        theirs = [[(s.start, s.end, s.type) for s in p] for p in NerTagger.load(against).predict(
+            [e.text for e in examples])]
+        res["against"] = compare_ner([e.spans for e in examples], spans, theirs, types, against)
     return res
 
 
@@ -112,25 +118,46 @@ def paired_bootstrap(gold: list, pred_a: list, pred_b: list, metric, resamples: 
     return _interval(diffs, level)
 
 
-def compare_stance(truth: list[str], ours: list[str], theirs: list[str], against: str, resamples: int = 1000) -> dict:
-    """This model (ours) against another on the same examples: their scores, how often they agree, and bootstrap
-    intervals of each macro-F1 and of ours minus theirs. Too few examples give no intervals, with the reason."""
-    from .train_stance import stance_metrics
-
-    def macro(g, p):
-        return stance_metrics(g, p)["macro_f1"]
-
-    mine, other = macro(truth, ours), macro(truth, theirs)
-    out = {"model": against, "macro_f1": other, "model_minus_against_macro_f1": round(mine - other, 4),
-           "label_agreement": round(sum(a == b for a, b in zip(ours, theirs)) / max(1, len(ours)), 4),
+def compare_scores(truth: list, ours: list, theirs: list, metric, key: str, against: str,
+                   resamples: int = 1000) -> dict:
+    """This model (ours) against another on the same examples: the other's score under `key`, ours minus theirs,
+    and bootstrap intervals of each and of the difference. Too few examples give no intervals, with the reason."""
+    mine, other = metric(truth, ours), metric(truth, theirs)
+    out = {"model": against, key: round(other, 4), f"model_minus_against_{key}": round(mine - other, 4),
            "resamples": resamples}
     if len(truth) < MIN_BOOTSTRAP_EXAMPLES:
         out["intervals_skipped"] = (f"{len(truth)} examples: a bootstrap over fewer than {MIN_BOOTSTRAP_EXAMPLES} "
                                     "says nothing about noise")
         return out
-    out.update({"model_macro_f1_95ci": list(bootstrap_interval(truth, ours, macro, resamples)),
-                "against_macro_f1_95ci": list(bootstrap_interval(truth, theirs, macro, resamples)),
-                "model_minus_against_macro_f1_95ci": list(paired_bootstrap(truth, theirs, ours, macro, resamples))})
+    out.update({f"model_{key}_95ci": list(bootstrap_interval(truth, ours, metric, resamples)),
+                f"against_{key}_95ci": list(bootstrap_interval(truth, theirs, metric, resamples)),
+                f"model_minus_against_{key}_95ci": list(paired_bootstrap(truth, theirs, ours, metric, resamples))})
+    return out
+
+
+def compare_stance(truth: list[str], ours: list[str], theirs: list[str], against: str, resamples: int = 1000) -> dict:
+    """compare_scores on macro-F1, plus how often the two models give the same label."""
+    from .train_stance import stance_metrics
+
+    out = compare_scores(truth, ours, theirs, lambda g, p: stance_metrics(g, p)["macro_f1"], "macro_f1", against,
+                         resamples)
+    out["label_agreement"] = round(sum(a == b for a, b in zip(ours, theirs)) / max(1, len(ours)), 4)
+    return out
+
+
+def compare_ner(gold: list, ours: list, theirs: list, types, against: str, resamples: int = 1000) -> dict:
+    """compare_scores on entity F1 with texts as the resampled unit (a document's mentions move together), plus
+    the share of texts where both models give the same scored spans."""
+    from .ner import f1_of_counts, text_counts
+
+    def scored(spans):
+        return {tuple(s) for s in spans if types is None or s[2] in types}
+
+    mine = [text_counts(g, p, types) for g, p in zip(gold, ours)]
+    other = [text_counts(g, p, types) for g, p in zip(gold, theirs)]
+    out = compare_scores(list(range(len(gold))), mine, other, lambda _, counts: f1_of_counts(counts), "f1",
+                         against, resamples)
+    out["same_spans"] = round(sum(scored(a) == scored(b) for a, b in zip(ours, theirs)) / max(1, len(ours)), 4)
     return out
 
 
@@ -178,16 +205,17 @@ def print_errors(rep: dict) -> None:
                 print(f"        in: {excerpt(text, where['start'], where['end'])}")
 
 
-def print_comparison(model: str, other: dict) -> None:
-    print(f"  against {other['model']}: macro-F1 {other['macro_f1']:.4f}; the same label on "
-          f"{other['label_agreement']:.1%} of the examples")
-    diff = other["model_minus_against_macro_f1"]
+def print_comparison(model: str, other: dict, key: str, label: str) -> None:
+    agreement = (f"the same label on {other['label_agreement']:.1%} of the examples" if "label_agreement" in other
+                 else f"the same spans in {other['same_spans']:.1%} of the texts")
+    print(f"  against {other['model']}: {label} {other[key]:.4f}; {agreement}")
+    diff = other[f"model_minus_against_{key}"]
     if "intervals_skipped" in other:
         print(f"  {model} minus {other['model']}: {diff:+.4f} (no intervals: {other['intervals_skipped']})")
         return
-    lo, hi = other["model_minus_against_macro_f1_95ci"]
-    print(f"  95% bootstrap intervals of macro-F1 ({other['resamples']} resamples): {model} "
-          f"{other['model_macro_f1_95ci']}, {other['model']} {other['against_macro_f1_95ci']}")
+    lo, hi = other[f"model_minus_against_{key}_95ci"]
+    print(f"  95% bootstrap intervals of {label} ({other['resamples']} resamples): {model} "
+          f"{other[f'model_{key}_95ci']}, {other['model']} {other[f'against_{key}_95ci']}")
     print(f"  {model} minus {other['model']}: {diff:+.4f}, paired 95% interval {lo:+.4f} to {hi:+.4f}"
           + (" (contains 0: not told apart on this set)" if lo <= 0 <= hi else ""))
 
@@ -208,7 +236,8 @@ def main(argv=None) -> int:
                     help="NER: also count each kind of error and show N texts with errors (random, fixed seed)")
     ap.add_argument("--seed", type=int, default=None, help="NER: the seed that draws the --errors sample (default 1)")
     ap.add_argument("--against", default=None, metavar="OTHER",
-                    help="stance: also score OTHER on the same examples; paired bootstrap of the macro-F1 difference")
+                    help="also score OTHER on the same examples; paired bootstrap of the F1 (NER) or macro-F1 (stance) "
+                         "difference")
     ap.add_argument("--rusentne-heldout", action="store_true",
                     help="stance/rusentne: score only the fixed-seed 15%% held back from training")
     args = ap.parse_args(argv)
@@ -220,10 +249,10 @@ def main(argv=None) -> int:
             ap.error("ner takes --format conll or brat")
         if args.errors < 0:
             ap.error("--errors takes a count >= 0")
-        if args.against or args.rusentne_heldout:
-            ap.error("--against and --rusentne-heldout are for eval stance")
+        if args.rusentne_heldout:
+            ap.error("--rusentne-heldout is for eval stance")
         res = eval_ner(args.model or DEFAULT_NER_MODEL, args.gold, args.format, args.limit, errors=args.errors,
-                       seed=1 if args.seed is None else args.seed)
+                       seed=1 if args.seed is None else args.seed, against=args.against)
     else:
         if args.format not in ("newsmtsc", "rusentne"):
             ap.error("stance takes --format newsmtsc or rusentne")
@@ -240,12 +269,14 @@ def main(argv=None) -> int:
             print(f"  {t:5s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} support {r['support']}")
         if "errors" in res:
             print_errors(res["errors"])
+        if "against" in res:
+            print_comparison(res["model"], res["against"], "f1", "F1")
     else:
         print(f"{args.gold}: accuracy {res['accuracy']:.4f} macro-F1 {res['macro_f1']:.4f} ECE {res['ece']} "
               f"({res['n']} examples)")
         print("  confusion (rows gold, columns predicted):", json.dumps(res["confusion"]))
         if "against" in res:
-            print_comparison(res["model"], res["against"])
+            print_comparison(res["model"], res["against"], "macro_f1", "macro-F1")
     return 0
 
 

@@ -415,6 +415,25 @@ def span_prf(gold: Sequence[Sequence[tuple[int, int, str]]], pred: Sequence[Sequ
     return res
 
 
+def text_counts(gold: Sequence[tuple[int, int, str]], pred: Sequence[tuple[int, int, str]],
+                types: Sequence[str] | None = None) -> tuple[int, int, int]:
+    """One text's (true positives, false positives, false negatives), exact span and type, as span_prf counts
+    them: summed over any set of texts they give its F1, so a bootstrap resamples texts without rescoring them."""
+    gs, ps = set(map(tuple, gold)), set(map(tuple, pred))
+    if types is not None:
+        gs = {x for x in gs if x[2] in types}
+        ps = {x for x in ps if x[2] in types}
+    return len(gs & ps), len(ps - gs), len(gs - ps)
+
+
+def f1_of_counts(counts: Iterable[tuple[int, int, int]]) -> float:
+    """Micro F1 of summed text_counts (0.0 when there is nothing to score), equal to span_prf's unrounded F1."""
+    tp = fp = fn = 0
+    for t, f_p, f_n in counts:
+        tp, fp, fn = tp + t, fp + f_p, fn + f_n
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
 ERROR_KINDS = ("wrong_type", "wrong_boundary", "missed", "spurious")
 
 

@@ -179,7 +179,7 @@ def test_eval_rejects_options_of_the_other_task(tmp_path):
         evaluate.main(["stance", "--gold", str(tmp_path / "gold.jsonl"), "--format", "newsmtsc", "--errors", "5"])
     assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:
-        evaluate.main(["ner", "--gold", str(tmp_path / "gold.conllu"), "--format", "conll", "--against", "x"])
+        evaluate.main(["ner", "--gold", str(tmp_path / "gold.conllu"), "--format", "conll", "--rusentne-heldout"])
     assert exc.value.code == 2
 
 
@@ -191,3 +191,49 @@ def test_excerpt_shows_the_text_around_a_span():
     shown = excerpt(text, start, start + 6, context=10)
     assert shown == "..." + text[start - 10:start + 16] + "..."
     assert excerpt("Berlin", 0, 6) == "Berlin"
+
+
+def test_eval_ner_against_itself_differs_by_exactly_zero(tmp_path, capsys):
+    """--against for NER: the shipped model against itself gives the same spans in every text and a paired
+    interval of [0, 0]; its own interval holds its F1."""
+    from pipeline.options import DEFAULT_NER_MODEL
+
+    gold = tmp_path / "gold.conllu"
+    write_conll(gold, SENTENCES * 11)  # 33 texts, above the bootstrap minimum
+    argv = ["ner", "--gold", str(gold), "--format", "conll", "--against", str(DEFAULT_NER_MODEL)]
+    res = run_json(capsys, argv)
+    other = res["against"]
+    assert other["same_spans"] == 1.0 and other["f1"] == res["f1"]
+    assert other["model_minus_against_f1"] == 0.0 and other["model_minus_against_f1_95ci"] == [0.0, 0.0]
+    lo, hi = other["model_f1_95ci"]
+    assert lo <= res["f1"] <= hi
+    assert evaluate.main(argv) == 0
+    assert "the same spans in 100.0% of the texts" in capsys.readouterr().out
+
+
+def test_compare_ner_resamples_texts_and_signs_the_difference():
+    """Ours finds every entity, theirs misses one in each of the first 20 texts: ours minus theirs is positive and
+    its paired interval lies above 0; F1 is computed from per-text counts exactly as span_prf does."""
+    from modeling.evaluate import compare_ner
+    from modeling.ner import f1_of_counts, span_prf, text_counts
+
+    gold = [[(0, 5, "PER"), (10, 15, "LOC")] for _ in range(40)]
+    ours = [list(g) for g in gold]
+    theirs = [g[:1] if i < 20 else list(g) for i, g in enumerate(gold)]
+    assert f1_of_counts(text_counts(g, p) for g, p in zip(gold, theirs)) == pytest.approx(
+        span_prf(gold, theirs)["f1"], abs=1e-4)
+    out = compare_ner(gold, ours, theirs, None, "theirs", resamples=200)
+    assert out["f1"] == pytest.approx(span_prf(gold, theirs)["f1"], abs=1e-4)
+    assert out["model_minus_against_f1"] == pytest.approx(1.0 - out["f1"], abs=1e-4)
+    assert out["same_spans"] == 0.5
+    lo, hi = out["model_minus_against_f1_95ci"]
+    assert 0 < lo <= out["model_minus_against_f1"] <= hi
+
+
+def test_text_counts_leave_out_types_not_scored():
+    from modeling.ner import f1_of_counts, text_counts
+
+    gold, pred = [(0, 5, "PER"), (6, 9, "MISC")], [(0, 5, "PER"), (6, 9, "LOC")]
+    assert text_counts(gold, pred) == (1, 1, 1)
+    assert text_counts(gold, pred, ("PER", "ORG", "LOC")) == (1, 1, 0)
+    assert f1_of_counts([]) == 0.0
