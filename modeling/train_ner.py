@@ -55,6 +55,11 @@ def evaluate_tagger(tagger: NerTagger, examples, misc: bool) -> dict:
     return span_prf([e.spans for e in examples], [[(s.start, s.end, s.type) for s in p] for p in preds], types)
 
 
+def source_cap(caps: dict, name: str) -> int | None:
+    """A source's per-epoch sentence cap: its own entry ("wikiann-de") wins over its family's ("wikiann")."""
+    return caps.get(name, caps.get(name.split("-")[0]))
+
+
 def build_model(init_from: str | None = None):
     """The e5 encoder with a fresh tagging head, or (`init_from`) an earlier newsbeam NER model to train further."""
     from transformers import AutoModelForTokenClassification, BertConfig, BertForTokenClassification
@@ -110,7 +115,7 @@ def main(argv=None) -> int:
     def epoch_sample(epoch: int):
         items = []
         for name, rows in full.items():
-            cap = cfg.get("per_source_cap", {}).get(name.split("-")[0])
+            cap = source_cap(cfg.get("per_source_cap", {}), name)
             repeat = cfg.get("oversample", {}).get(name, 1)
             if cap and len(rows) > cap:
                 # disjoint slices across epochs: each epoch sees a fresh part of the big corpora

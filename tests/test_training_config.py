@@ -38,3 +38,13 @@ def test_stage_four_resolves_to_the_stage_three_mix_at_half_the_rate():
     assert same == {k: v for k, v in stage3.items() if k not in ("seed", "lr", "init_from", "output")}
     assert stage4["per_source_cap"] == {"wikiann": 12000} and stage4["oversample"]["conll-es"] == 2
     assert len(stage4["train_sources"]) == 11
+
+
+def test_a_source_cap_of_its_own_wins_over_its_family_cap():
+    from modeling.train_ner import source_cap
+
+    caps = {"wikiann": 6000, "wikiann-de": 20000}
+    assert source_cap(caps, "wikiann-de") == 20000
+    assert source_cap(caps, "wikiann-pl") == 6000
+    assert source_cap(caps, "conll-en") is None
+
