@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import apache_beam as beam
 import pytest
@@ -28,12 +29,57 @@ def test_seed_format_header_lines():
     assert (a["title"], a["source"], a["url"], a["text"]) == ("My title", "Wire", "https://e.org/a", "Body text.")
 
 
+
+SHARED_SAMPLE = Path(__file__).resolve().parents[1] / "seeds" / "sample_article.txt"
+
+
+def test_the_design_sample_article_parses_byte_for_byte():
+    raw = SHARED_SAMPLE.read_bytes()
+    assert raw.startswith(b" date 2020-12-13 It insisted")  # the file kept exactly as the design supplied it
+    [(ref, a)] = list(parse_raw({"ref": str(SHARED_SAMPLE), "data": raw}))
+    assert a["published"] == "2020-12-13"
+    assert a["text"].startswith("It insisted that Azerbaijani forces")
+    assert a["title"].startswith("It insisted")
+
+
+@pytest.mark.parametrize("text", [
+    " date 2020-12-13 Body on the date line. More.\n\nSecond paragraph.",
+    "\ufeffdate 2020-12-13 Body on the date line. More.\r\n\r\nSecond paragraph.\r\n",
+    "\n\n\tdate: 2020-12-13 Body on the date line. More.\n\nSecond paragraph.",
+    "Date 2020-12-13T10:00:00Z Body on the date line. More.\n\nSecond paragraph.",
+])
+def test_body_may_start_on_the_date_line(text):
+    a = parse_seed(text, "f", "f")
+    assert a["published"] == "2020-12-13"
+    assert a["text"] == "Body on the date line. More.\n\nSecond paragraph."
+
+
+def test_headers_only_in_the_block_right_after_a_bare_date_line():
+    text = ("date 2021-01-02\ntitle My title\nsource: Wire\n"
+            "Body starts.\ntitle this line is body\nTargets of the strike were depots.\nSource Ministry says so.")
+    a = parse_seed(text, "f", "f")
+    assert (a["title"], a["source"], a.get("targets")) == ("My title", "Wire", None)
+    assert a["text"].endswith("title this line is body\nTargets of the strike were depots.\nSource Ministry says so.")
+
+
+def test_capitalised_first_body_line_is_not_a_header():
+    a = parse_seed("date 2021-01-02\nTargets of the strike were depots near Shusha.", "f", "f")
+    assert a.get("targets") is None and a["text"] == "Targets of the strike were depots near Shusha."
+
+
+def test_no_header_block_when_the_body_starts_on_the_date_line():
+    a = parse_seed("date 2021-01-02 Moscow said.\ntitle not a header here", "f", "f")
+    assert a["title"] == "Moscow said." and a["text"].endswith("title not a header here")
+
 @pytest.mark.parametrize("text, reason", [
     ("", "empty file"),
     ("Armenia and Azerbaijan\nbody", "first line must be `date YYYY-MM-DD`"),
     ("date 2020-13-45\nbody", "unparseable date"),
     ("date tomorrow\nbody", "unparseable date"),
     ("date 1850-01-01\nbody", "implausible published date"),
+    ("date 2020-12-13It insisted", "with a space before the body"),
+    ("date\nbody", "the date line has no date"),
+    ("date yesterday evening the minister said\nbody", "expected `date YYYY-MM-DD`"),
     ("date 2999-01-01\nbody", "in the future"),
     ("date 2020-01-01\n\n   \n", "empty text"),
 ])

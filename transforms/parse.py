@@ -19,8 +19,17 @@ import apache_beam as beam
 
 from .common import DEAD, counter, tagged_dead
 
-DATE_LINE = re.compile(r"^\s*date\b\s*[:=]?\s*(.+?)\s*$", re.IGNORECASE)
-HEADER_LINE = re.compile(r"^\s*(title|url|source|targets)\s*[:=]?\s+(.+?)\s*$", re.IGNORECASE)
+# The seed format (docs in README "Input formats"). First line: `date` + a date; the body may start on that same
+# line after the date (the design's sample article does). The date is an ISO date or timestamp when the body
+# follows it; a date line with nothing after the date may also hold an RFC 822 date.
+DATE_LINE = re.compile(r"^date\b\s*[:=]?\s*(?P<rest>.*?)\s*$", re.IGNORECASE)
+ISO_DATE_PREFIX = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?)"
+    r"(?:\s+(?P<body>\S.*))?$")
+# Header lines: a lowercase key, then `:`/`=` or a space, then the value; only in the block right after a date
+# line that holds nothing but the date. Lowercase keys keep body sentences ("Targets of the strike were ...",
+# "Source: ...") out of the headers.
+HEADER_LINE = re.compile(r"^(title|url|source|targets)(?:\s*[:=]\s*|\s+)(\S.*?)\s*$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'»”)]*(?=\s)")
 MIN_DATE = dt.date(1900, 1, 1)
@@ -191,30 +200,51 @@ def detect_format(ref: str, data: bytes) -> str:
     return {b"<": "feed", b"{": "jsonl"}.get(head, "seed")
 
 
-def parse_seed(text: str, ref: str, source: str, fetched_at=None, limits: ParseLimits = ParseLimits()) -> dict:
-    """The seed format: `date YYYY-MM-DD` on the first line, optional `title`/`url`/`source`/`targets` lines,
-    then the body."""
-    lines = text.split("\n")
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    if not lines:
-        raise ParseError("empty file")
-    m = DATE_LINE.match(lines[0])
+def split_date_line(line: str) -> tuple[str, str]:
+    """(date string, start of the body) from a seed's first line; the body part is '' when the line holds only
+    the date. Raises ParseError saying what was expected."""
+    expected = "expected `date YYYY-MM-DD` (or an ISO timestamp), optionally followed by the body on the same line"
+    m = DATE_LINE.match(line)
     if not m:
-        raise ParseError(f"first line must be `date YYYY-MM-DD`, got {lines[0][:60]!r}")
+        raise ParseError(f"first line must be `date YYYY-MM-DD`, got {line[:60]!r}; {expected}")
+    rest = m.group("rest")
+    if not rest:
+        raise ParseError(f"the date line has no date; {expected}")
+    iso = ISO_DATE_PREFIX.match(rest)
+    if iso:
+        return iso.group("date"), iso.group("body") or ""
+    if re.match(r"\d{4}-\d{2}-\d{2}\S", rest):  # "2020-12-13It insisted": where does the date end?
+        raise ParseError(f"unparseable date {rest[:40]!r}: {expected}, with a space before the body")
+    try:  # the whole rest is the date (e.g. RFC 822), or the line is not what the format expects
+        parse_date(rest, today=dt.date.max - dt.timedelta(days=10))  # only the form is checked here
+    except ParseError as exc:
+        raise ParseError(f"{exc}: {expected}") from None
+    return rest, ""
+
+
+def parse_seed(text: str, ref: str, source: str, fetched_at=None, limits: ParseLimits = ParseLimits()) -> dict:
+    """The seed format: a first line `date YYYY-MM-DD`, which may carry the start of the body after the date;
+    when it does not, an optional header block of `title`/`url`/`source`/`targets` lines (lowercase keys, each
+    at most once) right after it; then the body. Leading whitespace, a BOM and CRLF line ends are accepted."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff \t\n").split("\n")
+    if not lines[0].strip():
+        raise ParseError("empty file")
+    published, body_start = split_date_line(lines[0].strip())
     fields: dict[str, Any] = {}
     i = 1
-    while i < len(lines):
-        h = HEADER_LINE.match(lines[i])
-        if not h or h.group(1).lower() in fields:
-            break
-        fields[h.group(1).lower()] = h.group(2)
-        i += 1
+    if not body_start:
+        while i < len(lines):
+            h = HEADER_LINE.match(lines[i].strip())
+            if not h or h.group(1) in fields:
+                break
+            fields[h.group(1)] = h.group(2)
+            i += 1
     targets = None
     if "targets" in fields:
         targets = [t.strip() for t in re.split(r"[,;]", fields["targets"]) if t.strip()]
+    body = "\n".join(([body_start] if body_start else []) + lines[i:])
     return make_article(ref=ref, source=fields.get("source", source), title=fields.get("title"),
-                        text="\n".join(lines[i:]), published=m.group(1), url=fields.get("url"),
+                        text=body, published=published, url=fields.get("url"),
                         fetched_at=fetched_at, targets=targets, limits=limits)
 
 
