@@ -66,7 +66,7 @@ def run_newsbeam(tagger, clf, articles) -> tuple[float, list, int, dict[str, flo
     t_ner = time.perf_counter()
     entities = [group_entities(a["text"], s) for a, s in zip(articles, spans)]
     plans = [plan_mentions(a, stance_targets(e)) for a, e in zip(articles, entities)]
-    items = [i for plan in plans for its in plan.values() for i in its]
+    items = [i for plan in plans for p in plan.values() for i in p.items]
     t_plan = time.perf_counter()
     clf.predict_proba(items)
     end = time.perf_counter()
@@ -116,8 +116,8 @@ def run_naive(tagger, clf, articles, entities) -> float:
     with torch.inference_mode():
         for a, ents in zip(articles, entities):
             ner(a["text"])
-            for items in plan_mentions(a, stance_targets(ents)).values():
-                for i in items:
+            for p in plan_mentions(a, stance_targets(ents)).values():
+                for i in p.items:
                     cls({"text": i.target, "text_pair": mark_mention(i.sentence, i.start, i.end)}, truncation=True)
     return time.perf_counter() - t0
 

@@ -70,14 +70,14 @@ def main() -> int:
 
         def stance():
             plans = [plan_mentions(a, targets) for a in enriched]
-            flat = [i for p in plans for its in p.values() for i in its]
+            flat = [i for p in plans for mp in p.values() for i in mp.items]
             probs = clf.predict_proba(flat)
             k = 0
             for p in plans:
                 by = {}
-                for t, its in p.items():
-                    by[t] = probs[k:k + len(its)]
-                    k += len(its)
+                for t, mp in p.items():
+                    by[t] = probs[k:k + len(mp.items)]
+                    k += len(mp.items)
                 stance_records(p, by)
 
         stages = {

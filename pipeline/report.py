@@ -283,6 +283,7 @@ class StanceCell:
     neutral: int = 0
     against: int = 0
     not_mentioned: int = 0
+    no_stance: int = 0  # mentioned, but no label computed (unsupported language, models skipped, ...)
     net_sum: float = 0.0  # sum over labelled articles of P(favor) - P(against)
 
     @property
@@ -305,7 +306,8 @@ def _net(s: dict) -> float:
 def stance_over_time(articles: Iterable[dict], period: str) -> dict[str, dict[dt.date, StanceCell]]:
     """{target: {period: StanceCell}}; targets with the most labelled articles first.
 
-    A stance with a `reason` (e.g. 'not mentioned') had no model call: it is counted apart, never as neutral.
+    A stance without a label had no model call: it is counted apart, never as neutral: as 'not mentioned' when
+    the article does not name the target, as 'no stance' when it does but the label was not computed.
     """
     out: dict[str, dict[dt.date, StanceCell]] = defaultdict(lambda: defaultdict(StanceCell))
     for a in articles:
@@ -313,7 +315,10 @@ def stance_over_time(articles: Iterable[dict], period: str) -> dict[str, dict[dt
         for s in a.get("stance") or []:
             cell = out[s.get("target") or "?"][p]
             if s.get("reason") or s.get("label") not in STANCE_LABELS:
-                cell.not_mentioned += 1
+                if s.get("reason") == NOT_MENTIONED or not s.get("mentions"):
+                    cell.not_mentioned += 1
+                else:
+                    cell.no_stance += 1
                 continue
             setattr(cell, s["label"], getattr(cell, s["label"]) + 1)
             cell.net_sum += _net(s)
@@ -698,23 +703,26 @@ def build_report(data: OutputData, top: int = 10, period: str = "auto",
     sec = Section("stance", "Stance per target over time",
                   "Article-level stance toward each configured target (the sentiment expressed where the text "
                   "names it). Articles that do not mention a target are counted as 'not mentioned', not as "
-                  "neutral; 'net' is the mean P(favor) − P(against) over labelled articles. Stance status: "
+                  "neutral; those that mention it without a computed label (e.g. a language the stance model does "
+                  "not cover) as 'no stance'; 'net' is the mean P(favor) − P(against) over labelled articles. Stance status: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(tot["stance"].items())) + ".")
     if st:
         add_chart(sec, "stance.png", chart_stance(st, period_range(min(days), max(days), period), period),
                   f"Stacked bar charts of favor, neutral and against articles per {period} for each target.")
         sec.tables.append(Table("stance-totals", "Stance per target (all periods)",
-                                ["target", "favor", "neutral", "against", "not mentioned", "net"],
+                                ["target", "favor", "neutral", "against", "not mentioned", "no stance", "net"],
                                 [[t, sum(c.favor for c in cells.values()), sum(c.neutral for c in cells.values()),
                                   sum(c.against for c in cells.values()),
                                   sum(c.not_mentioned for c in cells.values()),
+                                  sum(c.no_stance for c in cells.values()),
                                   _mean_net(cells.values())] for t, cells in st.items()],
-                                numeric=(1, 2, 3, 4, 5)))
+                                numeric=(1, 2, 3, 4, 5, 6)))
         sec.tables.append(Table("stance-over-time", f"Stance per target and {period}",
-                                ["target", plabel, "favor", "neutral", "against", "not mentioned", "net"],
+                                ["target", plabel, "favor", "neutral", "against", "not mentioned", "no stance",
+                                 "net"],
                                 [[t, period_label(p, period), c.favor, c.neutral, c.against, c.not_mentioned,
-                                  c.net] for t, cells in st.items() for p, c in cells.items()],
-                                numeric=(2, 3, 4, 5, 6)))
+                                  c.no_stance, c.net] for t, cells in st.items() for p, c in cells.items()],
+                                numeric=(2, 3, 4, 5, 6, 7)))
     else:
         sec.intro += " No stance labels in this output."
     sections.append(sec)

@@ -10,7 +10,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2.0: a stance without a label has label null (was neutral)
 EntityType = Literal["PER", "ORG", "LOC", "MISC"]
 StanceLabel = Literal["favor", "against", "neutral"]
 
@@ -41,12 +41,25 @@ class Entity(_Strict):
 
 
 class Stance(_Strict):
+    """Stance toward one target. Every configured target is listed, also where no label was computed: then
+    `label` and `score` are null and `reason` says why ('not mentioned', an unsupported language, ...), so a
+    groupby on `label` never counts an unread article as confidently neutral."""
     target: str
-    label: StanceLabel
-    score: float = Field(ge=0.0, le=1.0, description="calibrated probability of the label")
+    label: Optional[StanceLabel] = Field(description="null when no label was computed (see reason)")
+    score: Optional[float] = Field(default=None, ge=0.0, le=1.0,
+                                   description="calibrated probability of the label; null with the label")
     probabilities: Optional[dict[StanceLabel, float]] = None
-    mentions: int = Field(ge=0, description="how many mentions of the target the label aggregates")
-    reason: Optional[str] = Field(default=None, description="why no model was called (e.g. 'not mentioned')")
+    mentions: int = Field(ge=0, description="mentions of the target in the text (the label aggregates at most "
+                                            "the first 16)")
+    reason: Optional[str] = Field(default=None, description="why there is no label (e.g. 'not mentioned')")
+
+    @model_validator(mode="after")
+    def _label_or_reason(self) -> "Stance":
+        if (self.label is None) != (self.reason is not None):
+            raise ValueError("a stance has either a label or a reason for having none")
+        if (self.label is None) != (self.score is None):
+            raise ValueError("score is given exactly when a label is")
+        return self
 
 
 class StageStatus(_Strict):

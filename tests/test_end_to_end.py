@@ -4,6 +4,8 @@ from __future__ import annotations
 import filecmp
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import read_output, run_cli
 
 EXPECTED_ENTITIES = ["Azerbaijan", "Armenia", "Karabakh", "Hadrut", "Moscow", "Sergei Shoigu",
@@ -36,6 +38,41 @@ def test_seed_article_has_a_stance_per_target(seeds_run):
     for s in stances.values():
         assert s["label"] in ("favor", "against", "neutral") and 0 <= s["score"] <= 1
         assert s["mentions"] > 0 and abs(sum(s["probabilities"].values()) - 1) < 0.01
+
+
+SAMPLE_ENTITIES = ["Azerbaijani", "Karabakh", "Hadrut", "Moscow", "Sergei Shoigu", "Vagharshak Harutiunian"]
+
+
+def test_sample_article_is_the_designs_file_byte_for_byte():
+    shared = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "sample_article.txt"
+    if not shared.exists():
+        pytest.skip(f"{shared} not present: nothing to compare the repository copy with")
+    assert (Path(__file__).resolve().parents[1] / "seeds" / "sample_article.txt").read_bytes() == shared.read_bytes()
+
+
+def test_design_sample_article_through_the_whole_pipeline(seeds_run):
+    hits = [a for a in seeds_run["articles"] if a["input_ref"].endswith("seeds/sample_article.txt")]
+    assert len(hits) == 1, "the sample article was not written: " + str(
+        [d["reason"] for d in seeds_run["dead"] if d.get("input_ref", "").endswith("sample_article.txt")])
+    a = hits[0]
+    assert a["published"] == "2020-12-13" and a["text"].startswith("It insisted that Azerbaijani forces")
+    assert a["language"]["code"] == "en" and a["ner"]["status"] == "done"
+    mentions = {m["text"] for e in a["entities"] for m in e["mentions"]}
+    missing = [name for name in SAMPLE_ENTITIES if name not in mentions]
+    assert not missing, f"entities not found: {missing}; got {sorted(mentions)}"
+    stances = {s["target"]: s for s in a["stance"]}
+    assert set(stances) == {"Armenia", "Azerbaijan"}
+    for s in stances.values():  # both named many times (Armenian, Azerbaijani forces ...): both labelled
+        assert s["label"] in ("favor", "against", "neutral") and s["reason"] is None and s["mentions"] >= 5
+    # the article reports an Azerbaijani assault on Armenian positions: more against Azerbaijan than Armenia
+    assert stances["Azerbaijan"]["probabilities"]["against"] > stances["Armenia"]["probabilities"]["against"]
+
+
+def test_unmentioned_target_has_no_label(seeds_run):
+    de = [a for a in seeds_run["articles"] if a["input_ref"].endswith("seeds/de_lockdown.txt")]
+    assert de, "de_lockdown.txt not written"
+    for s in de[0]["stance"]:
+        assert (s["label"], s["score"], s["mentions"], s["reason"]) == (None, None, 0, "not mentioned")
 
 
 def test_duplicates_point_to_kept_articles(seeds_run):
@@ -127,7 +164,7 @@ def test_compiled_models_give_the_same_articles(seeds_run, tmp_path):
                           {s["target"]: s["label"] for s in a.get("stance") or []}) for a in run["articles"]}
 
     eager, comp = essentials(seeds_run), essentials(compiled)
-    assert eager.keys() == comp.keys() and len(eager) == 14
+    assert eager.keys() == comp.keys() and len(eager) == 15
     for aid in eager:
         spans_e, stance_e = eager[aid]
         spans_c, stance_c = comp[aid]

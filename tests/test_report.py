@@ -41,8 +41,11 @@ def make_article(n: int, source: str, day: str, lang: str, entities=(), stance=N
     stances = []
     for target, label in (stance or {}).items():
         if label is None:
-            stances.append({"target": target, "label": "neutral", "score": 1.0, "probabilities": None,
+            stances.append({"target": target, "label": None, "score": None, "probabilities": None,
                             "mentions": 0, "reason": "not mentioned"})
+        elif label == "unsupported":
+            stances.append({"target": target, "label": None, "score": None, "probabilities": None,
+                            "mentions": 3, "reason": "unsupported language: hy"})
         else:
             stances.append({"target": target, "label": label, "score": 0.7, "probabilities": _probs(label),
                             "mentions": 2, "reason": None})
@@ -226,6 +229,14 @@ def test_aggregates_without_plotting():
     assert aze[D(2020, 11, 10)].against == 1 and aze[D(2020, 11, 10)].not_mentioned == 1
     assert aze[D(2020, 11, 10)].neutral == 0  # "not mentioned" is never counted as neutral
     assert arm[D(2020, 11, 10)].net == pytest.approx(((0.7 - 0.2) + (0.2 - 0.1)) / 2)  # favor, neutral
+
+
+def test_mentioned_without_a_label_is_no_stance_not_unmentioned():
+    arts = [make_article(1, "Wire", "2020-11-10", "fr", [], {"Armenia": "unsupported", "Azerbaijan": None})]
+    st = report.stance_over_time(arts, "day")
+    cell_arm, cell_aze = st["Armenia"][D(2020, 11, 10)], st["Azerbaijan"][D(2020, 11, 10)]
+    assert (cell_arm.no_stance, cell_arm.not_mentioned, cell_arm.labelled) == (1, 0, 0)
+    assert (cell_aze.no_stance, cell_aze.not_mentioned, cell_aze.labelled) == (0, 1, 0)
 
     assert report.duplicates_per_source(DUPLICATES, ARTICLES) == [("Wire A", 1, 1, 2), ("Feed D", 0, 1, 0)]
     assert report.dead_letters_by_stage(DEAD) == [("parse", 2), ("ner", 1)]

@@ -28,3 +28,19 @@ def test_article_rejects_unknown_fields_and_bad_labels():
         Article.model_validate(dict(GOOD, surprise=1))
     with pytest.raises(ValidationError):
         Article.model_validate(dict(GOOD, stance=[{"target": "A", "label": "love", "score": 0.5, "mentions": 1}]))
+
+
+@pytest.mark.parametrize("stance, ok", [
+    ({"target": "A", "label": None, "score": None, "mentions": 0, "reason": "not mentioned"}, True),
+    ({"target": "A", "label": "neutral", "score": 0.6, "mentions": 2, "reason": None}, True),
+    ({"target": "A", "label": "neutral", "score": 1.0, "mentions": 0, "reason": "not mentioned"}, False),
+    ({"target": "A", "label": None, "score": None, "mentions": 2, "reason": None}, False),
+    ({"target": "A", "label": None, "score": 0.5, "mentions": 2, "reason": "unsupported language: hy"}, False),
+])
+def test_a_stance_has_a_label_or_a_reason_never_both(stance, ok):
+    record = dict(GOOD, stance=[stance])
+    if ok:
+        Article.model_validate(record)
+    else:
+        with pytest.raises(ValidationError, match="label"):
+            Article.model_validate(record)

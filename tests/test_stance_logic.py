@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from modeling.stance import aggregate, find_mentions, mark_mention, sentence_around
-from transforms.stance import parse_target_specs, plan_mentions, stance_records, targets_for
+from transforms.stance import (MentionPlan, parse_target_specs, plan_mentions, skip_stance, stance_records,
+                               targets_for, with_config_aliases)
 
 
 def test_target_specs_with_aliases():
@@ -35,10 +36,34 @@ def test_aggregate_mean_of_probabilities():
 def test_not_mentioned_costs_no_model_call():
     article = {"text": "Nothing about those countries.", "targets": None}
     plan = plan_mentions(article, {"Armenia": []})
-    assert plan == {"Armenia": []}
+    assert plan == {"Armenia": MentionPlan(0, [])}
     rec = stance_records(plan, {})
-    assert rec == [{"target": "Armenia", "label": "neutral", "score": 1.0, "probabilities": None, "mentions": 0,
+    # no label: a groupby on label must not count an unmentioned target as a confident neutral
+    assert rec == [{"target": "Armenia", "label": None, "score": None, "probabilities": None, "mentions": 0,
                     "reason": "not mentioned"}]
+
+
+def test_mention_count_is_every_mention_not_only_the_classified_ones():
+    article = {"text": " ".join(["Armenia said so."] * 12), "targets": None}
+    plan = plan_mentions(article, {"Armenia": []}, max_mentions=3)
+    assert plan["Armenia"].count == 12 and len(plan["Armenia"].items) == 3
+    rec = stance_records(plan, {"Armenia": [[0.2, 0.1, 0.7]] * 3})
+    assert rec[0]["mentions"] == 12 and rec[0]["label"] is not None
+
+
+def test_skipped_stance_still_lists_every_target_with_its_mentions():
+    article = {"text": "Armenia and Baku met. Armenia left.", "targets": None, "entities": []}
+    out = skip_stance(article, {"Armenia": [], "Azerbaijan": ["Baku"], "Georgia": []}, "unsupported language: hy")
+    assert out["stance_status"] == {"status": "skipped", "reason": "unsupported language: hy"}
+    assert [(s["target"], s["mentions"], s["label"], s["reason"]) for s in out["stance"]] == [
+        ("Armenia", 2, None, "unsupported language: hy"), ("Azerbaijan", 1, None, "unsupported language: hy"),
+        ("Georgia", 0, None, "not mentioned")]
+
+
+def test_command_line_targets_keep_the_config_aliases():
+    config = {"Azerbaijan": ["Baku", "Азербайджана"], "Armenia": ["Yerevan"]}
+    assert with_config_aliases({"azerbaijan": ["Ganja"], "Turkey": []}, config) == {
+        "azerbaijan": ["Ganja", "Baku", "Азербайджана"], "Turkey": []}
 
 
 def test_record_targets_replace_configured_ones():

@@ -2,12 +2,13 @@
 
 Per target: find its mentions (the name and its aliases at word boundaries), classify each mention in its
 sentence with the fine-tuned classifier (modeling.stance), aggregate (mean of probability vectors, capped at
-`max_mentions` in reading order). A target that is not mentioned gets `neutral` with reason `not mentioned`
-and costs no model call. An article's own `targets` (JSONL input) replace the configured ones.
+`max_mentions` in reading order). Every target is listed with its mention count; one that is not mentioned, or
+an article whose language the model does not cover, gets no label (`label: null`) and a `reason`, at no model
+call. An article's own `targets` (JSONL input) replace the configured ones.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
@@ -46,6 +47,15 @@ def load_targets_config(path: str) -> dict[str, list[str]]:
     raise ValueError(f"{path}: expected `targets:` as a mapping or a list")
 
 
+def with_config_aliases(targets: Mapping[str, list[str]], config: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """Targets named on the command line keep the aliases the config file has for them (names compared
+    case-insensitively), after any given on the command line: `--targets Azerbaijan` still finds Baku and
+    Азербайджана."""
+    by_name = {name.casefold(): aliases for name, aliases in config.items()}
+    return {name: list(dict.fromkeys([*aliases, *by_name.get(name.casefold(), [])]))
+            for name, aliases in targets.items()}
+
+
 AUTO = "auto"
 
 
@@ -67,35 +77,57 @@ def targets_for(article: dict, configured: Mapping[str, list[str]], auto_top_n: 
     return dict(configured)
 
 
-def plan_mentions(article: dict, targets: Mapping[str, list[str]], max_mentions: int = MAX_MENTIONS):
-    """For each target, the mention inputs to classify (possibly none)."""
+def plan_mentions(article: dict, targets: Mapping[str, list[str]], max_mentions: int = MAX_MENTIONS
+                  ) -> dict[str, "MentionPlan"]:
+    """For each target, its mention count and the mention inputs to classify (the first `max_mentions`)."""
     from modeling.stance import MentionInput, find_mentions, sentence_around
 
     text = article["text"]
     plan = {}
     for target, aliases in targets.items():
+        spans = find_mentions(text, [target, *aliases])
         items = []
-        for start, end in find_mentions(text, [target, *aliases])[:max_mentions]:
+        for start, end in spans[:max_mentions]:
             left, right = sentence_around(text, start, end)
             items.append(MentionInput(target, text[left:right], start - left, end - left))
-        plan[target] = items
+        plan[target] = MentionPlan(len(spans), items)
     return plan
 
 
-def stance_records(plan: Mapping[str, list], probs_by_target: Mapping[str, list[list[float]]]) -> list[dict]:
-    """Aggregate each target's mention probabilities into the article-level record."""
+class MentionPlan(NamedTuple):
+    count: int  # every mention of the target in the text
+    items: list  # the modeling.stance.MentionInput of the first MAX_MENTIONS, the ones classified
+
+
+NOT_MENTIONED = "not mentioned"
+
+
+def unlabelled(target: str, mentions: int, reason: str) -> dict:
+    """A target listed without a label (no model call): `reason` says why; an unmentioned target says so."""
+    return {"target": target, "label": None, "score": None, "probabilities": None, "mentions": mentions,
+            "reason": NOT_MENTIONED if mentions == 0 else reason}
+
+
+def stance_records(plan: Mapping[str, MentionPlan], probs_by_target: Mapping[str, list[list[float]]]
+                   ) -> list[dict]:
+    """Aggregate each target's mention probabilities into the article-level record; an unmentioned target gets
+    no label (reason 'not mentioned')."""
     from modeling.stance import LABELS, aggregate
 
     out = []
-    for target, items in plan.items():
+    for target, (count, items) in plan.items():
         if not items:
-            out.append({"target": target, "label": "neutral", "score": 1.0, "probabilities": None, "mentions": 0,
-                        "reason": "not mentioned"})
+            out.append(unlabelled(target, 0, NOT_MENTIONED))
             continue
         label, score, mean = aggregate(probs_by_target[target])
         out.append({"target": target, "label": label, "score": score,
-                    "probabilities": dict(zip(LABELS, mean)), "mentions": len(items), "reason": None})
+                    "probabilities": dict(zip(LABELS, mean)), "mentions": count, "reason": None})
     return out
+
+
+def unlabelled_records(article: dict, targets: Mapping[str, list[str]], reason: str) -> list[dict]:
+    """Every target with its mention count and no label, for an article whose stance is not computed."""
+    return [unlabelled(t, p.count, reason) for t, p in plan_mentions(article, targets, max_mentions=0).items()]
 
 
 class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
@@ -124,14 +156,14 @@ class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
 
     def _stance_for(self, batch: Sequence[dict], model) -> list[list[dict]]:
         plans = [plan_mentions(a, targets_for(a, self.targets, self.auto_top_n)) for a in batch]
-        flat = [item for plan in plans for items in plan.values() for item in items]
+        flat = [item for plan in plans for p in plan.values() for item in p.items]
         probs = model.predict_proba(flat) if flat else []
         results, k = [], 0
         for article, plan in zip(batch, plans):
             by_target = {}
-            for target, items in plan.items():
-                by_target[target] = probs[k : k + len(items)]
-                k += len(items)
+            for target, p in plan.items():
+                by_target[target] = probs[k : k + len(p.items)]
+                k += len(p.items)
             results.append(stance_records(plan, by_target))
         return results
 
@@ -160,9 +192,11 @@ def _attach(result: PredictionResult, model_name: str):
                 stance_status={"status": "done", "model": model_label(model_name)})
 
 
-def skip_stance(article: dict, targets: Mapping[str, list[str]], reason: str) -> dict:
+def skip_stance(article: dict, targets: Mapping[str, list[str]], reason: str, auto_top_n: int = 3) -> dict:
+    """No stance model call for this article; its targets are still listed with their mention counts."""
     counter("stance_skipped").inc()
-    return dict(article, stance=[], stance_status={"status": "skipped", "reason": reason})
+    stance = unlabelled_records(article, targets_for(article, targets, auto_top_n), reason)
+    return dict(article, stance=stance, stance_status={"status": "skipped", "reason": reason})
 
 
 def _failed_batch_to_dead(item) -> list[dict]:
@@ -181,11 +215,12 @@ class ClassifyStance(beam.PTransform):
         self.model = model
         self.targets = dict(targets)
         self.languages = tuple(languages)
+        self.auto_top_n = auto_top_n
         self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size, auto_top_n=auto_top_n,
                                           torch_threads=torch_threads, compile_model=compile_model)
 
     def expand(self, articles):
-        languages, targets = self.languages, self.targets
+        languages, targets, top_n = self.languages, self.targets, self.auto_top_n
 
         def route(article, n):
             if not (article.get("targets") or targets):
@@ -195,7 +230,7 @@ class ClassifyStance(beam.PTransform):
         supported, unsupported, untargeted = articles | "ByLanguage" >> beam.Partition(route, 3)
         skipped = unsupported | "Skip" >> beam.Map(
             lambda a: skip_stance(a, targets, f"unsupported language: {(a.get('language') or {}).get('code', 'und')} "
-                                              f"(stance covers {', '.join(languages)})"))
+                                              f"(stance covers {', '.join(languages)})", top_n))
         no_targets = untargeted | "NoTargets" >> beam.Map(lambda a: skip_stance(a, targets, "no targets configured"))
         main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
         done = main | "Attach" >> beam.ParDo(_attach, self.model).with_outputs(DEAD, main="articles")
