@@ -1,10 +1,12 @@
 """Small things every stage shares: output tags, counters, dead-letter records."""
 from __future__ import annotations
 
+import logging
+import threading
+from collections import Counter
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-
-import logging
 
 NAMESPACE = "newsbeam"
 
@@ -49,8 +51,55 @@ def fixed_batches(max_batch_size: int) -> dict:
     return {"min_batch_size": max_batch_size, "max_batch_size": max_batch_size}
 
 
-def counter(name: str):
-    return Metrics.counter(NAMESPACE, name)
+_LOCAL_COUNTS: Counter = Counter()  # process-local tallies of the counters, for live progress on a local runner
+_LOCAL_LOCK = threading.Lock()
+
+
+def _tally(name: str, n: int = 1) -> None:
+    with _LOCAL_LOCK:
+        _LOCAL_COUNTS[name] += n
+
+
+def local_counts() -> dict[str, int]:
+    """What this process's stages have counted so far. Only for the launcher's progress display: Beam's Metrics
+    (read after the run) are the record; a runner with worker processes leaves these at zero here."""
+    with _LOCAL_LOCK:
+        return dict(_LOCAL_COUNTS)
+
+
+class StageCounter:
+    """A Beam Metrics counter in the newsbeam namespace that also keeps the process-local tally above."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.metric = Metrics.counter(NAMESPACE, name)
+
+    def inc(self, n: int = 1) -> None:
+        self.metric.inc(n)
+        _tally(self.name, n)
+
+
+def counter(name: str) -> StageCounter:
+    return StageCounter(name)
+
+
+REASONS_NAMESPACE = "newsbeam_dead_letter_reasons"
+MAX_REASONS = 200  # distinct reason counters per worker process; the rest are counted as OTHER_REASONS
+OTHER_REASONS = "(other reasons)"
+_REASONS_SEEN: set[str] = set()
+
+
+def count_reason(error: str) -> None:
+    """One counter per dead-letter reason (its first 120 characters), for the summary's top reasons; bounded, so
+    a run with a different reason per record cannot flood the runner's metrics."""
+    key = error[:120]
+    with _LOCAL_LOCK:
+        if key not in _REASONS_SEEN:
+            if len(_REASONS_SEEN) >= MAX_REASONS:
+                key = OTHER_REASONS
+            else:
+                _REASONS_SEEN.add(key)
+    Metrics.counter(REASONS_NAMESPACE, key).inc()
 
 
 def dead_letter(input_ref: str, stage: str, error: str, article_id: str | None = None,
@@ -60,6 +109,8 @@ def dead_letter(input_ref: str, stage: str, error: str, article_id: str | None =
         excerpt = excerpt[:200].decode("utf-8", errors="replace")
     elif isinstance(excerpt, str):
         excerpt = excerpt[:200]
+    _tally("dead_letter_records")  # progress display only; the dead_lettered counter is counted on write
+    count_reason(error)
     rec = {"input_ref": input_ref, "stage": stage, "error": error[:2000]}
     if article_id:
         rec["id"] = article_id
