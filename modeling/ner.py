@@ -347,7 +347,8 @@ class NerTagger:
         import numpy as np
         import torch
 
-        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
+                             verbose=False)  # texts are windowed below: nothing is truncated, no warning
         size = self.window - 2
         segments = []  # (text_index, start, end, keep_from, keep_to)
         for ti, ids in enumerate(enc["input_ids"]):

@@ -33,6 +33,27 @@ def test_offsets_are_exact_for_random_texts(tagger, words, seps):
             assert text[m["start"]:m["end"]] == m["text"]
 
 
+def test_long_text_prints_no_sequence_length_warning(tagger):
+    """Texts are windowed, nothing is truncated: transformers' "longer than the maximum" warning is not logged."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    log = logging.getLogger("transformers")  # transformers' library root logger does not propagate
+    handler = Keep(level=logging.WARNING)
+    log.addHandler(handler)
+    try:
+        tagger.tokenizer.deprecation_warnings.pop("sequence-length-is-longer-than-the-specified-maximum", None)
+        tagger.predict(["Moscow said so. " * 400])  # ~1,600 pieces, over the tokenizer's 512
+    finally:
+        log.removeHandler(handler)
+    assert not [r for r in records if "longer than the specified maximum" in r.getMessage()]
+
+
 def test_long_article_is_covered_to_the_end(tagger):
     sentence = "Russian Defence Minister Sergei Shoigu met Armenian officials in Moscow on Friday. "
     text = sentence * 60 + "At the very end, Vladimir Putin spoke in Baku."  # ~1,300 pieces: 28 windows of 64
