@@ -16,27 +16,27 @@ from collections import Counter
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from .options import NewsbeamOptions
+from .options import BackfillOptions, NewsbeamOptions
 from .run import UsageError, main as run_main
 from .sinks import join_path
 
 
-class BackfillOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument("--since", default=None, help="first published day (YYYY-MM-DD), inclusive")
-        parser.add_argument("--until", default=None, help="last published day (YYYY-MM-DD), inclusive")
-        parser.add_argument("--dry-run", action="store_true", help="list the days and input counts, run nothing")
+def parse_day(flag: str, value: str) -> dt.date:
+    """An ISO day for `flag`, or a UsageError naming the flag: `--since 2020-13-01: month must be in 1..12`."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        why = str(exc)
+        if why.startswith("Invalid isoformat string"):
+            why = "expected YYYY-MM-DD"
+        raise UsageError(f"{flag} {value}: {why}") from None
 
 
 def date_range(since: str | None, until: str | None) -> tuple[str, str]:
     """Validated ISO days; an inverted range or a bad date is a clear error."""
     if not since or not until:
         raise UsageError("backfill needs --since and --until (YYYY-MM-DD)")
-    try:
-        a, b = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
-    except ValueError as exc:
-        raise UsageError(f"bad date: {exc}") from None
+    a, b = parse_day("--since", since), parse_day("--until", until)
     if a > b:
         raise UsageError(f"--since {since} is after --until {until}")
     return a.isoformat(), b.isoformat()
@@ -58,25 +58,34 @@ def _strip_backfill_args(argv: list[str]) -> list[str]:
     return out
 
 
-def dry_run(patterns: list[str], since: str, until: str) -> Counter:
-    """Articles per published day in the range, plus 'out of range' and 'unreadable', from parsing alone."""
+def dry_run(patterns: list[str], since: str, until: str) -> tuple[Counter, Counter]:
+    """(articles per published day in the range, plus '(out of range)'; dead letters by reason), from parsing
+    alone. A file that cannot be read is counted with its reason, never a traceback."""
     from apache_beam.io.filesystems import FileSystems
 
     from transforms.parse import parse_raw
 
     counts: Counter = Counter()
+    unreadable: Counter = Counter()
     for pattern in patterns:
         for meta in FileSystems.match([pattern])[0].metadata_list:
-            with FileSystems.open(meta.path) as fh:
-                data = fh.read()
-            for _ref, res in parse_raw({"ref": meta.path, "data": data}):
+            try:
+                with FileSystems.open(meta.path) as fh:
+                    raw = {"ref": meta.path, "data": fh.read()}
+            except Exception as exc:  # a directory, a permission, a vanished file: say which and why
+                raw = {"ref": meta.path, "data": b"", "error": f"cannot read file: {type(exc).__name__}: {exc}"}
+            try:
+                results = list(parse_raw(raw))
+            except Exception as exc:  # a parser bug must not end the dry run either
+                results = [(meta.path, f"parse failed: {type(exc).__name__}: {exc}")]
+            for _ref, res in results:
                 if not isinstance(res, dict):
-                    counts["(unreadable: dead letters)"] += 1
+                    unreadable[str(res)[:120]] += 1
                 elif since <= res["published"] <= until:
                     counts[res["published"]] += 1
                 else:
                     counts["(out of range)"] += 1
-    return counts
+    return counts, unreadable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         if not nopts.input:
             raise UsageError("backfill reads files: give --input")
         if bopts.dry_run:  # a real run checks this itself (pipeline.run.validate); a dry run must too
+            from .run import expand_directories
             from .sources import check_patterns
 
+            nopts.input = expand_directories(nopts.input)
             missing = check_patterns(nopts.input)
             if missing:
                 raise UsageError(f"--input matches no file: {', '.join(missing)}")
@@ -98,17 +109,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"newsbeam backfill: error: {exc}", file=sys.stderr)
         return 2
     if bopts.dry_run:
-        counts = dry_run(nopts.input, since, until)
+        counts, unreadable = dry_run(nopts.input, since, until)
         days = sorted(k for k in counts if not k.startswith("("))
         print(f"backfill {since} .. {until}: {len(days)} days with articles, {sum(counts[d] for d in days)} articles")
         for day in days:
             print(f"  {day}  {counts[day]}")
-        for key in sorted(k for k in counts if k.startswith("(")):
-            print(f"  {key}  {counts[key]}")
+        if counts["(out of range)"]:
+            print(f"  (out of range)  {counts['(out of range)']}")
+        if unreadable:
+            print(f"  (unreadable: would be dead letters)  {sum(unreadable.values())}, by reason:")
+            for reason, n in sorted(unreadable.items(), key=lambda kv: (-kv[1], kv[0])):
+                print(f"    {n} \u00d7 {reason}")
         return 0
     side = join_path(nopts.output or "", "_backfill", f"{since}_{until}")
     return run_main(_strip_backfill_args(argv), date_range=(since, until), side_files_dir=side)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import main as cli_main
+
+    raise SystemExit(cli_main(["backfill", *sys.argv[1:]]))

@@ -11,12 +11,15 @@ import apache_beam as beam
 from transforms.common import DEAD, counter
 from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
 from transforms.langid import DetectLanguage
-from transforms.ner import RecogniseEntities
+from transforms.ner import RecogniseEntities, skip_ner
 from transforms.parse import ParseArticles, ParseLimits
-from transforms.stance import ClassifyStance
+from transforms.stance import ClassifyStance, skip_stance
 
 from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFile, join_path
 from .sources import ReadInputFiles
+
+
+MODELS_SKIPPED = "models disabled (--skip-models)"
 
 
 @dataclass
@@ -38,6 +41,7 @@ class GraphConfig:
     compile_models: bool = False  # torch.compile the models in each worker (pays off on long runs)
     date_range: tuple[str, str] | None = None  # backfill: only articles published in [since, until]
     side_files_dir: str | None = None  # where duplicates.jsonl and dead_letter.jsonl go (default: output root)
+    skip_models: bool = False  # NER and stance marked skipped, no model loaded (--skip-models)
 
 
 def in_date_range(article: dict, since: str, until: str) -> bool:
@@ -68,6 +72,12 @@ class ProcessArticles(beam.PTransform):
         # duplicate costs no inference.
         dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
                                                        index_root=cfg.output, write_index=False)
+        if cfg.skip_models:
+            skipped = dedup["articles"] | "SkipModels" >> beam.Map(
+                lambda a, t, n: skip_stance(skip_ner(a, MODELS_SKIPPED), t, MODELS_SKIPPED, n),
+                cfg.targets, cfg.auto_targets)
+            return {"articles": skipped, "duplicates": dedup["duplicates"], "index_rows": dedup["index_rows"],
+                    DEAD: (parsed[DEAD], lang[DEAD]) | "StageDeadLetters" >> beam.Flatten()}
         ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
                                                             decoding=cfg.ner_decoding,
                                                             max_batch_size=cfg.ner_batch_size,

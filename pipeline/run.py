@@ -13,8 +13,11 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from transforms.common import REASONS_NAMESPACE
+
 from .graph import GraphConfig, build
 from .options import NewsbeamOptions
+from .progress import LiveProgress
 
 COUNTERS = ("read", "written", "duplicates", "dead_lettered")
 OUTCOMES = ("written", "duplicates", "dead_lettered", "out_of_range")
@@ -45,15 +48,19 @@ def resolve_runner(options: PipelineOptions) -> None:
 
 def graph_config(opts: NewsbeamOptions) -> GraphConfig:
     from transforms.parse import ParseLimits
-    from transforms.stance import load_targets_config, parse_target_specs
+    from transforms.stance import load_targets_config, parse_target_specs, with_config_aliases
 
     if opts.targets and opts.stance_targets:
         raise UsageError("give --targets or --stance-targets, not both")
+    try:
+        config = load_targets_config(opts.targets_config)
+    except Exception as exc:  # missing file, YAML syntax, wrong shape: one line naming the flag
+        raise UsageError(f"--targets-config {opts.targets_config}: {type(exc).__name__}: {exc}") from None
     specs = opts.targets or opts.stance_targets
-    if specs:
-        targets = parse_target_specs(specs)
-    else:
-        targets = load_targets_config(opts.targets_config)
+    try:
+        targets = with_config_aliases(parse_target_specs(specs), config) if specs else config
+    except ValueError as exc:
+        raise UsageError(f"--targets: {exc}") from None
     if not 0 < opts.dedup_threshold <= 1:
         raise UsageError("--dedup-threshold must be in (0, 1]")
     if opts.torch_threads < 0:
@@ -71,7 +78,7 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
                        shingle_size=opts.shingle_size, limits=limits,
                        auto_targets=opts.auto_targets, torch_threads=opts.torch_threads,
-                       compile_models=opts.compile_models)
+                       compile_models=opts.compile_models, skip_models=opts.skip_models)
 
 
 def feed_urls(opts: NewsbeamOptions) -> list[str]:
@@ -107,13 +114,26 @@ def validate_runner(options: PipelineOptions) -> None:
             raise UsageError(f"on Dataflow --output must be a cloud path (gs://...), not the local {out!r}")
 
 
+def expand_directories(patterns: list[str]) -> list[str]:
+    """A local directory given to --input means the files under it (recursively): `DIR` -> `DIR/**`. Remote
+    prefixes ending in '/' (gs://bucket/news/) already match the objects under them."""
+    out = []
+    for pattern in patterns:
+        local = "://" not in pattern and not any(c in pattern for c in "*?[")
+        out.append(os.path.join(pattern, "**") if local and os.path.isdir(pattern) else pattern)
+    return out
+
+
 def validate(opts: NewsbeamOptions) -> None:
+    """Checks that need no runner; also expands --input directories (in place, on the options)."""
     from .sources import check_patterns
 
     if not opts.input and not opts.feeds and not opts.feeds_file:
         raise UsageError("give --input (files or globs) and/or --feeds / --feeds-file")
     if not opts.output:
         raise UsageError("--output is required")
+    if opts.input:
+        opts.input = expand_directories(opts.input)
     missing = check_patterns(opts.input or [])
     if missing:
         raise UsageError(f"--input matches no file: {', '.join(missing)}")
@@ -125,12 +145,12 @@ def validate(opts: NewsbeamOptions) -> None:
         raise UsageError("--max-entries-per-feed must be at least 1")
 
 
-def counter_values(result) -> dict[str, int]:
+def counter_values(result, namespace: str = "newsbeam") -> dict[str, int]:
     """Committed counter values by name, summed over steps (attempted where a runner has no committed)."""
     from apache_beam.metrics.metric import MetricsFilter
 
     values: dict[str, int] = {}
-    for c in result.metrics().query(MetricsFilter().with_namespace("newsbeam"))["counters"]:
+    for c in result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]:
         value = c.committed if c.committed is not None else c.attempted
         values[c.key.metric.name] = values.get(c.key.metric.name, 0) + (value or 0)
     return values
@@ -140,17 +160,32 @@ def accounted(values: dict[str, int]) -> int:
     return sum(values.get(k, 0) for k in OUTCOMES)
 
 
-def summary_lines(values: dict[str, int], seconds: float) -> list[str]:
+# the counters every summary shows; the others (stage and index internals) are listed under --verbose
+SHOWN = COUNTERS + ("out_of_range",)
+TOP_REASONS = 5
+
+
+def summary_lines(values: dict[str, int], seconds: float, reasons: dict[str, int] | None = None,
+                  verbose: bool = False) -> list[str]:
+    """The accounting line, whether every record is accounted for, the commonest dead-letter reasons; the
+    internal counters with `verbose`."""
     read = values.get("read", 0)
     shown = COUNTERS + (("out_of_range",) if "out_of_range" in values else ())
     lines = [f"newsbeam summary ({seconds:.1f}s): " + ", ".join(f"{k.replace('_', '-')} {values.get(k, 0)}"
                                                                    for k in shown)]
-    detail = {k: v for k, v in sorted(values.items()) if k not in shown}
-    if detail:
-        lines.append("  stages: " + ", ".join(f"{k} {v}" for k, v in detail.items()))
     total = accounted(values)
     lines.append("  every record accounted for" if read == total else
                  f"  WARNING: read {read} != written + duplicates + dead-lettered + out-of-range {total}")
+    if reasons:
+        ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("  dead letters by reason:")
+        lines += [f"    {n} \u00d7 {reason}" for reason, n in ranked[:TOP_REASONS]]
+        if len(ranked) > TOP_REASONS:
+            rest = ranked[TOP_REASONS:]
+            lines.append(f"    {sum(n for _, n in rest)} more with {len(rest)} other reasons (dead_letter.jsonl)")
+    detail = {k: v for k, v in sorted(values.items()) if k not in SHOWN}
+    if verbose and detail:
+        lines.append("  stages: " + ", ".join(f"{k} {v}" for k, v in detail.items()))
     return lines
 
 
@@ -169,17 +204,20 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     started = time.time()
     p = beam.Pipeline(options=options)
     build(p, opts.input, cfg, feeds=feeds, max_entries_per_feed=opts.max_entries_per_feed)
+    remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
     try:
-        result = p.run()
-        result.wait_until_finish()
+        with LiveProgress(enabled=not remote and LiveProgress.wanted(opts.quiet)):
+            result = p.run()
+            result.wait_until_finish()
     except Exception as exc:
         raise RunFailed(f"the run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}. Outputs are "
                         f"written whole and atomically, so rerunning the same command is safe.") from exc
-    if options.view_as(StandardOptions).runner in REMOTE_RUNNERS:
+    if remote:
         print(remote_result_line(result, options))
         return {}
     values = counter_values(result)
-    for line in summary_lines(values, time.time() - started):
+    reasons = counter_values(result, REASONS_NAMESPACE)
+    for line in summary_lines(values, time.time() - started, reasons, verbose=opts.verbose):
         print(line)
     return values
 
@@ -195,9 +233,16 @@ def remote_result_line(result, options: PipelineOptions, what: str = "graph") ->
     return (f"submitted: job {result.job_id()} ({result.state}); counters are in the runner's console")
 
 
+def configure_logging(verbose: bool) -> None:
+    """WARNING by default (Beam's workers and transformers stay quiet), INFO with --verbose."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
 def main(argv: list[str] | None = None, **run_kwargs) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
+    """Run already-checked arguments (pipeline.cli parses them first; `python -m pipeline.run` goes there)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    configure_logging("--verbose" in argv)
     if "--streaming" in argv:  # polling feeds forever (or --stop-after): its own graph and runner choice
         from .streaming import main as streaming_main
 
@@ -215,4 +260,6 @@ def main(argv: list[str] | None = None, **run_kwargs) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import main as cli_main
+
+    raise SystemExit(cli_main(["run", *sys.argv[1:]]))

@@ -54,28 +54,23 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSeqGenRestrictionProvider
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
-from transforms.common import DEAD, counter, dead_letter, tagged_dead
+from transforms.common import DEAD, REASONS_NAMESPACE, counter, dead_letter, tagged_dead
 from transforms.dedup import agreements_needed
 from transforms.ner import NerModelHandler
 from transforms.parse import ParseError, ParseLimits, feed_entries, make_article
 from transforms.stance import StanceModelHandler
 
 from .feeds import DEFAULT_MAX_ENTRIES, FetchLimits, feed_raw_inputs, fetch_feed, new_session, validate_feed_url
+from .options import (DEFAULT_DEDUP_TTL, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL,
+                      DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, DEFAULT_WINDOW_SECONDS, StreamingOptions)
 from .sinks import join_path, to_json_line, write_atomically
 
 log = logging.getLogger("newsbeam.streaming")
 
-DEFAULT_POLL_INTERVAL = 300.0
-DEFAULT_WINDOW_SECONDS = 300
-DEFAULT_SEEN_TTL = 7 * 24 * 3600.0  # an entry that left its feed is remembered this long (seconds)
-DEFAULT_SEEN_MAX = 10_000  # remembered entry keys per feed (the entries of the current document always kept)
-DEFAULT_DEDUP_TTL = 7 * 24 * 3600.0  # exact and near-duplicate dedup memory (seconds): --dedup-ttl
 DEFAULT_TEXT_MAX = 200_000  # remembered exact keys in all (spread over TEXT_BUCKETS keys)
 TEXT_BUCKETS = 256  # exact-dedup state keys: the first two hex digits of the exact key
 DEFAULT_BAND_MAX = 256  # members per LSH bucket (band key) in the near-duplicate state (batch: max_bucket 256)
-DEFAULT_MAX_BACKOFF = 3600.0
-DEFAULT_FETCH_RETRIES = 1  # in-poll retries; the next poll (with backoff) is the real retry
-MODELS_OFF = "models disabled (--skip-models)"
+from .graph import MODELS_SKIPPED as MODELS_OFF  # noqa: E402  (one wording in both modes)
 
 
 # ------------------------------------------------------------------ the schedule
@@ -915,31 +910,6 @@ def build_streaming(p: beam.Pipeline, feeds: Sequence[str], cfg, poll_interval: 
 
 
 # ------------------------------------------------------------------ CLI
-class StreamingOptions(PipelineOptions):
-    """Options of `newsbeam run --streaming` (besides Beam's own `--streaming` flag)."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL,
-                            help="seconds between polls of each feed (streaming)")
-        parser.add_argument("--stop-after", type=float, default=None,
-                            help="stop the streaming run after this many seconds (default: run until killed)")
-        parser.add_argument("--window-seconds", type=int, default=DEFAULT_WINDOW_SECONDS,
-                            help="streaming output files are grouped in fixed windows of this many seconds")
-        parser.add_argument("--skip-models", action="store_true", default=False,
-                            help="streaming: do not run NER and stance (articles say why they were skipped)")
-        parser.add_argument("--seen-ttl", type=float, default=DEFAULT_SEEN_TTL,
-                            help="seconds an entry that left its feed is still remembered as seen")
-        parser.add_argument("--dedup-ttl", type=float, default=DEFAULT_DEDUP_TTL,
-                            help="seconds an article is remembered for exact and near-duplicate dedup")
-        parser.add_argument("--seen-max", type=int, default=DEFAULT_SEEN_MAX,
-                            help="entry keys remembered per feed (the current entries always are)")
-        parser.add_argument("--max-backoff", type=float, default=DEFAULT_MAX_BACKOFF,
-                            help="longest wait (seconds) before polling a failing feed again")
-        parser.add_argument("--fetch-retries", type=int, default=DEFAULT_FETCH_RETRIES,
-                            help="retries within one poll (5xx, timeouts); later polls back off")
-
-
 def resolve_streaming_runner(options: PipelineOptions) -> float:
     """Pick the runner for a streaming run; returns the impulse's idle sleep for it.
 
@@ -985,14 +955,14 @@ def _check_streaming(opts, sopts) -> None:
             or sopts.fetch_retries < 0):
         raise UsageError("--seen-ttl, --dedup-ttl, --seen-max and --max-backoff must be positive, "
                          "--fetch-retries >= 0")
-    if not sopts.skip_models:
+    if not opts.skip_models:
         for flag, value in (("--ner-model", opts.ner_model), ("--stance-model", opts.stance_model)):
             looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1
             if looks_local and "://" not in value and not os.path.isdir(os.path.expanduser(value)):
                 raise UsageError(f"{flag} {value}: no such model directory (or give --skip-models)")
 
 
-def read_counters(result) -> dict[str, int]:
+def read_counters(result) -> tuple[dict[str, int], dict[str, int]]:
     """pipeline.run.counter_values, working around the FnApiRunner's metrics recursion.
 
     After a streaming run the FnApiRunner's per-stage monitoring data is a chain of lazy generators, one per
@@ -1005,6 +975,7 @@ def read_counters(result) -> dict[str, int]:
     def target():
         try:
             box["values"] = counter_values(result)
+            box["reasons"] = counter_values(result, REASONS_NAMESPACE)
         except BaseException as exc:  # reported in the caller's thread
             box["error"] = exc
 
@@ -1020,7 +991,7 @@ def read_counters(result) -> dict[str, int]:
         sys.setrecursionlimit(old_limit)
     if "error" in box:
         raise box["error"]
-    return box["values"]
+    return box["values"], box["reasons"]
 
 
 def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
@@ -1038,7 +1009,7 @@ def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
     idle_sleep = resolve_streaming_runner(options)
     remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
     options.view_as(SetupOptions).save_main_session = False
-    settings = StreamSettings(window_seconds=sopts.window_seconds, skip_models=sopts.skip_models,
+    settings = StreamSettings(window_seconds=sopts.window_seconds, skip_models=opts.skip_models,
                               max_entries=opts.max_entries_per_feed, seen_ttl=sopts.seen_ttl,
                               seen_max=sopts.seen_max, text_ttl=sopts.dedup_ttl, max_backoff=sopts.max_backoff,
                               idle_sleep=idle_sleep, fetch_limits={"retries": sopts.fetch_retries})
@@ -1050,8 +1021,8 @@ def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
         print(remote_result_line(result, options, "streaming graph"))
         return {}
     result.wait_until_finish()
-    values = read_counters(result)
-    for line in summary_lines(values, time.time() - started):
+    values, reasons = read_counters(result)
+    for line in summary_lines(values, time.time() - started, reasons, verbose=opts.verbose):
         print(line)
     return values
 
@@ -1059,8 +1030,10 @@ def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     from .run import UsageError
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
+    from .run import configure_logging
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    configure_logging("--verbose" in argv)
     try:
         values = run_streaming(argv)
     except UsageError as exc:
@@ -1075,4 +1048,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import main as cli_main
+
+    raise SystemExit(cli_main(["run", *sys.argv[1:]]))
