@@ -248,8 +248,9 @@ def precision_section(ner_record: dict | None, stance_record: dict | None) -> li
     lines += ["Each model in each precision on the same dev examples, difference from fp32 in points. `--precision "
               "auto` (the default) considers only the precisions within tolerance of fp32 on every set (NER: 0.5 "
               "F1 points, stance: 1.0 macro-F1 point) and among those takes the fastest by a probe at model load "
-              "(modeling/precision.py). int8: `torch.ao.quantization.quantize_dynamic` on every Linear layer but "
-              "the classifier head; embeddings, layer norms and attention products stay fp32.", ""]
+              "(modeling/precision.py). int8: `torch.ao.quantization.quantize_dynamic` (per-channel weights) on "
+              "the Linear layers that do not narrow (attention q/k/v/output, FFN in); the FFN's second layer, the "
+              "heads, embeddings, layer norms and attention products stay fp32 (modeling.precision.int8_layers).", ""]
     for task, unit, rec in records:
         if not rec:
             continue
