@@ -8,6 +8,7 @@
     newsbeam eval stance --gold ../shared/data/stance/newsmtsc/devtest_mt.jsonl --format newsmtsc [--json]
     newsbeam eval stance --gold ../shared/data/stance/rusentne/train.tsv --format rusentne --rusentne-heldout
     newsbeam eval stance --gold ... --format newsmtsc --model build/stance-repro --against modeling/weights/stance
+    newsbeam eval ner --gold ../shared/data/ner/conll/en/val.conllu --format conll --precision int8
 
 NER: entity-level precision / recall / F1, exact span and type, overall and per type (MISC is scored only
 where the gold annotates it: CoNLL; for WikiANN and NEREL predictions of MISC are ignored).
@@ -16,6 +17,8 @@ every text, and N texts drawn at random (fixed seed) where prediction and gold d
 Stance: accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted). `--against OTHER` (both tasks)
 also scores a second model on the same examples and gives a paired bootstrap interval of the F1 (NER; texts are
 resampled) or macro-F1 (stance) difference, so a retrained model can be told apart from noise (or not).
+`--precision auto|fp32|bf16|int8` (default auto, as in the pipeline) sets the models' numeric precision; the output
+says which one ran and why (modeling/precision.py).
 """
 from __future__ import annotations
 
@@ -73,8 +76,8 @@ def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bo
     spans = [[(s.start, s.end, s.type) for s in p] for p in preds]
     res = span_prf([e.spans for e in examples], spans, types)
     res.update({"n_texts": len(examples), "tokens_per_second": round(tagger.tokens_processed / seconds),
-                "misc_scored": has_misc, "model": model, "gold": str(gold), "precision": tagger.precision,
-                "precision_choice": tagger.choice.describe()})
+                "misc_scored": has_misc, "model": model, "gold": str(gold), "model_precision": tagger.precision,
+                "model_precision_choice": tagger.choice.describe()})
     if errors:
         res["errors"] = error_report(examples, spans, types, errors, seed)
     if against:
@@ -178,10 +181,11 @@ def eval_stance(model: str, gold: str, fmt: str, rusentne_heldout: bool = False,
         raise ValueError(f"unknown stance format {fmt!r} (newsmtsc or rusentne)")
     clf = StanceClassifier.load(model, precision=precision)
     res = evaluate(clf, examples, keep_predictions=bool(against))
-    res.update({"model": model, "gold": str(gold), "rusentne_heldout": rusentne_heldout, "precision": clf.precision,
-                "precision_choice": clf.choice.describe()})
+    res.update({"model": model, "gold": str(gold), "rusentne_heldout": rusentne_heldout,
+                "model_precision": clf.precision, "model_precision_choice": clf.choice.describe()})
     if against:
-        theirs = evaluate(StanceClassifier.load(against, precision=precision), examples, keep_predictions=True)["predictions"]
+        other = StanceClassifier.load(against, precision=precision)
+        theirs = evaluate(other, examples, keep_predictions=True)["predictions"]
         res["against"] = compare_stance([e.label for e in examples], res.pop("predictions"), theirs, against)
     return res
 
@@ -271,7 +275,8 @@ def main(argv=None) -> int:
         print(json.dumps(res, ensure_ascii=False, sort_keys=True))
     elif args.task == "ner":
         print(f"{args.gold}: P {res['precision']:.4f} R {res['recall']:.4f} F1 {res['f1']:.4f} "
-              f"({res['n_texts']} texts, {res['tokens_per_second']} tokens/s, precision {res['precision_choice']})")
+              f"({res['n_texts']} texts, {res['tokens_per_second']} tokens/s, "
+              f"precision {res['model_precision_choice']})")
         for t, r in res["per_type"].items():
             print(f"  {t:5s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} support {r['support']}")
         if "errors" in res:
@@ -280,7 +285,7 @@ def main(argv=None) -> int:
             print_comparison(res["model"], res["against"], "f1", "F1")
     else:
         print(f"{args.gold}: accuracy {res['accuracy']:.4f} macro-F1 {res['macro_f1']:.4f} ECE {res['ece']} "
-              f"({res['n']} examples, precision {res['precision_choice']})")
+              f"({res['n']} examples, precision {res['model_precision_choice']})")
         print("  confusion (rows gold, columns predicted):", json.dumps(res["confusion"]))
         if "against" in res:
             print_comparison(res["model"], res["against"], "macro_f1", "macro-F1")

@@ -49,21 +49,22 @@ class Choice:
 
 
 def pick_fastest(candidates: Sequence[str], measure: Callable[[str, bool], float], rounds: int = 3,
-                 drop_factor: float = 4.0, margin: float = 0.10) -> Choice:
+                 drop_factor: float = 8.0, margin: float = 0.10) -> Choice:
     """The fastest candidate by `measure(precision, small)` seconds.
 
-    A small trial first: a candidate more than `drop_factor` times slower than the best there cannot win and is not
-    timed again (emulated bf16 costs ~100x, so one full-size call of it would blow the probe's budget). The rest are
-    timed `rounds` times, interleaved so a burst of load on a shared machine hits all alike, and keep their best.
+    A small trial first (best of `rounds` calls): a candidate more than `drop_factor` times slower than the best
+    there cannot win and is not timed at full size (bf16 without native support can cost ~100x fp32, so one
+    full-size call of it would blow the probe's budget). The rest are timed `rounds` times, interleaved so a burst
+    of load on a shared machine hits all alike, and keep their best.
     Of those within `margin` of the fastest, the most exact (PRECISIONS order) wins: noise must not buy a lossier
-    precision, and the same CPU gives the same choice run after run.
+    precision, and a near tie should not flip from run to run (a clear winner does not; pass a precision to pin it).
     """
     if not candidates:
         raise ValueError("no precision to choose from")
     ordered = sorted(dict.fromkeys(candidates), key=PRECISIONS.index)
     if len(ordered) == 1:
         return Choice(ordered[0], "the only precision offered")
-    small = {p: measure(p, True) for p in ordered}
+    small = {p: min(measure(p, True) for _ in range(rounds)) for p in ordered}
     floor = min(small.values())
     alive = [p for p in ordered if small[p] <= drop_factor * floor]
     best = {p: math.inf for p in alive}

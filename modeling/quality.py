@@ -4,7 +4,7 @@ Baselines: spaCy en_core_web_sm 3.8 (CNN, OntoNotes labels mapped to PER/ORG/LOC
 natasha 1.6 (Russian CNN-CRF, PER/ORG/LOC) on the Russian sets, and the training set's majority class for stance.
 
     python -m modeling.quality [--write docs/quality.md] [--limit N]
-    python -m modeling.quality --precisions fp32,bf16,int8 --record --write docs/quality.md
+    python -m modeling.quality --precisions fp32,bf16,int8 [--wikiann-limit N] --record --write docs/quality.md
 
 `--precisions` scores each precision (modeling.precision) on the dev sets that decide which ones `auto` may use
 (PRECISION_NER_SETS, both stance sets), records the scores and the verdict in each model's newsbeam.json under
@@ -179,13 +179,15 @@ PRECISION_STANCE_SETS = ("NewsMTSC devtest_mt", "RuSentNE held-out 15% (seed 13)
 PRECISION_HEADING = "## Precision (`--precision`)"
 
 
-def precision_scores(ner_model: str, stance_model: str, precisions, limit: int | None) -> dict:
+def precision_scores(ner_model: str, stance_model: str, precisions, limit: int | None,
+                     wikiann_limit: int | None = None) -> dict:
     """{"ner": {precision: {set: F1}}, "stance": {precision: {set: macro-F1}}, "ner_tokens_per_s": ...}: every
     precision named, on the same examples, each model loaded afresh (int8 quantises in place)."""
     from .stance import StanceClassifier
     from .train_stance import evaluate, load_stance_data
 
-    ner_sets = {name: corpora.load_ner_split(name, "val")[: limit or None] for name in PRECISION_NER_SETS}
+    ner_sets = {name: corpora.load_ner_split(name, "val")[: (wikiann_limit if name.startswith("wikiann") else None)
+                                                          or limit or None] for name in PRECISION_NER_SETS}
     _, mtsc_dev, _, ru_dev = load_stance_data(None, 13)
     stance_sets = dict(zip(PRECISION_STANCE_SETS, (mtsc_dev[: limit or None], ru_dev[: limit or None])))
     out = {"ner": {}, "stance": {}, "ner_tokens_per_s": {}, "n": {k: len(v) for k, v in {**ner_sets,
@@ -212,7 +214,8 @@ def precision_scores(ner_model: str, stance_model: str, precisions, limit: int |
     return out
 
 
-def precision_record(scores: dict[str, dict[str, float]], tolerance: float, n: dict, command: str, limit) -> dict:
+def precision_record(scores: dict[str, dict[str, float]], tolerance: float, n: dict, command: str, limit,
+                     wikiann_limit: int | None = None) -> dict:
     """newsbeam.json's "precisions": the dev scores per precision and which stay within `tolerance` of fp32
     (modeling.precision.offered_precisions reads `within_tolerance`)."""
     from .precision import within_tolerance
@@ -220,7 +223,9 @@ def precision_record(scores: dict[str, dict[str, float]], tolerance: float, n: d
     ref = scores["fp32"]
     return {"within_tolerance": [p for p, sc in scores.items() if within_tolerance(ref, sc, tolerance)],
             "tolerance_vs_fp32": tolerance, "scores": scores, "n": {k: n[k] for k in ref},
-            "subset": f"first {limit} of each dev set" if limit else "full dev sets",
+            "subset": (f"first {limit} of each dev set" if limit else
+                       f"WikiANN: the first {wikiann_limit} of each dev set; the others in full" if wikiann_limit
+                       and any(k.startswith("wikiann") for k in ref) else "full dev sets"),
             "measured": time.strftime("%Y-%m-%d"), "command": command}
 
 
@@ -260,8 +265,8 @@ def precision_section(ner_record: dict | None, stance_record: dict | None) -> li
                   "| dev set | n | " + " | ".join(precs) + " |", "|---|---|" + "---|" * len(precs)]
         for s in sets:
             ref = rec["scores"]["fp32"][s]
-            cells = [f"{rec['scores'][p][s]:.4f}" + ("" if p == "fp32" else f" ({(rec['scores'][p][s] - ref) * 100:+.2f})")
-                     for p in precs]
+            cells = [f"{rec['scores'][p][s]:.4f}"
+                     + ("" if p == "fp32" else f" ({(rec['scores'][p][s] - ref) * 100:+.2f})") for p in precs]
             lines.append(f"| {s} | {rec['n'][s]} | " + " | ".join(cells) + " |")
         lines += ["", f"Offered to `auto`: {', '.join(rec['within_tolerance'])} (tolerance "
                       f"{rec['tolerance_vs_fp32'] * 100:.1f} points).", ""]
@@ -336,6 +341,8 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--precisions", default=None, metavar="P1,P2,...",
                     help="only the per-precision dev table (fp32 must be among them: it is the reference)")
+    ap.add_argument("--wikiann-limit", type=int, default=None,
+                    help="with --precisions: only the first N of each WikiANN dev set (10,000 each; time on 2 cores)")
     ap.add_argument("--record", action="store_true",
                     help="with --precisions: write the scores and verdict to each model's newsbeam.json")
     args = ap.parse_args(argv)
@@ -366,9 +373,10 @@ def precision_main(args, ner_model: str, stance_model: str) -> int:
         raise SystemExit(f"--precisions: a comma-separated subset of {','.join(PRECISIONS)} including fp32")
     precs = sorted(precs, key=PRECISIONS.index)
     command = "python -m modeling.quality --precisions " + ",".join(precs) + (
-        f" --limit {args.limit}" if args.limit else "") + " --record --write docs/quality.md"
-    res = precision_scores(ner_model, stance_model, precs, args.limit)
-    ner = precision_record(res["ner"], NER_F1_TOLERANCE, res["n"], command, args.limit)
+        f" --limit {args.limit}" if args.limit else "") + (
+        f" --wikiann-limit {args.wikiann_limit}" if args.wikiann_limit else "") + " --record --write docs/quality.md"
+    res = precision_scores(ner_model, stance_model, precs, args.limit, args.wikiann_limit)
+    ner = precision_record(res["ner"], NER_F1_TOLERANCE, res["n"], command, args.limit, args.wikiann_limit)
     stance = precision_record(res["stance"], STANCE_MACRO_F1_TOLERANCE, res["n"], command, args.limit)
     ner["tokens_per_s"] = res["ner_tokens_per_s"]
     print(json.dumps({"ner": ner, "stance": stance}, indent=2))

@@ -87,11 +87,19 @@ def load_model(name_or_path: str | os.PathLike, auto_class):
 
 def load_for_inference(name_or_path: str | os.PathLike, auto_class, precision: str = "auto", compile: bool = False):
     """(model, tokenizer, modeling.precision.Choice): the model in the precision asked for, or for `auto` the
-    fastest by a probe at load among those its newsbeam.json records as keeping quality; compiled if asked."""
+    fastest by a probe at load among those its newsbeam.json records as keeping quality; compiled if asked.
+    torch.compile and int8 do not mix (dynamo breaks the graph at every dynamically quantised layer and hits its
+    recompile limit, measured), so with `compile` auto leaves int8 out and an explicit int8 is an error."""
     from .precision import apply_precision, choose_for, model_meta, offered_precisions
 
+    if compile and precision == "int8":
+        raise ValueError("--compile-models does not work with --precision int8 (torch.compile breaks the graph at "
+                         "every quantised layer); drop one of them, or use --precision auto")
+    offered = offered_precisions(model_meta(name_or_path))
+    if compile:
+        offered = tuple(p for p in offered if p != "int8")
     model, tok = load_model(name_or_path, auto_class)
-    choice = choose_for(model, precision, offered_precisions(model_meta(name_or_path)))
+    choice = choose_for(model, precision, offered)
     model = apply_precision(model, choice.precision)
     return (compile_for_inference(model, choice.precision) if compile else model), tok, choice
 
