@@ -48,13 +48,13 @@ class Choice:
         return f"{self.precision} ({self.reason}{'; probe: ' + timed if timed else ''})"
 
 
-def pick_fastest(candidates: Sequence[str], measure: Callable[[str, bool], float], rounds: int = 3,
-                 drop_factor: float = 8.0, margin: float = 0.10) -> Choice:
+def pick_fastest(candidates: Sequence[str], measure: Callable[[str, bool], float], rounds: int = 5,
+                 drop_factor: float = 3.0, margin: float = 0.10) -> Choice:
     """The fastest candidate by `measure(precision, small)` seconds.
 
     A small trial first (best of `rounds` calls): a candidate more than `drop_factor` times slower than the best
-    there cannot win and is not timed at full size (bf16 without native support can cost ~100x fp32, so one
-    full-size call of it would blow the probe's budget). The rest are timed `rounds` times, interleaved so a burst
+    there cannot win and is not timed at full size (bf16 without native support costs 5-100x fp32, so full-size
+    calls of it would blow the probe's budget). The rest are timed `rounds` times, interleaved so a burst
     of load on a shared machine hits all alike, and keep their best.
     Of those within `margin` of the fastest, the most exact (PRECISIONS order) wins: noise must not buy a lossier
     precision, and a near tie should not flip from run to run (a clear winner does not; pass a precision to pin it).
@@ -162,10 +162,12 @@ def probe_linears(model, limit: int = 6):
     return [mod for _, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)][:limit]
 
 
-def make_probe(model, tokens: int = 512, small_tokens: int = 32) -> Callable[[str, bool], float]:
+def make_probe(model, tokens: int = 2048, small_tokens: int = 64) -> Callable[[str, bool], float]:
     """measure(precision, small) for pick_fastest: seconds for one pass of `tokens` rows through copies of the
     model's own first block of Linear layers, as they would run in that precision (int8 quantised, bf16 under
-    autocast). The copies are a few MB and dropped after the probe."""
+    autocast). 2,048 rows: a quarter of the stages' 8,192-piece batches; at 512 the timings were dominated by
+    per-call overheads and by other processes on a loaded 2-core machine (fp32 picked where bf16 ran the stages
+    1.4x faster). The copies are a few MB and dropped after the probe: ~0.3 s in all on an idle 2-core VM."""
     import copy
 
     import torch
