@@ -55,7 +55,9 @@ def pick_fastest(candidates: Sequence[str], measure: Callable[[str, bool], float
     A small trial first (best of `rounds` calls): a candidate more than `drop_factor` times slower than the best
     there cannot win and is not timed at full size (bf16 without native support costs 5-100x fp32, so full-size
     calls of it would blow the probe's budget). The rest are timed `rounds` times, interleaved so a burst
-    of load on a shared machine hits all alike, and keep their best.
+    of load on a shared machine hits all alike, and keep their best; one `drop_factor` times the leader
+    is timed no more after two (emulated bf16, ~5x fp32 at full size, took 12.8 s of probing on a loaded machine
+    when it was timed every round).
     Of those within `margin` of the fastest, the most exact (PRECISIONS order) wins: noise must not buy a lossier
     precision, and a near tie should not flip from run to run (a clear winner does not; pass a precision to pin it).
     """
@@ -68,11 +70,14 @@ def pick_fastest(candidates: Sequence[str], measure: Callable[[str, bool], float
     floor = min(small.values())
     alive = [p for p in ordered if small[p] <= drop_factor * floor]
     best = {p: math.inf for p in alive}
-    for _ in range(rounds):
+    for r in range(rounds):
         for p in alive:
             best[p] = min(best[p], measure(p, False))
+        if r >= 1:  # best of two full calls 3x the leader's: out of the race (one call may have met a burst)
+            lead = min(best[p] for p in alive)
+            alive = [p for p in alive if best[p] <= drop_factor * lead]
     fastest = min(best.values())
-    chosen = next(p for p in alive if best[p] <= fastest * (1 + margin))
+    chosen = next(p for p in ordered if p in alive and best[p] <= fastest * (1 + margin))
     seconds = {p: (best[p] if p in best else None) for p in ordered}
     return Choice(chosen, "auto: fastest measured" if best[chosen] == fastest else
                   f"auto: within {margin:.0%} of the fastest, more exact", seconds)
@@ -126,9 +131,10 @@ def int8_layers(model) -> list[str]:
     """The Linear layers int8 quantises: those that do not narrow (in_features <= out_features): attention q, k, v
     and output, the FFN's first layer. Kept fp32: the FFN's second layer, whose input is the GELU activation with
     outlier channels (max |x| ~65 against a typical channel maximum ~1.2 on Reuters text; 8-bit per-tensor
-    activations cost ~10% relative output error there), and the task heads, whose outputs are the scores. Measured
-    on CoNLL-en / NewsMTSC dev subsets: every Linear in int8 lost 2.1 / 1.5 points, this choice 0.1 / 0.2
-    (docs/quality.md has the full table)."""
+    activations cost ~10% relative output error there), and the task heads, whose outputs are the scores. On dev
+    subsets every Linear in int8 lost 2.1 F1 (CoNLL-en) / 1.5 macro-F1 (NewsMTSC), this choice 0.1 / 0.2; on the
+    full table (docs/quality.md) it still loses 0.3-0.6 F1 and 1.1-2.5 macro-F1, outside tolerance, so `auto` does
+    not offer int8 for the shipped models; `--precision int8` runs it when asked."""
     import torch
 
     return [name for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)
@@ -137,7 +143,8 @@ def int8_layers(model) -> list[str]:
 
 def quantize_int8(model):
     """Dynamic int8 quantisation of int8_layers in place: weights per output channel, activations per tensor and
-    call (fbgemm). In place: a copy would hold the 384 MB embedding matrix twice."""
+    call (fbgemm). In place: a copy would hold the 384 MB embedding matrix twice. One activation scale per call
+    means an article's int8 scores depend slightly on the other segments in its batch (fp32 and bf16 do not)."""
     import warnings
 
     import torch
@@ -162,12 +169,12 @@ def probe_linears(model, limit: int = 6):
     return [mod for _, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)][:limit]
 
 
-def make_probe(model, tokens: int = 2048, small_tokens: int = 64) -> Callable[[str, bool], float]:
+def make_probe(model, tokens: int = 1024, small_tokens: int = 64) -> Callable[[str, bool], float]:
     """measure(precision, small) for pick_fastest: seconds for one pass of `tokens` rows through copies of the
     model's own first block of Linear layers, as they would run in that precision (int8 quantised, bf16 under
-    autocast). 2,048 rows: a quarter of the stages' 8,192-piece batches; at 512 the timings were dominated by
-    per-call overheads and by other processes on a loaded 2-core machine (fp32 picked where bf16 ran the stages
-    1.4x faster). The copies are a few MB and dropped after the probe: ~0.3 s in all on an idle 2-core VM."""
+    autocast). 1,024 rows, eight 128-piece windows (the stages batch up to 8,192 pieces); at 512 the timings were
+    dominated by per-call overheads and other processes on a loaded 2-core machine. The copies are a few MB and
+    dropped after the probe."""
     import copy
 
     import torch

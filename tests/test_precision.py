@@ -61,6 +61,15 @@ def test_a_candidate_close_in_the_small_trial_is_timed_in_full_and_can_still_los
     timer = FakeTimer({"fp32": 0.010, "bf16": 0.0175, "int8": 0.007})
     choice = pick_fastest(["fp32", "bf16", "int8"], timer)
     assert choice.precision == "int8" and choice.seconds["bf16"] == 0.0175
+    assert timer.calls.count(("bf16", False)) == 5
+
+
+def test_a_candidate_far_behind_at_full_size_is_dropped_after_two_calls():
+    # close in the small trial (per-call overheads), 5x the leader at full size: timed twice, then out
+    timer = FakeTimer({"fp32": 0.010, "bf16": 0.050}, small={"fp32": 0.001, "bf16": 0.0015})
+    choice = pick_fastest(["fp32", "bf16"], timer)
+    assert choice.precision == "fp32" and choice.seconds["bf16"] == 0.050
+    assert timer.calls.count(("bf16", False)) == 2 and timer.calls.count(("fp32", False)) == 5
 
 
 def test_a_single_candidate_is_not_probed():
