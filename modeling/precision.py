@@ -48,7 +48,7 @@ class Choice:
         return f"{self.precision} ({self.reason}{'; probe: ' + timed if timed else ''})"
 
 
-def pick_fastest(candidates: Sequence[str], measure: Callable[[str, bool], float], rounds: int = 5,
+def pick_fastest(candidates: Sequence[str], measure: Callable[[str, bool], float], rounds: int = 3,
                  drop_factor: float = 3.0, margin: float = 0.10) -> Choice:
     """The fastest candidate by `measure(precision, small)` seconds.
 
@@ -169,7 +169,8 @@ def probe_linears(model, limit: int = 6):
     return [mod for _, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)][:limit]
 
 
-def make_probe(model, tokens: int = 1024, small_tokens: int = 64) -> Callable[[str, bool], float]:
+def make_probe(model, precisions: Sequence[str] = PRECISIONS, tokens: int = 1024,
+               small_tokens: int = 64) -> Callable[[str, bool], float]:
     """measure(precision, small) for pick_fastest: seconds for one pass of `tokens` rows through copies of the
     model's own first block of Linear layers, as they would run in that precision (int8 quantised, bf16 under
     autocast). 1,024 rows, eight 128-piece windows (the stages batch up to 8,192 pieces); at 512 the timings were
@@ -182,7 +183,9 @@ def make_probe(model, tokens: int = 1024, small_tokens: int = 64) -> Callable[[s
     layers = [copy.deepcopy(lin) for lin in probe_linears(model)]
     if not layers:
         raise ValueError("no Linear layer to probe")
-    variants = {"fp32": layers, "bf16": layers, "int8": list(quantize_int8(copy.deepcopy(torch.nn.ModuleList(layers))))}
+    variants = {"fp32": layers, "bf16": layers}
+    if "int8" in precisions:
+        variants["int8"] = list(quantize_int8(copy.deepcopy(torch.nn.ModuleList(layers))))
     gen = torch.Generator().manual_seed(0)
     inputs = {n: [torch.randn(n, lin.in_features, generator=gen) for lin in layers] for n in (tokens, small_tokens)}
 
@@ -194,7 +197,7 @@ def make_probe(model, tokens: int = 1024, small_tokens: int = 64) -> Callable[[s
                 lin(x)
             return time.perf_counter() - t0
 
-    for p in PRECISIONS:  # first-call costs (oneDNN primitive creation, fbgemm packing) are not the precision's speed
+    for p in variants:  # first-call costs (oneDNN primitive creation, fbgemm packing) are not the precision's speed
         measure(p, True)
     return measure
 
@@ -210,8 +213,15 @@ def choose_for(model, requested: str, offered: Sequence[str]) -> Choice:
     shapes = tuple((lin.in_features, lin.out_features) for lin in probe_linears(model))
     key = (shapes, tuple(offered))
     if key not in _CHOSEN:
+        import torch
+
         t0 = time.perf_counter()
-        choice = resolve(AUTO, offered, make_probe(model))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a per-core ratio; on a loaded machine threads stalled at barriers decided it
+        try:
+            choice = resolve(AUTO, offered, make_probe(model, offered))
+        finally:
+            torch.set_num_threads(threads)
         _CHOSEN[key] = choice
         log.info("precision auto chose %s in %.2f s", choice.describe(), time.perf_counter() - t0)
     return _CHOSEN[key]
