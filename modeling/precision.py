@@ -174,8 +174,8 @@ def make_probe(model, precisions: Sequence[str] = PRECISIONS, tokens: int = 1024
     """measure(precision, small) for pick_fastest: seconds for one pass of `tokens` rows through copies of the
     model's own first block of Linear layers, as they would run in that precision (int8 quantised, bf16 under
     autocast). 1,024 rows, eight 128-piece windows (the stages batch up to 8,192 pieces); at 512 the timings were
-    dominated by per-call overheads and other processes on a loaded 2-core machine. The copies are a few MB and
-    dropped after the probe."""
+    dominated by per-call overheads and other processes on a loaded 2-core machine. choose_for runs it on one
+    thread. The copies are a few MB and dropped after the probe."""
     import copy
 
     import torch
