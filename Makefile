@@ -10,7 +10,7 @@ OUT ?= out
 TARGETS ?= Armenia Azerbaijan
 SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
-.PHONY: install run run-feeds backfill-yesterday test bench eval train-ner train-stance schemas clean
+.PHONY: install run run-feeds backfill-yesterday test bench eval eval-precision train-ner train-stance schemas clean
 
 install: $(BIN)/newsbeam
 
@@ -51,6 +51,13 @@ eval: install
 	mkdir -p logs
 	$(BIN)/python -m modeling.quality --write docs/quality.md --json logs/quality.json
 
+# Which precisions `--precision auto` may use: each model's dev scores in fp32, bf16 and int8, recorded in its
+# newsbeam.json and in docs/quality.md (WikiANN on its first 3,000 sentences per language: time on 2 cores).
+eval-precision: install
+	mkdir -p logs
+	$(BIN)/python -m modeling.quality --precisions fp32,bf16,int8 --wikiann-limit 3000 --record \
+		--write docs/quality.md --json logs/precision_quality.json
+
 train-ner: install
 	mkdir -p logs
 	$(BIN)/newsbeam train ner --config configs/ner.yaml --log logs/train_ner.log
@@ -65,10 +72,15 @@ train-stance: install
 clean:
 	rm -rf $(OUT) .pytest_cache build *.egg-info
 
+# A CPU without AVX-512 (so without native bf16), emulated on an AVX-512 one: oneDNN, ATen, MKL and fbgemm capped
+# at AVX2 (docs/benchmarks.md checks that the bf16 rate really drops).
+AVX2_ONLY := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2
+
 bench: install
 	mkdir -p logs
 	$(BIN)/python bench/bench_stages.py --reuters 200
 	$(BIN)/python bench/bench_models.py --compile --json logs/bench_models.json
+	$(AVX2_ONLY) $(BIN)/python bench/bench_models.py --json logs/bench_models_avx2.json
 	$(BIN)/python bench/bench_beam_batches.py
 	$(BIN)/python bench/bench_feeds.py
 	$(BIN)/python bench/bench_dedup.py --n 200000

@@ -8,6 +8,7 @@
     newsbeam eval stance --gold ../shared/data/stance/newsmtsc/devtest_mt.jsonl --format newsmtsc [--json]
     newsbeam eval stance --gold ../shared/data/stance/rusentne/train.tsv --format rusentne --rusentne-heldout
     newsbeam eval stance --gold ... --format newsmtsc --model build/stance-repro --against modeling/weights/stance
+    newsbeam eval ner --gold ../shared/data/ner/conll/en/val.conllu --format conll --precision int8
 
 NER: entity-level precision / recall / F1, exact span and type, overall and per type (MISC is scored only
 where the gold annotates it: CoNLL; for WikiANN and NEREL predictions of MISC are ignored).
@@ -16,6 +17,8 @@ every text, and N texts drawn at random (fixed seed) where prediction and gold d
 Stance: accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted). `--against OTHER` (both tasks)
 also scores a second model on the same examples and gives a paired bootstrap interval of the F1 (NER; texts are
 resampled) or macro-F1 (stance) difference, so a retrained model can be told apart from noise (or not).
+`--precision auto|fp32|bf16|int8` (default auto, as in the pipeline) sets the models' numeric precision; the output
+says which one ran and why (modeling/precision.py).
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ def error_report(examples, preds: list[list[tuple[int, int, str]]], types, n: in
 
 
 def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bool | None = None,
-             errors: int = 0, seed: int = 1, against: str | None = None) -> dict:
+             errors: int = 0, seed: int = 1, against: str | None = None, precision: str = "auto") -> dict:
     from . import corpora
     from .ner import NerTagger, span_prf
 
@@ -65,7 +68,7 @@ def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bo
     if limit:
         examples = examples[:limit]
     has_misc = any(t == "MISC" for e in examples for *_, t in e.spans) if misc is None else misc
-    tagger = NerTagger.load(model)
+    tagger = NerTagger.load(model, precision=precision)
     t0 = time.time()
     preds = tagger.predict([e.text for e in examples])
     seconds = time.time() - t0
@@ -73,11 +76,12 @@ def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bo
     spans = [[(s.start, s.end, s.type) for s in p] for p in preds]
     res = span_prf([e.spans for e in examples], spans, types)
     res.update({"n_texts": len(examples), "tokens_per_second": round(tagger.tokens_processed / seconds),
-                "misc_scored": has_misc, "model": model, "gold": str(gold)})
+                "misc_scored": has_misc, "model": model, "gold": str(gold), "model_precision": tagger.precision,
+                "model_precision_choice": tagger.choice.describe()})
     if errors:
         res["errors"] = error_report(examples, spans, types, errors, seed)
     if against:
-        theirs = [[(s.start, s.end, s.type) for s in p] for p in NerTagger.load(against).predict(
+        theirs = [[(s.start, s.end, s.type) for s in p] for p in NerTagger.load(against, precision=precision).predict(
             [e.text for e in examples])]
         res["against"] = compare_ner([e.spans for e in examples], spans, theirs, types, against)
     return res
@@ -162,7 +166,7 @@ def compare_ner(gold: list, ours: list, theirs: list, types, against: str, resam
 
 
 def eval_stance(model: str, gold: str, fmt: str, rusentne_heldout: bool = False, seed: int = 13,
-                against: str | None = None) -> dict:
+                against: str | None = None, precision: str = "auto") -> dict:
     from . import corpora
     from .stance import StanceClassifier
     from .train_stance import evaluate
@@ -175,11 +179,13 @@ def eval_stance(model: str, gold: str, fmt: str, rusentne_heldout: bool = False,
             examples = corpora.rusentne_split(examples, seed=seed)[1]
     else:
         raise ValueError(f"unknown stance format {fmt!r} (newsmtsc or rusentne)")
-    clf = StanceClassifier.load(model)
+    clf = StanceClassifier.load(model, precision=precision)
     res = evaluate(clf, examples, keep_predictions=bool(against))
-    res.update({"model": model, "gold": str(gold), "rusentne_heldout": rusentne_heldout})
+    res.update({"model": model, "gold": str(gold), "rusentne_heldout": rusentne_heldout,
+                "model_precision": clf.precision, "model_precision_choice": clf.choice.describe()})
     if against:
-        theirs = evaluate(StanceClassifier.load(against), examples, keep_predictions=True)["predictions"]
+        other = StanceClassifier.load(against, precision=precision)
+        theirs = evaluate(other, examples, keep_predictions=True)["predictions"]
         res["against"] = compare_stance([e.label for e in examples], res.pop("predictions"), theirs, against)
     return res
 
@@ -223,6 +229,8 @@ def print_comparison(model: str, other: dict, key: str, label: str) -> None:
 def main(argv=None) -> int:
     from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
 
+    from .precision import CHOICES as PRECISION_CHOICES
+
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="newsbeam eval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -238,6 +246,9 @@ def main(argv=None) -> int:
     ap.add_argument("--against", default=None, metavar="OTHER",
                     help="also score OTHER on the same examples; paired bootstrap of the F1 (NER) or macro-F1 (stance) "
                          "difference")
+    ap.add_argument("--precision", choices=list(PRECISION_CHOICES), default="auto",
+                    help="the models' numeric precision (as `newsbeam run --precision`; auto: timed at load among "
+                         "those measured to keep quality)")
     ap.add_argument("--rusentne-heldout", action="store_true",
                     help="stance/rusentne: score only the fixed-seed 15%% held back from training")
     args = ap.parse_args(argv)
@@ -252,19 +263,20 @@ def main(argv=None) -> int:
         if args.rusentne_heldout:
             ap.error("--rusentne-heldout is for eval stance")
         res = eval_ner(args.model or DEFAULT_NER_MODEL, args.gold, args.format, args.limit, errors=args.errors,
-                       seed=1 if args.seed is None else args.seed, against=args.against)
+                       seed=1 if args.seed is None else args.seed, against=args.against, precision=args.precision)
     else:
         if args.format not in ("newsmtsc", "rusentne"):
             ap.error("stance takes --format newsmtsc or rusentne")
         if args.errors or args.seed is not None or args.limit:
             ap.error("--errors, --seed and --limit are for eval ner")
         res = eval_stance(args.model or DEFAULT_STANCE_MODEL, args.gold, args.format, args.rusentne_heldout,
-                          against=args.against)
+                          against=args.against, precision=args.precision)
     if args.json:
         print(json.dumps(res, ensure_ascii=False, sort_keys=True))
     elif args.task == "ner":
         print(f"{args.gold}: P {res['precision']:.4f} R {res['recall']:.4f} F1 {res['f1']:.4f} "
-              f"({res['n_texts']} texts, {res['tokens_per_second']} tokens/s)")
+              f"({res['n_texts']} texts, {res['tokens_per_second']} tokens/s, "
+              f"precision {res['model_precision_choice']})")
         for t, r in res["per_type"].items():
             print(f"  {t:5s} P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} support {r['support']}")
         if "errors" in res:
@@ -273,7 +285,7 @@ def main(argv=None) -> int:
             print_comparison(res["model"], res["against"], "f1", "F1")
     else:
         print(f"{args.gold}: accuracy {res['accuracy']:.4f} macro-F1 {res['macro_f1']:.4f} ECE {res['ece']} "
-              f"({res['n']} examples)")
+              f"({res['n']} examples, precision {res['model_precision_choice']})")
         print("  confusion (rows gold, columns predicted):", json.dumps(res["confusion"]))
         if "against" in res:
             print_comparison(res["model"], res["against"], "macro_f1", "macro-F1")

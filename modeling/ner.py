@@ -265,17 +265,19 @@ def width_batches(order: Sequence[int], widths: Sequence[int], max_tokens: int) 
 
 
 class NerTagger:
-    """A token-classification model applied to whole texts: windows, length-sorted batches, bf16 on CPU.
+    """A token-classification model applied to whole texts: windows, length-sorted batches, in the precision
+    `load` chose (modeling.precision).
 
     `predict` returns character spans into each input text, never truncating: a text longer than
     `window` pieces is covered by overlapping windows and each piece is labelled by its most central window.
     """
 
     def __init__(self, model, tokenizer, window: int = DEFAULT_WINDOW, overlap: int = 32, max_batch_tokens: int = 8192,
-                 bf16: bool = True, decoding: str = "viterbi"):
+                 precision: str = "fp32", decoding: str = "viterbi"):
         """decoding: "viterbi" (BIO-valid sequences, constrained_labels; for newsbeam's BIO-trained models) or
         "argmax" (per word, an I- that follows O opens an entity: right for IOB1 models, which start entities with
-        I-). `load` picks it per model."""
+        I-). `load` picks it per model. precision: the one `model` runs in ("int8": already quantised, as `load`
+        does it; "bf16": run under autocast)."""
         if decoding not in ("viterbi", "argmax"):
             raise ValueError(f"decoding must be 'viterbi' or 'argmax', not {decoding!r}")
         self.model = model
@@ -283,7 +285,8 @@ class NerTagger:
         self.window = window
         self.overlap = overlap
         self.max_batch_tokens = max_batch_tokens
-        self.bf16 = bf16
+        self.precision = precision
+        self.choice = None  # modeling.precision.Choice, when `load` chose the precision
         self.decoding = decoding
         id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.label_map = [LABEL2ID.get(_to_bio(id2label[i]), 0) for i in range(len(id2label))]
@@ -309,19 +312,22 @@ class NerTagger:
 
     @classmethod
     def load(cls, name_or_path, compile: bool = False, window: int | None = None, decoding: str | None = None,
-             **kw) -> "NerTagger":
+             precision: str = "auto", **kw) -> "NerTagger":
         """window None: a newsbeam model's training length (max_len in newsbeam.json), FOREIGN_WINDOW otherwise.
-        decoding None: "viterbi" for a newsbeam model (trained on BIO), "argmax" for any other (it may be IOB1)."""
+        decoding None: "viterbi" for a newsbeam model (trained on BIO), "argmax" for any other (it may be IOB1).
+        precision: fp32, bf16, int8, or auto (timed at load among those measured to keep quality)."""
         from transformers import AutoModelForTokenClassification
 
-        from .shipping import compile_for_inference, is_newsbeam_dir, load_model, trained_max_len
+        from .shipping import is_newsbeam_dir, load_for_inference, trained_max_len
 
-        model, tok = load_model(name_or_path, AutoModelForTokenClassification)
+        model, tok, choice = load_for_inference(name_or_path, AutoModelForTokenClassification, precision, compile)
         ours = is_newsbeam_dir(name_or_path)
         if window is None:
             window = (trained_max_len(name_or_path) or DEFAULT_WINDOW) if ours else FOREIGN_WINDOW
         decoding = decoding or ("viterbi" if ours else "argmax")
-        return cls(compile_for_inference(model) if compile else model, tok, window=window, decoding=decoding, **kw)
+        tagger = cls(model, tok, window=window, decoding=decoding, precision=choice.precision, **kw)
+        tagger.choice = choice
+        return tagger
 
     def predict(self, texts: Sequence[str]) -> list[list[Span]]:
         offsets, probs = self.piece_probs(texts)
@@ -347,6 +353,8 @@ class NerTagger:
         import numpy as np
         import torch
 
+        from .precision import autocast
+
         enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
                              verbose=False)  # texts are windowed below: nothing is truncated, no warning
         size = self.window - 2
@@ -356,7 +364,7 @@ class NerTagger:
                 segments.append((ti, st, en, kf, kt))
         per_text = [np.zeros((len(ids), len(self.label_map)), dtype=np.float32) for ids in enc["input_ids"]]
         # Each segment is padded to a width fixed by its own length (a multiple of WIDTH_STEP) and batched only
-        # with segments of that width: bf16 results depend on the padded width, so this keeps every article's
+        # with segments of that width: bf16 and int8 results depend on the padded width, so this keeps every article's
         # scores independent of which articles the runner happened to put in the same batch.
         widths = [bucket_width(seg[2] - seg[1] + 2) for seg in segments]
         order = sorted(range(len(segments)), key=lambda i: (widths[i], i))
@@ -368,7 +376,7 @@ class NerTagger:
                 ids_t, mask = pad_rows(rows, widths[batch[0]], pad_id)
                 self.tokens_processed += int(mask.sum())
                 self.segment_lengths += mask.sum(1).tolist()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                with autocast(self.precision):
                     logits = self.model(input_ids=ids_t, attention_mask=mask).logits
                 probs = logits.float().softmax(-1).numpy()
                 for r, b in enumerate(batch):

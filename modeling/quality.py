@@ -4,6 +4,12 @@ Baselines: spaCy en_core_web_sm 3.8 (CNN, OntoNotes labels mapped to PER/ORG/LOC
 natasha 1.6 (Russian CNN-CRF, PER/ORG/LOC) on the Russian sets, and the training set's majority class for stance.
 
     python -m modeling.quality [--write docs/quality.md] [--limit N]
+    python -m modeling.quality --precisions fp32,bf16,int8 [--wikiann-limit N] --record --write docs/quality.md
+
+`--precisions` scores each precision (modeling.precision) on the dev sets that decide which ones `auto` may use
+(PRECISION_NER_SETS, both stance sets), records the scores and the verdict in each model's newsbeam.json under
+"precisions" (`--record`) and rewrites the "## Precision" section of the --write file; a full `make eval`
+renders that section from the same records.
 """
 from __future__ import annotations
 
@@ -52,6 +58,7 @@ def natasha_predict(texts):
 
 def ner_rows(model: str, limit: int | None) -> list[dict]:
     tagger = NerTagger.load(model)
+    print(f"NER precision: {tagger.choice.describe()}", flush=True)
     rows = []
     for name in NER_SETS:
         examples = corpora.load_ner_split(name, "val")[: limit or None]
@@ -93,6 +100,7 @@ def stance_rows(model: str) -> list[dict]:
     from .train_stance import evaluate, load_stance_data, stance_metrics
 
     clf = StanceClassifier.load(model)
+    print(f"stance precision: {clf.choice.describe()}", flush=True)
     mtsc_train, mtsc_dev, ru_train, ru_dev = load_stance_data(None, 13)
     rows = []
     for name, train, dev, target in [("NewsMTSC devtest_mt", mtsc_train, mtsc_dev, 0.75),
@@ -158,8 +166,126 @@ def render(ner: list[dict], stance: list[dict], meta: dict) -> str:
         lines += ["", f"Confusion, {r['set']} (rows gold, columns predicted: against / neutral / favor):", ""]
         for g, row in r["newsbeam"]["confusion"].items():
             lines.append(f"- {g}: " + " / ".join(str(v) for v in row.values()))
+    lines += precision_section(*model_records(meta.get("ner_model"), meta.get("stance_model")))
     lines += langid_section() + dedup_section(meta.get("dedup"))
     return "\n".join(lines)
+
+
+# --- precision (issue 27) ---------------------------------------------------------------------------------------
+
+# NER sets that gate a precision: CoNLL-en, NEREL and WikiANN in the two languages stance covers plus German.
+PRECISION_NER_SETS = ("conll-en", "nerel", "wikiann-en", "wikiann-de", "wikiann-ru")
+PRECISION_STANCE_SETS = ("NewsMTSC devtest_mt", "RuSentNE held-out 15% (seed 13)")
+PRECISION_HEADING = "## Precision (`--precision`)"
+
+
+def precision_scores(ner_model: str, stance_model: str, precisions, limit: int | None,
+                     wikiann_limit: int | None = None) -> dict:
+    """{"ner": {precision: {set: F1}}, "stance": {precision: {set: macro-F1}}, "ner_tokens_per_s": ...}: every
+    precision named, on the same examples, each model loaded afresh (int8 quantises in place)."""
+    from .stance import StanceClassifier
+    from .train_stance import evaluate, load_stance_data
+
+    ner_sets = {name: corpora.load_ner_split(name, "val")[: (wikiann_limit if name.startswith("wikiann") else None)
+                                                          or limit or None] for name in PRECISION_NER_SETS}
+    _, mtsc_dev, _, ru_dev = load_stance_data(None, 13)
+    stance_sets = dict(zip(PRECISION_STANCE_SETS, (mtsc_dev[: limit or None], ru_dev[: limit or None])))
+    out = {"ner": {}, "stance": {}, "ner_tokens_per_s": {}, "n": {k: len(v) for k, v in {**ner_sets,
+                                                                                       **stance_sets}.items()}}
+    for prec in precisions:
+        tagger = NerTagger.load(ner_model, precision=prec)
+        scores, tokens, seconds = {}, 0, 0.0
+        for name, examples in ner_sets.items():
+            types = None if name.startswith("conll") else ("PER", "ORG", "LOC")
+            tagger.tokens_processed = 0
+            t0 = time.time()
+            pred = tagger.predict([e.text for e in examples])
+            seconds += time.time() - t0
+            tokens += tagger.tokens_processed
+            scores[name] = span_prf([e.spans for e in examples], [[(s.start, s.end, s.type) for s in p]
+                                                                  for p in pred], types)["f1"]
+            print(f"{prec} NER {name}: F1 {scores[name]:.4f}", flush=True)
+        out["ner"][prec], out["ner_tokens_per_s"][prec] = scores, round(tokens / seconds)
+        del tagger
+        clf = StanceClassifier.load(stance_model, precision=prec)
+        out["stance"][prec] = {name: evaluate(clf, dev)["macro_f1"] for name, dev in stance_sets.items()}
+        print(f"{prec} stance: {out['stance'][prec]}", flush=True)
+        del clf
+    return out
+
+
+def precision_record(scores: dict[str, dict[str, float]], tolerance: float, n: dict, command: str, limit,
+                     wikiann_limit: int | None = None) -> dict:
+    """newsbeam.json's "precisions": the dev scores per precision and which stay within `tolerance` of fp32
+    (modeling.precision.offered_precisions reads `within_tolerance`)."""
+    from .precision import within_tolerance
+
+    ref = scores["fp32"]
+    return {"within_tolerance": [p for p, sc in scores.items() if within_tolerance(ref, sc, tolerance)],
+            "tolerance_vs_fp32": tolerance, "scores": scores, "n": {k: n[k] for k in ref},
+            "subset": (f"first {limit} of each dev set" if limit else
+                       f"WikiANN: the first {wikiann_limit} of each dev set; the others in full" if wikiann_limit
+                       and any(k.startswith("wikiann") for k in ref) else "full dev sets"),
+            "measured": time.strftime("%Y-%m-%d"), "command": command}
+
+
+def write_record(model_dir: str, record: dict) -> None:
+    path = Path(model_dir) / "newsbeam.json"
+    meta = json.loads(path.read_text())
+    meta["precisions"] = record
+    path.write_text(json.dumps(meta, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def model_records(*models: str | None) -> list[dict | None]:
+    """Each model's "precisions" record from its newsbeam.json (None where there is none)."""
+    from .precision import model_meta
+
+    return [(model_meta(m) or {}).get("precisions") if m else None for m in models]
+
+
+def precision_section(ner_record: dict | None, stance_record: dict | None) -> list[str]:
+    """The per-precision dev table from the two models' records (precision_record)."""
+    records = [("NER", "F1", ner_record), ("stance", "macro-F1", stance_record)]
+    lines = ["", PRECISION_HEADING, ""]
+    if not any(r for _, _, r in records):
+        return lines + ["Not measured yet: `python -m modeling.quality --precisions fp32,bf16,int8 --record "
+                        "--write docs/quality.md`.", ""]
+    lines += ["Each model in each precision on the same dev examples, difference from fp32 in points. `--precision "
+              "auto` (the default) considers only the precisions within tolerance of fp32 on every set (NER: 0.5 "
+              "F1 points, stance: 1.0 macro-F1 point) and among those takes the fastest by a probe at model load "
+              "(modeling/precision.py). int8: `torch.ao.quantization.quantize_dynamic` (per-channel weights) on "
+              "the Linear layers that do not narrow (attention q/k/v/output, FFN in); the FFN's second layer, the "
+              "heads, embeddings, layer norms and attention products stay fp32 (modeling.precision.int8_layers).", ""]
+    for task, unit, rec in records:
+        if not rec:
+            continue
+        precs = list(rec["scores"])
+        sets = list(rec["scores"]["fp32"])
+        lines += [f"{task} ({unit}; {rec['subset']}; measured {rec['measured']} with `{rec['command']}`):", "",
+                  "| dev set | n | " + " | ".join(precs) + " |", "|---|---|" + "---|" * len(precs)]
+        for s in sets:
+            ref = rec["scores"]["fp32"][s]
+            cells = [f"{rec['scores'][p][s]:.4f}"
+                     + ("" if p == "fp32" else f" ({(rec['scores'][p][s] - ref) * 100:+.2f})") for p in precs]
+            lines.append(f"| {s} | {rec['n'][s]} | " + " | ".join(cells) + " |")
+        lines += ["", f"Offered to `auto`: {', '.join(rec['within_tolerance'])} (tolerance "
+                      f"{rec['tolerance_vs_fp32'] * 100:.1f} points).", ""]
+    return lines
+
+
+def splice_section(text: str, heading: str, section: list[str]) -> str:
+    """`text` with the section under `heading` (up to the next "## ") replaced by `section`, or the section
+    inserted before the language-identification section (at the end if there is none)."""
+    body = "\n".join(section).strip("\n") + "\n"
+    if heading in text:
+        before, rest = text.split(heading, 1)
+        nxt = rest.find("\n## ")
+        return before.rstrip("\n") + "\n\n" + body + ("\n" + rest[nxt + 1:] if nxt >= 0 else "")
+    anchor = "\n## Language identification"
+    if anchor in text:
+        before, after = text.split(anchor, 1)
+        return before.rstrip("\n") + "\n\n" + body + anchor + after
+    return text.rstrip("\n") + "\n\n" + body
 
 
 def langid_section() -> list[str]:
@@ -213,13 +339,21 @@ def main(argv=None) -> int:
     ap.add_argument("--write", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--precisions", default=None, metavar="P1,P2,...",
+                    help="only the per-precision dev table (fp32 must be among them: it is the reference)")
+    ap.add_argument("--wikiann-limit", type=int, default=None,
+                    help="with --precisions: only the first N of each WikiANN dev set (10,000 each; time on 2 cores)")
+    ap.add_argument("--record", action="store_true",
+                    help="with --precisions: write the scores and verdict to each model's newsbeam.json")
     args = ap.parse_args(argv)
+    if args.precisions:
+        return precision_main(args, DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
         commit = "?"
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, 2 cores", "commit": commit,
-            "command": "make eval"}
+            "command": "make eval", "ner_model": DEFAULT_NER_MODEL, "stance_model": DEFAULT_STANCE_MODEL}
     meta["dedup"] = dedup_quality()
     ner = ner_rows(DEFAULT_NER_MODEL, args.limit)
     stance = stance_rows(DEFAULT_STANCE_MODEL)
@@ -227,6 +361,35 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps({"ner": ner, "stance": stance, "meta": meta}, indent=2))
     if args.write:
         Path(args.write).write_text(render(ner, stance, meta) + "\n")
+        print(f"wrote {args.write}")
+    return 0
+
+
+def precision_main(args, ner_model: str, stance_model: str) -> int:
+    from .precision import NER_F1_TOLERANCE, PRECISIONS, STANCE_MACRO_F1_TOLERANCE
+
+    precs = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    if "fp32" not in precs or any(p not in PRECISIONS for p in precs):
+        raise SystemExit(f"--precisions: a comma-separated subset of {','.join(PRECISIONS)} including fp32")
+    precs = sorted(precs, key=PRECISIONS.index)
+    command = "python -m modeling.quality --precisions " + ",".join(precs) + (
+        f" --limit {args.limit}" if args.limit else "") + (
+        f" --wikiann-limit {args.wikiann_limit}" if args.wikiann_limit else "") + " --record --write docs/quality.md"
+    res = precision_scores(ner_model, stance_model, precs, args.limit, args.wikiann_limit)
+    ner = precision_record(res["ner"], NER_F1_TOLERANCE, res["n"], command, args.limit, args.wikiann_limit)
+    stance = precision_record(res["stance"], STANCE_MACRO_F1_TOLERANCE, res["n"], command, args.limit)
+    ner["tokens_per_s"] = res["ner_tokens_per_s"]
+    print(json.dumps({"ner": ner, "stance": stance}, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"ner": ner, "stance": stance}, indent=2))
+    if args.record:
+        write_record(ner_model, ner)
+        write_record(stance_model, stance)
+    if args.write:
+        path = Path(args.write)
+        text = path.read_text(encoding="utf-8") if path.exists() else "# Quality\n"
+        path.write_text(splice_section(text, PRECISION_HEADING, precision_section(ner, stance)),
+                        encoding="utf-8")
         print(f"wrote {args.write}")
     return 0
 

@@ -85,16 +85,38 @@ def load_model(name_or_path: str | os.PathLike, auto_class):
     return model.eval(), tokenizer
 
 
-def compile_for_inference(model):
+def load_for_inference(name_or_path: str | os.PathLike, auto_class, precision: str = "auto", compile: bool = False):
+    """(model, tokenizer, modeling.precision.Choice): the model in the precision asked for, or for `auto` the
+    fastest by a probe at load among those its newsbeam.json records as keeping quality; compiled if asked.
+    torch.compile and int8 do not mix (dynamo breaks the graph at every dynamically quantised layer and hits its
+    recompile limit, measured), so with `compile` auto leaves int8 out and an explicit int8 is an error."""
+    from .precision import apply_precision, choose_for, model_meta, offered_precisions
+
+    if compile and precision == "int8":
+        raise ValueError("--compile-models does not work with --precision int8 (torch.compile breaks the graph at "
+                         "every quantised layer); drop one of them, or use --precision auto")
+    offered = offered_precisions(model_meta(name_or_path))
+    if compile:
+        offered = tuple(p for p in offered if p != "int8")
+    model, tok = load_model(name_or_path, auto_class)
+    choice = choose_for(model, precision, offered)
+    model = apply_precision(model, choice.precision)
+    return (compile_for_inference(model, choice.precision) if compile else model), tok, choice
+
+
+def compile_for_inference(model, precision: str = "bf16"):
     """torch.compile (inductor, dynamic shapes, weight freezing) for CPU inference: fuses the small ops around the
     matmuls and prepacks the weights. Costs ~55 s per model, paid here by warm-up calls (so in DoFn.setup, and a
     failure stops the worker with a clear error instead of dead-lettering batches), and pays off on long runs
-    only (`--compile-models`). Results may differ from eager in the last bf16 bit (measured: 7 of 1,732 entity
+    only (`--compile-models`). The warm-up runs in `precision` (its autocast context must match the real calls').
+    Results may differ from eager in the last bf16 bit (measured: 7 of 1,732 entity
     spans on 200 Reuters bodies)."""
     import shutil
 
     import torch
     import torch._inductor.config as inductor_config
+
+    from .precision import autocast
 
     if not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
         raise RuntimeError("--compile-models needs a C++ compiler (g++) on the worker: torch.compile's inductor "
@@ -106,7 +128,7 @@ def compile_for_inference(model):
         # TORCH_LOGS=recompiles): dynamic shapes still specialise a one-row batch (a width bucket holding a single
         # segment), and tensors made inside inference_mode (as NerTagger / StanceClassifier make them) have
         # another dispatch key set than tensors made outside it.
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode(), autocast(precision):
             for rows in (2, 1):
                 ids = torch.full((rows, 16), 5, dtype=torch.long)
                 compiled(input_ids=ids, attention_mask=torch.ones_like(ids))

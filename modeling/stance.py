@@ -81,13 +81,15 @@ class StanceClassifier:
     """(target, sentence-with-marked-mention) -> probabilities over LABELS, temperature-calibrated."""
 
     def __init__(self, model, tokenizer, temperature: float = 1.0, max_len: int = 160,
-                 max_batch_tokens: int = 8192, bf16: bool = True):
+                 max_batch_tokens: int = 8192, precision: str = "fp32"):
+        """precision: the one `model` runs in (see NerTagger); `load` chooses it."""
         self.model = model
         self.tokenizer = tokenizer
         self.temperature = temperature
         self.max_len = max_len
         self.max_batch_tokens = max_batch_tokens
-        self.bf16 = bf16
+        self.precision = precision
+        self.choice = None  # modeling.precision.Choice, when `load` chose the precision
         id2label = {int(k): v.lower() for k, v in model.config.id2label.items()}
         alias = {"negative": "against", "positive": "favor", "neg": "against", "pos": "favor", "neu": "neutral"}
         self.order = [LABELS.index(alias.get(id2label[i], id2label[i])) for i in range(len(id2label))]
@@ -95,18 +97,21 @@ class StanceClassifier:
         self.segment_lengths: list[int] = []  # real (unpadded) lengths, for FLOP accounting
 
     @classmethod
-    def load(cls, name_or_path, compile: bool = False, **kw) -> "StanceClassifier":
+    def load(cls, name_or_path, compile: bool = False, precision: str = "auto", **kw) -> "StanceClassifier":
+        """precision: fp32, bf16, int8, or auto (timed at load among those measured to keep quality)."""
         import json
         from pathlib import Path
 
         from transformers import AutoModelForSequenceClassification
 
-        from .shipping import META_FILE, compile_for_inference, is_newsbeam_dir, load_model
+        from .shipping import META_FILE, is_newsbeam_dir, load_for_inference
 
-        model, tok = load_model(name_or_path, AutoModelForSequenceClassification)
+        model, tok, choice = load_for_inference(name_or_path, AutoModelForSequenceClassification, precision, compile)
         if is_newsbeam_dir(name_or_path) and "temperature" not in kw:
             kw["temperature"] = json.loads((Path(name_or_path) / META_FILE).read_text()).get("temperature", 1.0)
-        return cls(compile_for_inference(model) if compile else model, tok, **kw)
+        clf = cls(model, tok, precision=choice.precision, **kw)
+        clf.choice = choice
+        return clf
 
     def encode(self, items: Sequence[MentionInput]):
         return self.tokenizer([i.target for i in items],
@@ -116,6 +121,8 @@ class StanceClassifier:
     def logits(self, items: Sequence[MentionInput]):
         """Raw logits in LABELS order, batched by length."""
         import torch
+
+        from .precision import autocast
 
         if not items:
             return torch.zeros((0, len(LABELS)))
@@ -134,7 +141,7 @@ class StanceClassifier:
                 x, mask = pad_rows([ids[b] for b in batch], widths[batch[0]], pad)
                 self.tokens_processed += int(mask.sum())
                 self.segment_lengths += mask.sum(1).tolist()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                with autocast(self.precision):
                     lg = self.model(input_ids=x, attention_mask=mask).logits.float()
                 reordered = torch.zeros_like(lg[:, : len(LABELS)])
                 for j, pos in enumerate(self.order):

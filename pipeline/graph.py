@@ -39,6 +39,7 @@ class GraphConfig:
     auto_targets: int = 3
     torch_threads: int = 0  # intra-op threads per worker process for the model stages (0: torch's default)
     compile_models: bool = False  # torch.compile the models in each worker (pays off on long runs)
+    precision: str = "auto"  # fp32 | bf16 | int8 | auto (modeling.precision: timed at load, quality-gated)
     date_range: tuple[str, str] | None = None  # backfill: only articles published in [since, until]
     side_files_dir: str | None = None  # where duplicates.jsonl and dead_letter.jsonl go (default: output root)
     skip_models: bool = False  # NER and stance marked skipped, no model loaded (--skip-models)
@@ -82,12 +83,14 @@ class ProcessArticles(beam.PTransform):
                                                             decoding=cfg.ner_decoding,
                                                             max_batch_size=cfg.ner_batch_size,
                                                             torch_threads=cfg.torch_threads,
-                                                            compile_model=cfg.compile_models)
+                                                            compile_model=cfg.compile_models,
+                                                            precision=cfg.precision)
         stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
                                                              max_batch_size=cfg.stance_batch_size,
                                                              auto_top_n=cfg.auto_targets,
                                                              torch_threads=cfg.torch_threads,
-                                                             compile_model=cfg.compile_models)
+                                                             compile_model=cfg.compile_models,
+                                                             precision=cfg.precision)
         dead = (parsed[DEAD], lang[DEAD], ner[DEAD], stance[DEAD]) | "StageDeadLetters" >> beam.Flatten()
         return {"articles": stance["articles"], "duplicates": dedup["duplicates"], DEAD: dead,
                 "index_rows": dedup["index_rows"]}

@@ -7,6 +7,7 @@ from pathlib import Path
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from modeling.ner import DEFAULT_WINDOW, FOREIGN_WINDOW
+from modeling.precision import CHOICES as PRECISION_CHOICES
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,6 +110,11 @@ class NewsbeamOptions(PipelineOptions):
         models.add_argument("--torch-threads", metavar="N", type=int, default=0,
                             help="torch intra-op threads per worker process for the model stages (0: torch's "
                                  "default, one per core). On Dataflow, which runs one SDK process per vCPU, use 1")
+        models.add_argument("--precision", choices=list(PRECISION_CHOICES), default="auto",
+                            help="numeric precision of the NER and stance models: fp32, bf16 (autocast), int8 "
+                                 "(dynamic quantisation of the Linear layers), or auto: at model load each worker "
+                                 "times them on the model's own layer shapes and takes the fastest of those whose "
+                                 "dev-set quality was measured to hold (docs/quality.md)")
         models.add_argument("--compile-models", action="store_true",
                             help="torch.compile the two models in each worker (about 110 s once per worker, then "
                                  "about 20%% faster model stages; docs/benchmarks.md): for long runs")

@@ -78,7 +78,8 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
                        shingle_size=opts.shingle_size, limits=limits,
                        auto_targets=opts.auto_targets, torch_threads=opts.torch_threads,
-                       compile_models=opts.compile_models, skip_models=opts.skip_models)
+                       compile_models=opts.compile_models, precision=opts.precision,
+                       skip_models=opts.skip_models)
 
 
 def feed_urls(opts: NewsbeamOptions) -> list[str]:

@@ -237,3 +237,13 @@ def test_text_counts_leave_out_types_not_scored():
     assert text_counts(gold, pred) == (1, 1, 1)
     assert text_counts(gold, pred, ("PER", "ORG", "LOC")) == (1, 1, 0)
     assert f1_of_counts([]) == 0.0
+
+
+def test_eval_precision_option_runs_the_model_in_that_precision(tmp_path, capsys):
+    gold = tmp_path / "gold.conllu"
+    write_conll(gold, SENTENCES[:2])
+    res = run_json(capsys, ["ner", "--gold", str(gold), "--format", "conll", "--precision", "int8"])
+    assert res["model_precision"] == "int8" and "requested" in res["model_precision_choice"]
+    assert res["f1"] == 1.0  # two plain sentences: quantised, the model still gets every entity
+    auto = run_json(capsys, ["ner", "--gold", str(gold), "--format", "conll"])
+    assert auto["model_precision"] in ("fp32", "bf16", "int8") and "auto" in auto["model_precision_choice"]

@@ -175,7 +175,7 @@ def _fake_tagger(window, decoding):
     from modeling.ner import NerTagger
     from modeling.shipping import shared_tokenizer
 
-    return NerTagger(_PieceIdModel(), shared_tokenizer(), window=window, overlap=8, bf16=False, decoding=decoding)
+    return NerTagger(_PieceIdModel(), shared_tokenizer(), window=window, overlap=8, precision="fp32", decoding=decoding)
 
 
 def test_windowed_piece_probabilities_match_one_pass_over_the_text():

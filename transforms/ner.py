@@ -63,14 +63,15 @@ class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
 
     def __init__(self, model: str, window: int | None = None, overlap: int = 32,
                  max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False,
-                 decoding: str | None = None):
+                 decoding: str | None = None, precision: str = "auto"):
         """window, decoding: --ner-window, --ner-decoding (None: chosen per model by NerTagger.load);
         torch_threads: --torch-threads, intra-op threads per worker process (0: torch's default);
-        compile_model: --compile-models (modeling.shipping.compile_for_inference)."""
+        compile_model: --compile-models (modeling.shipping.compile_for_inference);
+        precision: --precision (modeling.precision; auto probes once per worker, at load)."""
         super().__init__()
         self.model_name = model
         self.torch_threads, self.compile_model = torch_threads, compile_model
-        self.window, self.decoding = window, decoding
+        self.window, self.decoding, self.precision = window, decoding, precision
         self.overlap = overlap
         self._batch = fixed_batches(max_batch_size)
 
@@ -79,7 +80,7 @@ class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
 
         set_torch_threads(self.torch_threads)
         return NerTagger.load(self.model_name, window=self.window, overlap=self.overlap, compile=self.compile_model,
-                              decoding=self.decoding)
+                              decoding=self.decoding, precision=self.precision)
 
     def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
         pairs = infer_with_single_retry(list(batch), lambda b: model.predict([a["text"] for a in b]),
@@ -128,12 +129,13 @@ class RecogniseEntities(beam.PTransform):
 
     def __init__(self, model: str, languages: Sequence[str] = NER_LANGUAGES, window: int | None = None, overlap: int = 32,
                  max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False,
-                 decoding: str | None = None):
+                 decoding: str | None = None, precision: str = "auto"):
         super().__init__()
         self.model = model
         self.languages = tuple(languages)
         self.handler = NerModelHandler(model, window=window, overlap=overlap, max_batch_size=max_batch_size,
-                                       torch_threads=torch_threads, compile_model=compile_model, decoding=decoding)
+                                       torch_threads=torch_threads, compile_model=compile_model, decoding=decoding,
+                                       precision=precision)
 
     def expand(self, articles):
         languages = self.languages

@@ -134,11 +134,11 @@ class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: one classifier per worker; all mentions of a batch of articles in one call."""
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32, auto_top_n: int = 3,
-                 torch_threads: int = 0, compile_model: bool = False):
-        """torch_threads, compile_model: as NerModelHandler."""
+                 torch_threads: int = 0, compile_model: bool = False, precision: str = "auto"):
+        """torch_threads, compile_model, precision: as NerModelHandler."""
         super().__init__()
         self.model_name = model
-        self.torch_threads, self.compile_model = torch_threads, compile_model
+        self.torch_threads, self.compile_model, self.precision = torch_threads, compile_model, precision
         self.targets = dict(targets)
         self.auto_top_n = auto_top_n
         self._batch = fixed_batches(max_batch_size)
@@ -147,7 +147,7 @@ class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
         from modeling.stance import StanceClassifier
 
         set_torch_threads(self.torch_threads)
-        return StanceClassifier.load(self.model_name, compile=self.compile_model)
+        return StanceClassifier.load(self.model_name, compile=self.compile_model, precision=self.precision)
 
     def run_inference(self, batch: Sequence[dict], model, inference_args: Optional[dict] = None):
         pairs = infer_with_single_retry(list(batch), lambda b: self._stance_for(b, model),
@@ -210,14 +210,15 @@ class ClassifyStance(beam.PTransform):
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str] = STANCE_LANGUAGES,
                  max_batch_size: int = 32, auto_top_n: int = 3, torch_threads: int = 0,
-                 compile_model: bool = False):
+                 compile_model: bool = False, precision: str = "auto"):
         super().__init__()
         self.model = model
         self.targets = dict(targets)
         self.languages = tuple(languages)
         self.auto_top_n = auto_top_n
         self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size, auto_top_n=auto_top_n,
-                                          torch_threads=torch_threads, compile_model=compile_model)
+                                          torch_threads=torch_threads, compile_model=compile_model,
+                                          precision=precision)
 
     def expand(self, articles):
         languages, targets, top_n = self.languages, self.targets, self.auto_top_n
