@@ -67,7 +67,8 @@ class ProcessArticles(beam.PTransform):
         # it: NER, stance or the writer may still dead-letter a kept article. Dedup before the models: a
         # duplicate costs no inference.
         dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
-                                                       index_root=cfg.output, write_index=False)
+                                                       index_root=cfg.output, write_index=False,
+                                                       rewrite_same_day=cfg.date_range is not None)
         ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
                                                             decoding=cfg.ner_decoding,
                                                             max_batch_size=cfg.ner_batch_size,
