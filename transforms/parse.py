@@ -342,8 +342,11 @@ def mark_invalid_char_refs(data: bytes) -> bytes:
 
 
 def _entry_fields(e: Any, feed_title: str, with_content_flag: bool) -> dict:
-    """One feedparser entry -> article fields (ParseError when the entry itself is unusable)."""
+    """One feedparser entry -> article fields (ParseError when the entry itself is unusable). Only an http(s)
+    link is kept as the url (others are dropped and counted: entry_links_dropped)."""
     import calendar
+
+    from .feedsafety import http_link
 
     content = ""
     if e.get("content"):
@@ -361,8 +364,11 @@ def _entry_fields(e: Any, feed_title: str, with_content_flag: bool) -> dict:
         published = e.get("published") or e.get("updated")
     title = html_to_text(e.get("title", "") or "").strip() or None
     # a headline-only entry (common in news feeds) is still news: its title is its text
+    url = http_link(e.get("link"))
+    if url is None and e.get("link"):  # javascript:, data:, vbscript:, ... never stored
+        counter("entry_links_dropped").inc()
     fields = {"source": feed_title, "title": title, "text": html_to_text(content).strip() or title,
-              "published": published, "url": e.get("link"), "guid": e.get("id")}
+              "published": published, "url": url, "guid": e.get("id")}
     if any(isinstance(v, str) and INVALID_CHAR_MARK in v for v in fields.values()):
         raise ParseError("invalid character reference in the entry (a lone surrogate such as &#xD800;, or "
                          "beyond U+10FFFF): not Unicode text")
