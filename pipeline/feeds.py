@@ -30,6 +30,7 @@ from urllib.parse import urljoin, urlsplit
 import apache_beam as beam
 import requests
 import requests.adapters
+import urllib3.response
 
 from transforms.common import counter
 from transforms.parse import ParseError, ParseLimits, cap_entries, parse_raw  # noqa: F401
@@ -203,13 +204,17 @@ def _describe(exc: requests.RequestException, limits: FetchLimits) -> _FetchFail
 _ACTIVE = threading.local()
 
 
-def _shutdown(conn: Any) -> None:
-    sock = getattr(conn, "sock", None)
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+def _shutdown(target: Any) -> None:
+    """Shut down the socket of a urllib3 connection (while it sends the request and reads the headers) or of a
+    urllib3 response (while its body is read: http.client detaches the socket from a connection that will
+    close, so the response's own `shutdown()`, urllib3 >= 2.3, is the way to reach it)."""
+    try:
+        if isinstance(target, urllib3.response.HTTPResponse):
+            target.shutdown()
+        elif getattr(target, "sock", None) is not None:
+            target.sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, ValueError, RuntimeError):  # already closed or released, or no socket to shut down
+        pass
 
 
 class _Watchdog:
@@ -348,9 +353,12 @@ def _get(session: requests.Session, url: str, headers: dict, limits: FetchLimits
     except requests.RequestException as exc:
         _check_deadline(limits, "headers")
         raise _describe(exc, limits) from None
-    if getattr(_ACTIVE, "watchdog", None) is not None and _ACTIVE.watchdog.expired:
-        resp.close()
-        raise _past_deadline(limits, "headers")
+    watchdog = getattr(_ACTIVE, "watchdog", None)
+    if watchdog is not None:
+        if watchdog.expired:
+            resp.close()
+            raise _past_deadline(limits, "headers")
+        watchdog.watch(resp.raw)  # from here the body is read through the response
     return resp
 
 

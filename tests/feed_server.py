@@ -34,6 +34,7 @@ class Route:
     drip: str | None = None  # "headers" or "body": one byte every drip_interval s, for at most drip_for s
     drip_interval: float = 0.2
     drip_for: float = 60.0
+    dripped_all: bool = False  # set once a drip ran its whole drip_for (the client never gave up)
     arrived: threading.Event | None = None  # set when a request for this route arrives
     wait_for: threading.Event | None = None  # answer only once this is set (at most 60 s), e.g. another route's
     # `arrived`: two routes waiting for each other are answered only if they are requested concurrently
@@ -107,6 +108,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             self.wfile.write(rest[i:i + 1])
             self.wfile.flush()
+        route.dripped_all = True
 
     def _not_modified(self, route: Route) -> bool:
         inm, ims = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")

@@ -38,6 +38,7 @@ def test_total_deadline_holds_while_a_server_drips(server, part):
     result = fetch_feed(url, total_timeout=2, read_timeout=1, retries=0)
     assert result.data is None and result.error is not None
     assert "total_timeout 2 s" in result.error and part in result.error, result.error
+    assert not server.routes[f"/drip-{part}.xml"].dripped_all  # the client hung up, not the server
 
 
 def test_feeds_are_fetched_concurrently_each_with_its_own_deadline(server):
