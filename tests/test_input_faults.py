@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import read_jsonl, read_output, run_cli
+from tests.conftest import read_output, run_cli
 
 GOOD = {"text": "Armenia and Azerbaijan said the ceasefire held overnight along the whole line of contact.",
         "published": "2020-11-10", "title": "Ceasefire holds"}
