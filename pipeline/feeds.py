@@ -19,7 +19,9 @@ import logging
 import random
 import re
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -27,6 +29,8 @@ from urllib.parse import urljoin, urlsplit
 
 import apache_beam as beam
 import requests
+import requests.adapters
+import urllib3.response
 
 from transforms.common import counter
 from transforms.parse import ParseError, ParseLimits, cap_entries, parse_raw  # noqa: F401
@@ -96,7 +100,9 @@ class FetchLimits:
     max_redirects: int = 5
     retries: int = 3  # extra attempts after the first, on 5xx/429, timeouts and dropped connections
     backoff: float = 0.5  # first retry delay in seconds; doubles per retry (with up to 25% jitter)
-    max_backoff: float = 8.0  # cap on one delay, including a server's Retry-After
+    max_backoff: float = 8.0  # cap on one delay of our own backoff
+    max_retry_after: float = 30.0  # a server's Retry-After is waited for in full up to this; beyond it, or beyond
+    # the time left before total_timeout, the fetch fails with the reason instead of retrying early
     user_agent: str = USER_AGENT
 
 
@@ -152,16 +158,28 @@ def request_headers(state: Any, limits: FetchLimits, accept: str = ACCEPT) -> di
 
 
 def backoff_delay(attempt: int, limits: FetchLimits, retry_after: float | None = None) -> float:
-    """Delay before retry number `attempt` (0-based): exponential with jitter, at least Retry-After, capped."""
-    delay = limits.backoff * (2 ** attempt) * (1 + random.random() / 4)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(delay, limits.max_backoff)
+    """Delay before retry number `attempt` (0-based): exponential with jitter capped at max_backoff, or the
+    server's Retry-After in full when it asks for longer (the caller refuses one beyond max_retry_after)."""
+    delay = min(limits.backoff * (2 ** attempt) * (1 + random.random() / 4), limits.max_backoff)
+    return max(delay, retry_after) if retry_after is not None else delay
 
 
 def _retry_after(resp: requests.Response) -> float | None:
+    """Retry-After in seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3); None when absent or unreadable."""
     value = resp.headers.get("Retry-After", "").strip()
-    return float(value) if value.isdigit() else None
+    if value.isdigit():
+        return float(value)
+    if not value:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
 def _describe(exc: requests.RequestException, limits: FetchLimits) -> _FetchFailed:
@@ -176,6 +194,116 @@ def _describe(exc: requests.RequestException, limits: FetchLimits) -> _FetchFail
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):
         return _FetchFailed(f"connection failed or dropped: {text[:300]}", True)
     return _FetchFailed(f"request failed: {type(exc).__name__}: {text[:300]}", False)
+
+
+# ------------------------------------------------------------------ the total deadline, enforced mid-read
+# requests/urllib3 time out each socket operation (urllib3's Timeout(total=...) too: it clips the connect and the
+# per-read timeouts, it does not bound a response that keeps arriving). A server sending one byte per second,
+# of headers or of body, never trips them. So each fetch runs under a _Watchdog: at the deadline it shuts down
+# the sockets the fetch is using, which ends a read in progress at once; the fetch then fails with the reason.
+_ACTIVE = threading.local()
+
+
+def _shutdown(target: Any) -> None:
+    """Shut down the socket of a urllib3 connection (while it sends the request and reads the headers) or of a
+    urllib3 response (while its body is read: http.client detaches the socket from a connection that will
+    close, so the response's own `shutdown()`, urllib3 >= 2.3, is the way to reach it)."""
+    try:
+        if isinstance(target, urllib3.response.HTTPResponse):
+            target.shutdown()
+        elif getattr(target, "sock", None) is not None:
+            target.sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, ValueError, RuntimeError):  # already closed or released, or no socket to shut down
+        pass
+
+
+class _Watchdog:
+    """Cuts the connections of the fetch running in this thread when `deadline` (time.monotonic) passes."""
+
+    def __init__(self, deadline: float):
+        self.deadline, self.expired, self.conns = deadline, False, []
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self.timer.daemon = True
+
+    def __enter__(self) -> "_Watchdog":
+        self.outer = getattr(_ACTIVE, "watchdog", None)
+        _ACTIVE.watchdog = self
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.cancel()
+        _ACTIVE.watchdog = self.outer
+
+    def watch(self, conn: Any) -> None:
+        with self.lock:
+            self.conns.append(conn)
+            if self.expired:
+                _shutdown(conn)
+
+    def _expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            for conn in self.conns:
+                _shutdown(conn)
+
+
+def _watch(conn: Any) -> None:
+    watchdog = getattr(_ACTIVE, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(conn)
+
+
+def _watched_connection(cls: type) -> type:
+    class Watched(cls):
+        def connect(self):  # a connection opened after the deadline passed is cut at once
+            super().connect()
+            _watch(self)
+    Watched.__name__ = f"Watched{cls.__name__}"
+    return Watched
+
+
+def _watched_pool(cls: type) -> type:
+    class Watched(cls):
+        ConnectionCls = _watched_connection(cls.ConnectionCls)
+
+        def _get_conn(self, timeout=None):  # every connection a fetch takes, new or reused from the pool
+            conn = super()._get_conn(timeout)
+            _watch(conn)
+            return conn
+    Watched.__name__ = f"Watched{cls.__name__}"
+    return Watched
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with urllib3 pools whose connections the current fetch's _Watchdog can cut."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self._watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy, **kwargs):
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        self._watch_pools(manager)
+        return manager
+
+    @staticmethod
+    def _watch_pools(manager) -> None:
+        from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+        manager.pool_classes_by_scheme = {"http": _watched_pool(HTTPConnectionPool),
+                                          "https": _watched_pool(HTTPSConnectionPool)}
+
+
+def _past_deadline(limits: FetchLimits, what: str) -> _FetchFailed:
+    return _FetchFailed(f"total_timeout {limits.total_timeout:g} s exceeded while receiving the {what}", False)
+
+
+def _check_deadline(limits: FetchLimits, what: str) -> None:
+    watchdog = getattr(_ACTIVE, "watchdog", None)
+    if watchdog is not None and watchdog.expired:
+        raise _past_deadline(limits, what)
 
 
 def _content_length(resp: requests.Response) -> int | None:
@@ -193,13 +321,23 @@ def _read_capped(resp: requests.Response, limits: FetchLimits, deadline: float) 
     if length is not None and length > limits.max_bytes:
         raise _FetchFailed(f"response too large: Content-Length {length} > max_bytes {limits.max_bytes}", False)
     body = bytearray()
-    for chunk in resp.iter_content(chunk_size=64 * 1024):
-        body += chunk
-        if len(body) > limits.max_bytes:
-            raise _FetchFailed(f"response too large: more than max_bytes {limits.max_bytes} bytes "
-                               f"(decoded); stopped reading", False)
-        if time.monotonic() > deadline:
-            raise _FetchFailed(f"body not received within total_timeout {limits.total_timeout:g} s", False)
+    try:
+        for chunk in resp.iter_content(chunk_size=64 * 1024):
+            body += chunk
+            if len(body) > limits.max_bytes:
+                raise _FetchFailed(f"response too large: more than max_bytes {limits.max_bytes} bytes "
+                                   f"(decoded); stopped reading", False)
+            if time.monotonic() > deadline:
+                raise _past_deadline(limits, "body")
+    except requests.RequestException:
+        _check_deadline(limits, "body")  # the watchdog cut the connection: say so, not "connection dropped"
+        raise
+    _check_deadline(limits, "body")
+    if not body:
+        # a 2xx without a single body byte is no feed; it is also what a response cut off in the middle of its
+        # headers looks like (http.client ends the headers at EOF), so it is a failed fetch, retried
+        raise _FetchFailed("empty response: no body (the connection closed before any body byte, possibly in "
+                           "the middle of the headers)", True, resp.status_code)
     return bytes(body)
 
 
@@ -211,9 +349,17 @@ def _get(session: requests.Session, url: str, headers: dict, limits: FetchLimits
         raise _FetchFailed(f"total_timeout {limits.total_timeout:g} s exceeded", False)
     timeout = (min(limits.connect_timeout, left), min(limits.read_timeout, left))
     try:
-        return session.get(url, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
+        resp = session.get(url, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
     except requests.RequestException as exc:
+        _check_deadline(limits, "headers")
         raise _describe(exc, limits) from None
+    watchdog = getattr(_ACTIVE, "watchdog", None)
+    if watchdog is not None:
+        if watchdog.expired:
+            resp.close()
+            raise _past_deadline(limits, "headers")
+        watchdog.watch(resp.raw)  # from here the body is read through the response
+    return resp
 
 
 def _next_hop(resp: requests.Response, url: str) -> str:
@@ -330,13 +476,23 @@ def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None 
     try:
         for attempt in itertools.count():
             try:
-                result = _attempt(session, url, headers, lim, deadline, only_types, public_only)
+                with _Watchdog(deadline):
+                    result = _attempt(session, url, headers, lim, deadline, only_types, public_only)
             except _FetchFailed as failed:
                 delay = backoff_delay(attempt, lim, failed.retry_after)
-                if failed.retryable and attempt < lim.retries and time.monotonic() + delay < deadline:
-                    time.sleep(delay)
-                    continue
-                return FetchResult(url, failed.status, None, None, None, _now_iso(), error=failed.reason,
+                reason = failed.reason
+                if failed.retryable and attempt < lim.retries:
+                    if failed.retry_after is not None and failed.retry_after > lim.max_retry_after:
+                        reason += (f"; the server asked to retry after Retry-After {failed.retry_after:g} s, more "
+                                   f"than max_retry_after {lim.max_retry_after:g} s")
+                    elif time.monotonic() + delay >= deadline:
+                        if failed.retry_after is not None:
+                            reason += (f"; Retry-After {failed.retry_after:g} s would pass total_timeout "
+                                       f"{lim.total_timeout:g} s")
+                    else:
+                        time.sleep(delay)
+                        continue
+                return FetchResult(url, failed.status, None, None, None, _now_iso(), error=reason,
                                    attempts=attempt + 1)
             result.attempts = attempt + 1
             if result.not_modified:
@@ -350,8 +506,12 @@ def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None 
 
 
 def new_session() -> requests.Session:
-    """A session for feed fetching (connection reuse; proxy and CA-bundle environment variables honoured)."""
-    return requests.Session()
+    """A session for feed fetching (connection reuse; proxy and CA-bundle environment variables honoured) whose
+    connections a fetch's total deadline can cut (_Watchdog)."""
+    session = requests.Session()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, _WatchedAdapter())
+    return session
 
 
 # ------------------------------------------------------------------ XML safety (shared with file inputs)
@@ -516,30 +676,51 @@ class FullTextFetcher:
 
 
 # ------------------------------------------------------------------ Beam
-class _FetchDoFn(beam.DoFn):
-    """URL -> raw inputs; one requests session per DoFn instance so connections are reused across feeds."""
+DEFAULT_CONCURRENT_FETCHES = 8
 
-    def __init__(self, states: Mapping[str, Mapping], max_entries: int, limits: dict, with_state: bool):
+
+class _FetchDoFn(beam.DoFn):
+    """A batch of URLs -> their raw inputs, fetched concurrently by at most `concurrency` threads, each fetch
+    with its own total deadline (fetch_feed), so one slow feed holds one thread, not every feed behind it.
+    One requests session per thread (connections reused across that thread's feeds); counters are counted here
+    in the bundle's thread (Beam metrics belong to it), not in the fetching threads."""
+
+    def __init__(self, states: Mapping[str, Mapping], max_entries: int, limits: dict, with_state: bool,
+                 concurrency: int = DEFAULT_CONCURRENT_FETCHES):
         self.states, self.max_entries, self.limits, self.with_state = dict(states), max_entries, limits, with_state
+        self.concurrency = concurrency
         self.fetched, self.not_modified = counter("feeds_fetched"), counter("feeds_not_modified")
         self.failed, self.refused = counter("feeds_failed"), counter("feeds_refused")
-        self.session: requests.Session | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.sessions: list[requests.Session] = []
+        self.local = None
 
     def setup(self):
-        self.session = new_session()
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="newsbeam-fetch")
+        self.local = threading.local()
+        self.sessions = []
 
     def teardown(self):
-        if self.session is not None:
-            self.session.close()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        for session in self.sessions:
+            session.close()
 
-    def process(self, url: str):
-        result = fetch_feed(url, self.states.get(url), session=self.session, **self.limits)
-        raws = feed_raw_inputs(result, self.max_entries)
-        self._count(result, raws)
-        yield from raws
-        if self.with_state:
-            yield beam.pvalue.TaggedOutput(FEED_STATE, {**result.state(), "status": result.status,
-                                                        "fetched_at": result.fetched_at, "error": result.error})
+    def _fetch(self, url: str) -> FetchResult:
+        session = getattr(self.local, "session", None)
+        if session is None:
+            session = self.local.session = new_session()
+            self.sessions.append(session)
+        return fetch_feed(url, self.states.get(url), session=session, **self.limits)
+
+    def process(self, urls: list[str]):
+        for url, result in zip(urls, self.pool.map(self._fetch, urls)):
+            raws = feed_raw_inputs(result, self.max_entries)
+            self._count(result, raws)
+            yield from raws
+            if self.with_state:
+                yield beam.pvalue.TaggedOutput(FEED_STATE, {**result.state(), "status": result.status,
+                                                            "fetched_at": result.fetched_at, "error": result.error})
 
     def _count(self, result: FetchResult, raws: list[dict]) -> None:
         if result.not_modified:
@@ -556,23 +737,30 @@ class ReadFeeds(beam.PTransform):
     """Feed URLs -> raw inputs (batch, one pull per feed). Counters: feeds_fetched (HTTP 2xx), feeds_not_modified
     (304), feeds_failed (fetch error after retries), feeds_refused (fetched but HTML or unsafe XML).
 
+    The URLs are spread over workers (Reshuffle) and, on each, fetched `concurrency` at a time (_FetchDoFn).
     `states` maps url -> {"etag", "last_modified"} from a previous run (conditional GET). With `with_state=True`
     the result is a tuple-like with `.raw` and a `feed_state` output of the new validators, to persist."""
 
     def __init__(self, urls: Iterable[str], states: Mapping[str, Mapping] | None = None,
-                 max_entries: int = DEFAULT_MAX_ENTRIES, with_state: bool = False, **limits: Any):
+                 max_entries: int = DEFAULT_MAX_ENTRIES, with_state: bool = False,
+                 concurrency: int = DEFAULT_CONCURRENT_FETCHES, **limits: Any):
         super().__init__()
         self.urls = list(dict.fromkeys(validate_feed_url(u) for u in urls))
         FetchLimits(**limits)  # an unknown limit is a TypeError now, not inside a worker
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.states, self.max_entries, self.with_state, self.limits = dict(states or {}), max_entries, \
             with_state, limits
+        self.concurrency = concurrency
 
     def expand(self, pbegin):
-        fetch = beam.ParDo(_FetchDoFn(self.states, self.max_entries, self.limits, self.with_state))
+        fetch = beam.ParDo(_FetchDoFn(self.states, self.max_entries, self.limits, self.with_state,
+                                      self.concurrency))
         if self.with_state:
             fetch = fetch.with_outputs(FEED_STATE, main="raw")
+        batch = 4 * self.concurrency  # a batch ends with its slowest fetch: several per thread keep threads busy
         return (pbegin
                 | "FeedURLs" >> beam.Create(self.urls)
                 | "Spread" >> beam.Reshuffle()  # fetches spread over workers instead of one fused bundle
+                | "Batch" >> beam.BatchElements(min_batch_size=batch, max_batch_size=batch)
                 | "Fetch" >> fetch)
-

@@ -72,7 +72,8 @@ class ProcessArticles(beam.PTransform):
         # it: NER, stance or the writer may still dead-letter a kept article. Dedup before the models: a
         # duplicate costs no inference.
         dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
-                                                       index_root=cfg.output, write_index=False)
+                                                       index_root=cfg.output, write_index=False,
+                                                       rewrite_same_day=cfg.date_range is not None)
         if cfg.skip_models:
             skipped = dedup["articles"] | "SkipModels" >> beam.Map(
                 lambda a, t, n: skip_stance(skip_ner(a, MODELS_SKIPPED), t, MODELS_SKIPPED, n),

@@ -133,6 +133,8 @@ def validate(opts: NewsbeamOptions) -> None:
         raise UsageError("give --input (files or globs) and/or --feeds / --feeds-file")
     if not opts.output:
         raise UsageError("--output is required")
+    if os.path.isfile(opts.output):  # found only after the models ran otherwise
+        raise UsageError(f"--output {opts.output} is a file; give a folder (new or existing)")
     if opts.input:
         opts.input = expand_directories(opts.input)
     missing = check_patterns(opts.input or [])

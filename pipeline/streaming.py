@@ -57,7 +57,7 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 from transforms.common import DEAD, REASONS_NAMESPACE, counter, dead_letter, tagged_dead
 from transforms.dedup import agreements_needed
 from transforms.ner import NerModelHandler
-from transforms.parse import ParseError, ParseLimits, feed_entries, make_article
+from transforms.parse import ParseError, ParseLimits, feed_records, guarded
 from transforms.stance import StanceModelHandler
 
 from .feeds import DEFAULT_MAX_ENTRIES, FetchLimits, feed_raw_inputs, fetch_feed, new_session, validate_feed_url
@@ -308,21 +308,15 @@ def feed_entry_records(raw: Mapping[str, Any], limits: ParseLimits = ParseLimits
     if isinstance(fetched_at, str):
         fetched_at = dt.datetime.fromisoformat(fetched_at)
     out = []
-    try:
-        for entry_ref, fields in feed_entries(data, ref):
-            if isinstance(fields, ParseError):
-                out.append({"key": None, "ref": entry_ref, "error": str(fields),
-                            "excerpt": data if entry_ref == ref else None})
-                continue
-            if fields.get("published") is None and fetched_at is not None:
-                fields["published"] = fetched_at  # an undated entry was new when fetched (as in batch)
-            try:
-                article = make_article(ref=entry_ref, fetched_at=fetched_at, limits=limits, **fields)
-                out.append({"key": entry_key(article), "ref": entry_ref, "article": article})
-            except ParseError as exc:
-                out.append({"key": entry_key(fields), "ref": entry_ref, "error": str(exc)})
-    except Exception as exc:  # a parser bug must not take the stream down: the document is dead-lettered
-        return [{"key": None, "ref": ref, "error": f"{type(exc).__name__}: {exc}", "excerpt": data}]
+    # the batch per-entry code (transforms.parse.feed_records): a bad entry is its own error, keyed by its
+    # guid/link when it has one, so it is reported once and the good entries of the document still pass
+    for entry_ref, result, fields in guarded(feed_records(data, ref, fetched_at, limits), ref, 3):
+        if isinstance(result, ParseError):
+            key = entry_key(fields) if fields and entry_ref != ref else None
+            out.append({"key": key, "ref": entry_ref, "error": str(result),
+                        **({"excerpt": data} if entry_ref == ref else {})})
+        else:
+            out.append({"key": entry_key(result), "ref": entry_ref, "article": result})
     return out
 
 

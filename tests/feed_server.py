@@ -29,7 +29,15 @@ class Route:
     encoding: str | None = None  # "gzip" or "deflate": the body is sent compressed
     precompressed: bool = False  # body is already encoded with `encoding` (e.g. a gzip bomb)
     send_length: bool = True  # False: no Content-Length, the body ends when the connection closes
-    drop: str | None = None  # "before": close without a response; "mid-body": close halfway through the body
+    drop: str | None = None  # "before": close without a response; "mid-body": close halfway through the body;
+    # "mid-headers": the status line and part of a header, then close
+    drip: str | None = None  # "headers" or "body": one byte every drip_interval s, for at most drip_for s
+    drip_interval: float = 0.2
+    drip_for: float = 60.0
+    dripped_all: bool = False  # set once a drip ran its whole drip_for (the client never gave up)
+    arrived: threading.Event | None = None  # set when a request for this route arrives
+    wait_for: threading.Event | None = None  # answer only once this is set (at most 60 s), e.g. another route's
+    # `arrived`: two routes waiting for each other are answered only if they are requested concurrently
     headers: dict[str, str] = field(default_factory=dict)
     hits: int = 0
 
@@ -61,18 +69,46 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self, route: Route | None, owner: "FeedServer") -> None:
         if route is None:
             return self._send(404, b"not found", {"Content-Type": "text/plain"})
+        if route.arrived is not None:
+            route.arrived.set()
+        if route.wait_for is not None and not route.wait_for.wait(60):
+            return
+        if route.drip:
+            return self._drip(route, owner)
+        if route.drop == "mid-headers":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Le")
+            return
         if route.delay and owner.stopping.wait(route.delay):
             return
         if route.drop == "before":
             return  # the server closes the socket: the client sees the connection drop
         if route.hits <= route.fail_times:
-            return self._send(route.fail_status, b"temporary failure", {"Content-Type": "text/plain"})
+            return self._send(route.fail_status, b"temporary failure", {"Content-Type": "text/plain", **route.headers})
         if route.redirect_to:
             status = route.status if 300 <= route.status < 400 else 302
             return self._send(status, b"", {"Location": route.redirect_to})
         if self._not_modified(route):
             return self._send(304, b"", self._validators(route), body_allowed=False)
         self._send(route.status, *self._body(route))
+
+    def _drip(self, route: Route, owner: "FeedServer") -> None:
+        """A server that keeps the connection alive with one byte at a time: every read is quick, the whole
+        response never ends (until drip_for passes or the server stops)."""
+        body = route.body or b"<rss>" + b" " * 100_000 + b"</rss>"
+        if route.drip == "headers":
+            head, rest = b"HTTP/1.1 200 OK\r\n", b"X-Drip: " + b"a" * 100_000 + b"\r\n\r\n" + body
+        else:
+            head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: "
+                    + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n")
+            rest = body
+        self.wfile.write(head)
+        self.wfile.flush()
+        for i in range(int(route.drip_for / route.drip_interval)):
+            if owner.stopping.wait(route.drip_interval):
+                return
+            self.wfile.write(rest[i:i + 1])
+            self.wfile.flush()
+        route.dripped_all = True
 
     def _not_modified(self, route: Route) -> bool:
         inm, ims = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")

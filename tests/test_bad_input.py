@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -138,10 +139,33 @@ def test_write_failure_then_rerun_completes_without_duplicates(seeds_run, tmp_pa
     _same_tree(seeds_run["out"], out)
 
 
-def test_killed_run_then_rerun_equals_a_clean_run(shared_data, tmp_path):
-    from modeling.corpora import reuters_articles
+def _wait_for_model_load(pid: int, weights: Path, poll: float = 0.02) -> bool:
+    """Block until process `pid` has mapped and then released `weights` (safetensors maps the file while it
+    loads a model, then copies the tensors out): the model is loaded and inference starts. False if the
+    process ended first. An event, not a guess at how long loading takes on this machine."""
+    maps, seen = Path(f"/proc/{pid}/maps"), False
+    needle = str(weights.resolve())
+    while True:
+        try:
+            mapped = needle in maps.read_text()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return False
+        if mapped:
+            seen = True
+        elif seen:
+            return True
+        time.sleep(poll)
 
-    articles = reuters_articles(limit=300)
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="watches /proc/<pid>/maps (Linux)")
+def test_killed_run_then_rerun_equals_a_clean_run(shared_data, tmp_path):
+    """A run SIGKILLed once its NER model is loaded (inference under way, nothing written yet), then rerun,
+    leaves exactly what a clean run leaves. The kill waits for that event, not a fixed sleep, so a busy machine
+    only makes it later; 120 articles keep the three runs short."""
+    from modeling.corpora import reuters_articles
+    from pipeline.options import DEFAULT_NER_MODEL
+
+    articles = reuters_articles(limit=120)
     inp = tmp_path / "reuters.jsonl"
     with open(inp, "w") as fh:
         for a in articles:
@@ -154,10 +178,15 @@ def test_killed_run_then_rerun_equals_a_clean_run(shared_data, tmp_path):
     assert proc.returncode == 0, proc.stderr
     child = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", *args, "--output", str(killed)], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    time.sleep(12)  # models loaded, inference under way
-    assert child.poll() is None, "the run finished before it could be killed; kill earlier"
-    os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
+    try:
+        loaded = _wait_for_model_load(child.pid, Path(str(DEFAULT_NER_MODEL)) / "model.safetensors")
+        assert loaded and child.poll() is None, "the run ended before its NER model was seen loading"
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert not list(killed.glob("dt=*/articles-*.jsonl")), "killed after articles were written: kill earlier"
     proc = run_cli(["run", *args, "--output", str(killed)])
     assert proc.returncode == 0, proc.stderr
     _same_tree(clean, killed)

@@ -297,6 +297,33 @@ def test_index_rows_and_shards_are_deterministic(tmp_path):
     _run_indexed(list(reversed(arts)), two, index_rows_per_shard=3)
     assert _index_files(one) == _index_files(two) and len(_index_files(one)) >= 2
     row = next(iter(_index_files(one).values()))[0]
-    assert set(row) == {"id", "published", "exact", "sig"}
+    assert set(row) == {"id", "published", "exact", "sig", "record"}
     exact, sig = text_signature(next(a["text"] for a in arts if a["id"] == row["id"]))
     assert row["exact"] == exact
+
+
+def test_a_copy_of_an_indexed_article_is_a_duplicate_not_a_second_write(tmp_path):
+    """Issue 23 item 2. Run A writes X; run B brings X again from another input (same id: same url, title and
+    text) and Z, X's content published a day later (same id too): both are exact duplicates of A's X, neither
+    is written again. Rerunning A's input keeps its own record (the same record: written back unchanged), and
+    the order of runs decides only which copy came first."""
+    x = _article("X", BASE, "2020-01-01", input_ref="a.jsonl:1")
+    x_from_b = dict(x, input_ref="b.jsonl:1", source="b")
+    z = dict(x, input_ref="b.jsonl:2", published="2020-01-02")
+    assert _run_indexed([x], tmp_path) == (["X"], [])
+    assert _run_indexed([x_from_b, z], tmp_path) == ([], [("X", "X", "exact"), ("X", "X", "exact")])
+    assert _run_indexed([x], tmp_path) == (["X"], [])  # A again: its own record, unchanged
+    assert _run_indexed([x, x_from_b], tmp_path) == (["X"], [("X", "X", "exact")])
+    assert sorted(r["id"] for rows in _index_files(tmp_path).values() for r in rows) == ["X"]
+
+
+def test_backfill_rewrites_an_indexed_article_only_on_its_own_day(tmp_path):
+    """A backfill replaces each day's partition with its input's articles, so a copy of an indexed article
+    published on the indexed day is written again (its day is being rewritten); one published on another day
+    is a duplicate (the id already lives in the other day's partition)."""
+    x = _article("X", BASE, "2020-01-01", input_ref="a.jsonl:1")
+    assert _run_indexed([x], tmp_path) == (["X"], [])
+    moved = dict(x, input_ref="b.jsonl:1", fetched_at="2020-01-05T00:00:00+00:00")
+    assert _run_indexed([moved], tmp_path, rewrite_same_day=True) == (["X"], [])
+    assert _run_indexed([dict(moved, published="2020-01-02")], tmp_path, rewrite_same_day=True) == (
+        [], [("X", "X", "exact")])

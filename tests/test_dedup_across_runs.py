@@ -4,6 +4,7 @@ is never indexed, so its later copies are still written. Plus the index-of-writt
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import apache_beam as beam
@@ -191,3 +192,61 @@ def test_a_duplicate_of_an_article_lost_after_dedup_is_dead_lettered_not_left_po
                                                         in d["error"])),
                     equal_to([("b2", "dedup", True)]), label="dead")
     assert _index_ids(tmp_path) == ["a"]  # the same join indexed the written keeper only
+
+
+# ------------------------------------------------------------------ run order (issue 23, item 2)
+X = {"title": "Ceasefire holds along the line of contact",
+     "text": "Armenia and Azerbaijan said the ceasefire held overnight along the whole line of contact, and "
+             "Russian peacekeepers reported no shooting near the corridor for the third night in a row.",
+     "published": "2020-11-10", "url": "https://example.org/news/ceasefire-holds"}
+W = {"title": "Yerevan protesters demand the prime minister resign",
+     "text": "Thousands of protesters marched through Yerevan on Wednesday demanding that the prime minister "
+             "resign over the peace deal, and opposition leaders called for a general strike next week.",
+     "published": "2020-11-11", "url": "https://example.org/news/yerevan-protests"}
+RUN_INPUTS = {
+    "A": {"a.jsonl": [dict(X, source="Wire A")]},
+    # B: X exactly (another source), Z (X's url, title and text, published a day later: the same id) and W
+    "B": {"b.jsonl": [dict(X, source="Wire B"), dict(X, source="Wire B", published="2020-11-11"), W]},
+}
+
+
+def _lines_by_id(out: Path) -> dict[str, list[str]]:
+    """Every article line under the output root, by id (a list: an id written twice shows up twice)."""
+    lines: dict[str, list[str]] = {}
+    for f in sorted(out.glob("dt=*/articles-*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                lines.setdefault(json.loads(line)["id"], []).append(line)
+    return lines
+
+
+@pytest.mark.parametrize("order", ["ABA", "BAB"])
+def test_each_id_is_written_once_whatever_the_run_order(tmp_path, order):
+    """Runs into one --output in the order A, B, A (and B, A, B): after every run each id is on one line of one
+    partition, a line once written never changes (later copies are duplicates pointing at it), and the third
+    run, a rerun of the first run's input, changes no byte."""
+    out = tmp_path / "out"
+    first_line: dict[str, str] = {}
+    files_after: list[dict[str, bytes]] = []
+    for n, name in enumerate(order):
+        inp = tmp_path / f"in_{name}"  # a rerun reads the same files again
+        inp.mkdir(exist_ok=True)
+        for fname, records in RUN_INPUTS[name].items():
+            path = inp / fname
+            path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+            os.utime(path, (1_605_000_000, 1_605_000_000))  # the same fetched_at every time the input is made
+        _run(inp, out)
+        by_id = _lines_by_id(out)
+        assert all(len(v) == 1 for v in by_id.values()), {k: len(v) for k, v in by_id.items()}
+        for article_id, (line,) in by_id.items():
+            assert first_line.setdefault(article_id, line) == line, f"run {n + 1} ({name}) rewrote {article_id}"
+        files_after.append(_all_files(out))
+    assert files_after[2] == files_after[1]
+    dups = read_jsonl(out / "duplicates.jsonl")
+    x_id = next(i for i, (line,) in _lines_by_id(out).items() if json.loads(line)["url"] == X["url"])
+    first_source = "Wire A" if order[0] == "A" else "Wire B"
+    assert json.loads(first_line[x_id])["source"] == first_source
+    # the other run's X and Z are duplicates of the X written first, under its id
+    assert sorted((d["source"], d["published"]) for d in dups if d["duplicate_of"] == x_id) == sorted(
+        [("Wire B", "2020-11-10"), ("Wire B", "2020-11-11")] if first_source == "Wire A" else
+        [("Wire A", "2020-11-10"), ("Wire B", "2020-11-11")])

@@ -408,12 +408,37 @@ def index_dir(index_root: str, shingle_size: int = 3, num_perm: int = 128) -> st
 
 
 def index_row(member: tuple, exact: str) -> dict:
-    prio, published, article_id, sig = member
-    return {"id": article_id, "published": published, "exact": exact, "sig": base64.b64encode(sig).decode("ascii")}
+    prio, published, article_id, sig, record = member
+    return {"id": article_id, "published": published, "exact": exact, "sig": base64.b64encode(sig).decode("ascii"),
+            "record": record}
 
 
 def member_of_index_row(row: dict) -> tuple[str, tuple]:
-    return row["exact"], (INDEXED, row["published"], row["id"], base64.b64decode(row["sig"]))
+    """(exact key, member); `record` is None for rows written before the record fingerprint was kept."""
+    return row["exact"], (INDEXED, row["published"], row["id"], base64.b64decode(row["sig"]), row.get("record"))
+
+
+RECORD_FIELDS = ("source", "url", "title", "text", "published", "published_at", "fetched_at", "input_ref", "guid",
+                 "targets")
+
+
+def record_fingerprint(article: dict) -> str:
+    """What tells a rerun of the same input record from another copy of an article with the same id: a hash of
+    the parsed record (its input_ref, source, fetched_at and dates too, not only the id's url/title/text)."""
+    key = json.dumps([article.get(k) for k in RECORD_FIELDS], ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+def same_as_written(article: dict, written: dict, rewrite_same_day: bool) -> bool:
+    """An article whose id an earlier run wrote (`written`: that index row's published and record): is it that
+    record again (a rerun: written back unchanged) rather than a later copy (a duplicate of it)?
+
+    rewrite_same_day (backfill, which replaces each day's partition): any copy published on the written day
+    is written again, since that day's file is being rebuilt from this run's input. Otherwise the parsed record
+    must be the same; for index rows without a record fingerprint (older indexes), the same published day."""
+    if rewrite_same_day or written.get("record") is None:
+        return article["published"] == written["published"]
+    return record_fingerprint(article) == written["record"]
 
 
 def _read_index_file(readable) -> Iterable[dict]:
@@ -538,9 +563,11 @@ class _SplitExact(beam.DoFn):
     """One exact-key group (new articles of this run plus index rows with that text).
 
     The keeper is the smallest member in (prio, published, id) order: an already-written article if there is one.
-    Every other new article is an exact duplicate of it (a new article with the keeper's id is the keeper itself:
-    a rerun). The keeper goes on to the LSH bands; if it is new, its index row is offered for writing (written only
-    if it is still kept after the near-duplicate stage). The group is streamed twice, never held in memory."""
+    Every other new article is an exact duplicate of it. A new article with the id of an already-written keeper
+    is decided by `_Decide` (`same_as_written`: the same record again, or a later copy and so a duplicate): the
+    keeper's published day and record go out tagged "written". The keeper goes on to the LSH bands; if it is new,
+    its index row is offered for writing (written only if it is still kept after the near-duplicate stage). The
+    group is streamed twice, never held in memory."""
 
     def __init__(self, bands: int, rows: int, with_index: bool):
         self.bands, self.rows, self.with_index = bands, rows, with_index
@@ -553,9 +580,13 @@ class _SplitExact(beam.DoFn):
             if keeper is None or _order(m) < _order(keeper):
                 keeper = m
         if has_new:
+            copy_of_written = False
             for m in members:
                 if m[0] == NEW and m[2] != keeper[2]:
                     yield beam.pvalue.TaggedOutput("parents", (m[2], (keeper[1], keeper[2], "exact", 1.0)))
+                copy_of_written |= m[0] == NEW and m[2] == keeper[2] and keeper[0] == INDEXED
+            if copy_of_written:
+                yield beam.pvalue.TaggedOutput("written", (keeper[2], {"published": keeper[1], "record": keeper[4]}))
         member = keeper[:3] + (band_signature(keeper[3]),)
         for key in band_keys(keeper[3], self.bands, self.rows):
             yield key, member
@@ -565,7 +596,7 @@ class _SplitExact(beam.DoFn):
 
 def _new_member(article: dict, shingle_size: int, num_perm: int, seed: int) -> tuple[str, tuple]:
     exact, sig = text_signature(article["text"], shingle_size, num_perm, seed, title=article.get("title"))
-    return exact, (NEW, article["published"], article["id"], sig.tobytes())
+    return exact, (NEW, article["published"], article["id"], sig.tobytes(), record_fingerprint(article))
 
 
 def _bucket_edges(item, threshold: float, max_bucket: int):
@@ -589,13 +620,20 @@ def _jump(item):
 
 
 class _Decide(beam.DoFn):
-    """Per id: the article(s), its resolved parent if any, its new index row if any -> kept or duplicate."""
+    """Per id: the article(s), its resolved parent if any, its new index row if any, and what an earlier run
+    wrote under this id if it did -> kept or duplicate. An id is written once per output root: a copy of an
+    article an earlier run wrote is its exact duplicate, unless it is that very record again (a rerun, which is
+    written back unchanged: `same_as_written`)."""
+
+    def __init__(self, rewrite_same_day: bool = False):
+        self.rewrite_same_day = rewrite_same_day
 
     def process(self, item):
         article_id, g = item
         articles = list(g["article"])
         if not articles:
             return
+        written = next(iter(g.get("written", ())), None)
         parent = next(iter(g["parent"]), None)
         if parent is not None:
             parent_id, kind, sim, done = parent
@@ -608,12 +646,19 @@ class _Decide(beam.DoFn):
         # The same article read twice in one run (same content id): one is kept, the others are exact copies.
         articles.sort(key=lambda a: (a["published"], str(a.get("input_ref")), json.dumps(a, sort_keys=True,
                                                                                           default=str)))
-        yield articles[0]
-        for a in articles[1:]:
+        if written is not None:  # an earlier run wrote this id: only that record again is kept (a rerun)
+            again = [a for a in articles if same_as_written(a, written, self.rewrite_same_day)][:1]
+            articles = again + [a for a in articles if a not in again]
+            if not again:
+                counter("duplicates_of_written").inc(len(articles))
+        else:
+            again = articles[:1]
+        yield from again
+        for a in articles[len(again):]:
             counter("duplicates_exact").inc()
             yield beam.pvalue.TaggedOutput("duplicates", duplicate_record(a, article_id, "exact", 1.0))
         row = next(iter(g.get("index_row", ())), None)
-        if row is not None:
+        if row is not None and again:
             yield beam.pvalue.TaggedOutput("index_rows", (article_id, row))
 
 
@@ -629,11 +674,13 @@ class Deduplicate(beam.PTransform):
     max_bucket: LSH buckets larger than this are compared against their first `max_bucket` members only.
     resolve_rounds: pointer-jumping rounds; chains up to 2**rounds long resolve to their kept root.
     write_index: with `index_root`, write the new rows here (True) or return them as "index_rows" (False).
+    rewrite_same_day: a copy of an indexed article published on its indexed day is kept (backfill, which
+      replaces that day's partition); otherwise only the same record again is kept (`same_as_written`).
     """
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 3, *,
                  index_root: str | None = None, max_bucket: int = 256, resolve_rounds: int = 6, seed: int = 1,
-                 index_rows_per_shard: int = 50_000, write_index: bool = True):
+                 index_rows_per_shard: int = 50_000, write_index: bool = True, rewrite_same_day: bool = False):
         super().__init__()
         if not 0.0 < threshold <= 1.0:
             raise ValueError("dedup threshold must be in (0, 1]")
@@ -643,6 +690,7 @@ class Deduplicate(beam.PTransform):
         self.bands, self.rows = lsh_params(threshold, num_perm)
         self.index_root, self.max_bucket, self.resolve_rounds = index_root, max_bucket, resolve_rounds
         self.index_rows_per_shard, self.write_index = index_rows_per_shard, write_index
+        self.rewrite_same_day = rewrite_same_day
 
     def expand(self, articles):
         with_index = self.index_root is not None
@@ -657,7 +705,7 @@ class Deduplicate(beam.PTransform):
                  | "GroupExact" >> beam.GroupByKey()
                  | "SplitExact" >> beam.ParDo(_SplitExact(self.bands, self.rows, with_index))
                  .with_output_types(tuple[bytes, tuple])  # the main output; without it Beam infers a Union
-                 .with_outputs("parents", "index_rows", main="bands"))
+                 .with_outputs("parents", "index_rows", "written", main="bands"))
         near = (exact.bands
                 | "GroupBand" >> beam.GroupByKey()
                 | "BucketEdges" >> beam.FlatMap(_bucket_edges, self.threshold, self.max_bucket))
@@ -674,9 +722,11 @@ class Deduplicate(beam.PTransform):
         joined = {"article": articles | "ById" >> beam.Map(lambda a: (a["id"], a)), "parent": parents}
         if with_index:
             joined["index_row"] = exact.index_rows
+            joined["written"] = exact.written
         decided = (joined
                    | "JoinArticles" >> beam.CoGroupByKey()
-                   | "Decide" >> beam.ParDo(_Decide()).with_outputs("duplicates", "index_rows", main="kept"))
+                   | "Decide" >> beam.ParDo(_Decide(self.rewrite_same_day))
+                   .with_outputs("duplicates", "index_rows", main="kept"))
         out = {"articles": decided.kept, "duplicates": decided.duplicates}
         if with_index and not self.write_index:
             out["index_rows"] = decided.index_rows

@@ -99,3 +99,16 @@ _HTML_ROOT = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*(?:<!DO
 def looks_like_html(data: bytes) -> bool:
     """True when the document's root element is <html> (a web page, an error or login page, not a feed)."""
     return _HTML_ROOT.match(data[:8192]) is not None
+
+
+def http_link(link: object) -> str | None:
+    """An entry link if it is an absolute http(s) URL, else None. Feed content is untrusted: a `javascript:`,
+    `data:` or `vbscript:` link stored in `url` would run in any tool that renders it as a link, and relative or
+    other-scheme links point nowhere useful. (feedparser already resolves relative links against the feed.)"""
+    if not isinstance(link, str):
+        return None
+    link = link.strip()
+    scheme, sep, rest = link.partition(":")
+    if sep and scheme.lower() in ("http", "https") and rest.startswith("//") and len(rest) > 2:
+        return link
+    return None

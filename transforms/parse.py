@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 import itertools
@@ -37,7 +38,16 @@ log = logging.getLogger("newsbeam.parse")
 
 
 class ParseError(ValueError):
-    """A record that cannot become an article; the message is the dead-letter reason."""
+    """A record that cannot become an article; the message is the dead-letter reason. `fields` (a feed entry
+    whose fields could not be read) carries its guid/url, so streaming can remember it as seen."""
+
+    fields: dict | None = None
+
+
+def unexpected(exc: BaseException) -> ParseError:
+    """Any other exception met while parsing one record, as that record's ParseError (type and message kept):
+    a parser or library failure on one record must cost that record only, never the rest of its file."""
+    return ParseError(f"{type(exc).__name__}: {str(exc)[:300]}")
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,10 @@ def parse_date(value: Any, limits: ParseLimits = ParseLimits(), today: dt.date |
     if stamp is not None:
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=dt.timezone.utc)
-        stamp = stamp.astimezone(dt.timezone.utc)
+        try:
+            stamp = stamp.astimezone(dt.timezone.utc)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+            raise ParseError(f"published date out of range in UTC ({stamp.isoformat()})") from None
         day = stamp.date()
     today = today or dt.datetime.now(dt.timezone.utc).date()
     if day < MIN_DATE:
@@ -276,6 +289,11 @@ def parse_jsonl_record(line: str, ref: str, default_source: str, fetched_at=None
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ParseError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise ParseError("invalid JSON: arrays or objects nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than sys.get_int_max_str_digits() (4300)
+        raise ParseError(f"invalid JSON: integer with more than {sys.get_int_max_str_digits()} digits "
+                         f"({str(exc)[:120]})" if "digits" in str(exc) else f"invalid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ParseError(f"a JSONL record must be an object, got {type(obj).__name__}")
     _refuse_lone_surrogates(line, obj)
@@ -328,6 +346,81 @@ def _note_partial(ref: str, exc: Any, entries: int) -> None:
                 type(exc).__name__ if exc is not None else "bozo", exc)
 
 
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+INVALID_CHAR_MARK = "\uffff"  # what an invalid character reference becomes before feedparser reads the bytes
+
+
+def mark_invalid_char_refs(data: bytes) -> bytes:
+    """Character references to a lone surrogate (`&#xD800;`, `&#55296;`) or beyond U+10FFFF replaced by
+    `&#xFFFF;`, whose character (INVALID_CHAR_MARK) then marks the entry that held one.
+
+    feedparser turns such a reference into a lone surrogate and fails on the whole document with a
+    UnicodeEncodeError (or a ValueError from chr()), losing every entry; marked, only the entry holding it is
+    refused (feed_entries). ASCII-compatible encodings only: in a UTF-16 document the reference is not matched
+    and the document fails as one record, with the reason."""
+    if b"&#" not in data:
+        return data
+
+    def sub(m: re.Match) -> bytes:
+        digits = m.group(1) or m.group(2)
+        if len(digits.lstrip(b"0")) > 8:
+            return b"&#xFFFF;"
+        value = int(digits, 16) if m.group(1) else int(digits)
+        return b"&#xFFFF;" if 0xD800 <= value <= 0xDFFF or value > 0x10FFFF else m.group(0)
+
+    return _CHAR_REF.sub(sub, data)
+
+
+def _entry_fields(e: Any, feed_title: str, with_content_flag: bool) -> dict:
+    """One feedparser entry -> article fields (ParseError when the entry itself is unusable). Only an http(s)
+    link is kept as the url (others are dropped and counted: entry_links_dropped)."""
+    import calendar
+
+    from .feedsafety import http_link
+
+    content = ""
+    if e.get("content"):
+        content = "\n\n".join(c.get("value", "") for c in e["content"])
+    has_content = bool(content.strip())
+    content = content or e.get("summary", "") or ""
+    parsed_time = e.get("published_parsed") or e.get("updated_parsed")
+    if parsed_time:
+        try:
+            published = dt.datetime.fromtimestamp(calendar.timegm(parsed_time), dt.timezone.utc)
+        except (ValueError, OverflowError, OSError):  # e.g. 9999-12-31T23:00-05:00 is in year 10000 in UTC
+            raise ParseError(f"published date out of range in UTC ({e.get('published') or e.get('updated')})"
+                             ) from None
+    else:
+        published = e.get("published") or e.get("updated")
+    title = html_to_text(e.get("title", "") or "").strip() or None
+    # a headline-only entry (common in news feeds) is still news: its title is its text
+    url = http_link(e.get("link"))
+    if url is None and e.get("link"):  # javascript:, data:, vbscript:, ... never stored
+        counter("entry_links_dropped").inc()
+    fields = {"source": feed_title, "title": title, "text": html_to_text(content).strip() or title,
+              "published": published, "url": url, "guid": e.get("id")}
+    if any(isinstance(v, str) and INVALID_CHAR_MARK in v for v in fields.values()):
+        raise ParseError("invalid character reference in the entry (a lone surrogate such as &#xD800;, or "
+                         "beyond U+10FFFF): not Unicode text")
+    if with_content_flag:
+        fields["_has_content"] = has_content
+    return fields
+
+
+def _entry_keys(e: Any) -> dict:
+    """guid, link and title of an entry whose fields could not be read, those usable (streaming's seen filter
+    keys the entry by them, pipeline.streaming.entry_key)."""
+    keys = {}
+    for name, key in (("guid", "id"), ("url", "link"), ("title", "title")):
+        try:
+            value = e.get(key)
+        except Exception:  # noqa: BLE001 - a broken entry: no key
+            continue
+        if isinstance(value, str) and value.strip() and INVALID_CHAR_MARK not in value:
+            keys[name] = value
+    return keys
+
+
 def feed_entries(data: bytes, ref: str, with_content_flag: bool = False
                  ) -> Iterator[tuple[str, dict | ParseError]]:
     """(entry ref, article fields or ParseError) for every entry of an RSS/Atom document, via feedparser.
@@ -335,11 +428,11 @@ def feed_entries(data: bytes, ref: str, with_content_flag: bool = False
     The bytes are checked first (transforms.feedsafety): a DOCTYPE declaring entities is refused, so no entity
     expansion or external entity can be triggered. A document with no readable entry yields one ParseError for
     the document itself (the bozo reason); one with a problem (feedparser's `bozo`) that still has entries
-    yields them and counts `feeds_partial`. `with_content_flag` adds `_has_content` (the entry had a <content>
-    element, not only a summary) to the fields, for --fetch-full-text; make_article does not take it.
+    yields them and counts `feeds_partial`. Each entry is read on its own: one that fails (a date out of range,
+    an invalid character reference, any exception) is that entry's ParseError, the others are still yielded.
+    `with_content_flag` adds `_has_content` (the entry had a <content> element, not only a summary) to the
+    fields, for --fetch-full-text; make_article does not take it.
     """
-    import calendar
-
     import feedparser
 
     from .feedsafety import UnsafeFeedError, looks_like_html, sanitize_feed_bytes
@@ -349,7 +442,11 @@ def feed_entries(data: bytes, ref: str, with_content_flag: bool = False
     except UnsafeFeedError as exc:
         yield ref, ParseError(str(exc))
         return
-    parsed = feedparser.parse(data)
+    try:
+        parsed = feedparser.parse(mark_invalid_char_refs(data))
+    except Exception as exc:  # noqa: BLE001 - feedparser failing on the document: no entry is readable
+        yield ref, ParseError(f"the feed could not be parsed: {type(exc).__name__}: {str(exc)[:300]}")
+        return
     if not parsed.entries:
         reason = str(parsed.get("bozo_exception") or "") if parsed.get("bozo") else ""
         if looks_like_html(data):
@@ -360,58 +457,76 @@ def feed_entries(data: bytes, ref: str, with_content_flag: bool = False
         return
     if parsed.get("bozo"):
         _note_partial(ref, parsed.get("bozo_exception"), len(parsed.entries))
-    feed_title = (parsed.feed.get("title") or "").strip() or ref.rsplit("/", 1)[-1]
+    feed_title = (parsed.feed.get("title") or "").replace(INVALID_CHAR_MARK, "").strip() or ref.rsplit("/", 1)[-1]
     for i, e in enumerate(parsed.entries):
-        entry_ref = f"{ref}#{i}"
-        content = ""
-        if e.get("content"):
-            content = "\n\n".join(c.get("value", "") for c in e["content"])
-        has_content = bool(content.strip())
-        content = content or e.get("summary", "") or ""
-        parsed_time = e.get("published_parsed") or e.get("updated_parsed")
-        published = (dt.datetime.fromtimestamp(calendar.timegm(parsed_time), dt.timezone.utc)
-                     if parsed_time else (e.get("published") or e.get("updated")))
-        title = html_to_text(e.get("title", "") or "").strip() or None
-        # a headline-only entry (common in news feeds) is still news: its title is its text
-        fields = {"source": feed_title, "title": title, "text": html_to_text(content).strip() or title,
-                  "published": published, "url": e.get("link"), "guid": e.get("id")}
-        if with_content_flag:
-            fields["_has_content"] = has_content
-        yield entry_ref, fields
+        try:
+            fields = _entry_fields(e, feed_title, with_content_flag)
+        except Exception as exc:  # noqa: BLE001 - this entry only
+            err = exc if isinstance(exc, ParseError) else unexpected(exc)
+            err.fields = _entry_keys(e)
+            yield f"{ref}#{i}", err
+            continue
+        yield f"{ref}#{i}", fields
 
 
 FullText = Callable[[Any, str], "tuple[str | None, str | None]"]  # (link, summary) -> (text, None) | (None, why)
 
 
-def _feed_articles(data: bytes, ref: str, fetched_at, limits: ParseLimits, full_text: FullText | None = None,
-                   max_entries: int | None = None):
-    """Entries -> articles, the first `max_entries` only (cap_entries). With `full_text` (--fetch-full-text), an
-    entry that carries only a summary gets its page's main text before the article (and its id) is made; when
-    that fails the summary is kept (the fetcher counts and logs why)."""
+def feed_records(data: bytes, ref: str, fetched_at, limits: ParseLimits, full_text: FullText | None = None,
+                 max_entries: int | None = None) -> Iterator[tuple[str, dict | ParseError, dict | None]]:
+    """(entry ref, article or ParseError, the entry's fields) for each entry of a feed document, the first
+    `max_entries` only (cap_entries); the fields are None for a problem of the whole document. Shared by batch
+    (parse_raw) and streaming (pipeline.streaming.feed_entry_records), so both isolate a bad entry the same way.
+
+    With `full_text` (--fetch-full-text), an entry that carries only a summary gets its page's main text before
+    the article (and its id) is made; when that fails the summary is kept (the fetcher counts and logs why)."""
     for entry_ref, fields in cap_entries(feed_entries(data, ref, with_content_flag=full_text is not None),
                                          max_entries):
         if isinstance(fields, ParseError):
-            yield entry_ref, fields
+            yield entry_ref, fields, (fields.fields if entry_ref != ref else None)
             continue
-        has_content = fields.pop("_has_content", True)
-        summary = fields.get("text") or ""
-        if full_text is not None and (not has_content or len(summary) < limits.full_text_min_chars):
-            text, _reason = full_text(fields.get("url"), summary)
-            if text:
-                fields["text"] = text
-                fields["id_text"] = summary
-        if fields.get("published") is None and fetched_at is not None:
-            fields["published"] = fetched_at  # an undated entry (RSS 0.91 has no dates) was new when fetched
         try:
-            yield entry_ref, make_article(ref=entry_ref, fetched_at=fetched_at, limits=limits, **fields)
-        except ParseError as exc:
-            yield entry_ref, exc
+            has_content = fields.pop("_has_content", True)
+            summary = fields.get("text") or ""
+            if full_text is not None and (not has_content or len(summary) < limits.full_text_min_chars):
+                text, _reason = full_text(fields.get("url"), summary)
+                if text:
+                    fields["text"] = text
+                    fields["id_text"] = summary
+            if fields.get("published") is None and fetched_at is not None:
+                fields["published"] = fetched_at  # an undated entry (RSS 0.91 has no dates) was new when fetched
+            yield entry_ref, make_article(ref=entry_ref, fetched_at=fetched_at, limits=limits, **fields), fields
+        except Exception as exc:  # noqa: BLE001 - this entry only
+            yield entry_ref, exc if isinstance(exc, ParseError) else unexpected(exc), fields
+
+
+def guarded(records: Iterable[tuple], ref: str, width: int = 2) -> Iterator[tuple]:
+    """The records of one raw input, and if producing them raises anyway (a bug: every parser above turns a bad
+    record into its own ParseError), one more ParseError for `ref` saying where it stopped (padded with None to
+    `width`). What was produced before is kept: a failure costs the rest of the file, never the records read."""
+    it = iter(records)
+    n = 0
+    while True:
+        try:
+            rec = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            yield (ref, ParseError(f"parsing stopped after {n} records: {type(exc).__name__}: {str(exc)[:300]}"),
+                   *([None] * (width - 2)))
+            return
+        n += 1
+        yield rec
 
 
 def parse_raw(raw: dict, limits: ParseLimits = ParseLimits(), full_text: FullText | None = None
               ) -> Iterator[tuple[str, dict | ParseError]]:
     """(record ref, article dict or ParseError) for every record in one raw input. `full_text` (a
     pipeline.feeds.FullTextFetcher) fetches the page of feed entries that carry only a summary."""
+    return guarded(_parse_raw(raw, limits, full_text), raw.get("ref", "?"))
+
+
+def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None) -> Iterator[tuple[str, Any]]:
     ref, data = raw["ref"], raw["data"]
     fetched_at = raw.get("fetched_at")
     if isinstance(fetched_at, str):
@@ -425,7 +540,9 @@ def parse_raw(raw: dict, limits: ParseLimits = ParseLimits(), full_text: FullTex
         return
     fmt = detect_format(ref, data)
     if fmt == "feed":
-        yield from _feed_articles(data, ref, fetched_at, limits, full_text, raw.get("max_entries"))
+        for entry_ref, result, _fields in feed_records(data, ref, fetched_at, limits, full_text,
+                                                       raw.get("max_entries")):
+            yield entry_ref, result
         return
     try:
         text = decode_utf8(data)
@@ -442,13 +559,13 @@ def parse_raw(raw: dict, limits: ParseLimits = ParseLimits(), full_text: FullTex
             line_ref = f"{ref}:{n}"
             try:
                 yield line_ref, parse_jsonl_record(line, line_ref, source, fetched_at, limits)
-            except ParseError as exc:
-                yield line_ref, exc
+            except Exception as exc:  # noqa: BLE001 - this line only
+                yield line_ref, exc if isinstance(exc, ParseError) else unexpected(exc)
         return
     try:
         yield ref, parse_seed(text, ref, source, fetched_at, limits)
-    except ParseError as exc:
-        yield ref, exc
+    except Exception as exc:  # noqa: BLE001 - one seed file is one record
+        yield ref, exc if isinstance(exc, ParseError) else unexpected(exc)
 
 
 class _ParseDoFn(beam.DoFn):
@@ -469,13 +586,8 @@ class _ParseDoFn(beam.DoFn):
             self.full_text.close()
 
     def process(self, raw: dict):
-        try:
-            results = list(parse_raw(raw, self.limits, self.full_text))
-        except Exception as exc:  # a parser bug must not take the run down: the file is dead-lettered
-            self.read.inc()
-            yield tagged_dead(raw.get("ref", "?"), "parse", f"{type(exc).__name__}: {exc}", excerpt=raw.get("data"))
-            return
-        for ref, result in results:
+        # parse_raw never raises: each bad record is its own ParseError (guarded keeps the records before a bug)
+        for ref, result in parse_raw(raw, self.limits, self.full_text):
             self.read.inc()
             if isinstance(result, ParseError):
                 yield tagged_dead(ref, "parse", str(result), excerpt=raw.get("data") if ref == raw["ref"] else None)
