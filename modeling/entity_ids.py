@@ -2,7 +2,7 @@
 
 `entity_id(base, type, lang)` is a pure function of the name (no index, no run-time state), so two workers, two
 runs or two runners give one id to one name. Two sources, tried in order:
-1. CLDR names (Babel, pinned): territory names in every base locale Babel ships (~300), e.g. Germany / Niemcy /
+1. CLDR names (Babel, pinned), for places and organisations: territory names in every base locale Babel ships (~300), e.g. Germany / Niemcy /
    Германия / Německo -> `cldr:DE`, European Union / Unia Europejska / Европейский союз -> `cldr:EU`; and the
    exemplar city of each time zone (Brussels / Bruksela / Брюссель -> `city:Europe/Brussels`). The display name
    is CLDR's English name, the same for every language.
@@ -46,13 +46,20 @@ def cldr_names() -> dict[str, tuple[str, str]]:
         for code, name in sorted(loc.territories.items()):
             if code in en.territories and code not in ("ZZ", "001"):
                 table.setdefault(name_key(name), (f"cldr:{code}", en.territories[code]))
-    en_zones = en.time_zones
+    zones = sorted({z for loc in loaded for z in loc.time_zones} | set(en.time_zones))
+    zones = [z for z in zones if z.count("/") == 1 and not z.startswith(("Etc/", "SystemV/"))]
+
+    def city_of(loc, zone: str) -> str | None:
+        info = loc.time_zones.get(zone)
+        city = info.get("city") if info is not None else None
+        # English (and root) leave the city out where it is the zone's own name: "Europe/Moscow" -> Moscow
+        return city or (zone.split("/")[-1].replace("_", " ") if loc is en else None)
+
     for loc in [en, *loaded]:
-        for zone, info in sorted(loc.time_zones.items()):
-            city = info.get("city") if hasattr(info, "get") else None
-            if city and zone.count("/") == 1 and not zone.startswith("Etc/"):
-                en_city = (en_zones.get(zone) or {}).get("city") or zone.split("/")[-1].replace("_", " ")
-                table.setdefault(name_key(city), (f"city:{zone}", en_city))
+        for zone in zones:
+            city = city_of(loc, zone)
+            if city:
+                table.setdefault(name_key(city), (f"city:{zone}", city_of(en, zone)))
     return table
 
 
@@ -69,7 +76,9 @@ def skeleton(word: str) -> str:
     a = re.sub(r"[^a-z]", "", anyascii(word).lower())
     if not a:
         return word.casefold()
-    if a.startswith("eu") or a.startswith("ie") or a.startswith("ye"):
+    if a.startswith("eu"):  # Europa / Evropa / Европа
+        a = "ev" + a[2:]
+    elif a.startswith(("ie", "ye")):  # Ukrainian Є- / Russian Е- transliterated
         a = "e" + a[2:]
     for src, dst in _FOLDS:
         a = a.replace(src, dst)
@@ -98,9 +107,10 @@ def latin_name(base: str) -> str:
 
 def entity_id(base: str, etype: str, lang: str | None = None) -> tuple[str, str]:
     """(id, display name) of an entity from its base form and type (see the module docstring)."""
-    hit = cldr_names().get(name_key(base))
-    if hit is not None:
-        return hit
+    if etype in ("LOC", "ORG"):  # not MISC ("Azerbaijani" is a CLDR name for the country in some locale)
+        hit = cldr_names().get(name_key(base))
+        if hit is not None:
+            return hit
     key = phonetic_key(base, etype)
     digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
     return f"name:{digest}", latin_name(base)

@@ -136,10 +136,10 @@ def _noun_parse(morph, word: str):
     if not nouns:
         return None
     top = max(q.score for q in nouns)
-    # among the likely readings (the Ukrainian dictionary scores them all alike): a name in the nominative is
-    # its own base, and a singular reading is likelier than a plural one
+    # among the likely readings (the Ukrainian dictionary scores them all alike): a singular reading is likelier
+    # than a plural one, and a name in the nominative is its own base
     likely = [q for q in nouns if q.score >= top / 2]
-    return min(likely, key=lambda q: (q.tag.case != "nomn", q.tag.number == "plur", -q.score))
+    return min(likely, key=lambda q: (q.tag.number == "plur", q.tag.case != "nomn", -q.score))
 
 
 def _pymorphy_words(words: list[str], etype: str, lang: str) -> list[str]:
@@ -151,7 +151,11 @@ def _pymorphy_words(words: list[str], etype: str, lang: str) -> list[str]:
             if not inflecting[i]:
                 continue
             parses = morph.parse(w)
-            best = next((q for q in parses if {"Name", "Surn", "Patr"} & set(q.tag.grammemes)), parses[0])
+            # a name reading first; else a singular one ("Нурмагомедов" is not the plural of "Нурмагомед")
+            best = min(parses, key=lambda q: (not {"Name", "Surn", "Patr"} & set(q.tag.grammemes),
+                                              q.tag.number == "plur", -q.score))
+            if best.tag.number == "plur":  # one person: a word read only as a plural is a surname left as it is
+                continue
             form = best.inflect({"nomn"})
             out[i] = _case_like(form.word if form else best.normal_form, w)
         return out

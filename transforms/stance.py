@@ -1,6 +1,8 @@
 """Transformer stance toward configured targets: favor / against / neutral with a calibrated score.
 
-Per target: find its mentions (the name and its aliases at word boundaries), classify each mention in its
+Per target: find its mentions -- every mention of an entity whose id is the target's (modeling.entity_ids: so
+`Azerbaijan` finds "Азербайджана" and "Azerbaycan"), plus the name and its aliases at word boundaries (the
+aliases file stays an override for what NER misses) -- classify each mention in its
 sentence with the fine-tuned classifier (modeling.stance), aggregate (mean of probability vectors, capped at
 `max_mentions` in reading order). A target that is not mentioned gets `neutral` with reason `not mentioned`
 and costs no model call. An article's own `targets` (JSONL input) replace the configured ones.
@@ -67,15 +69,37 @@ def targets_for(article: dict, configured: Mapping[str, list[str]], auto_top_n: 
     return dict(configured)
 
 
+def target_ids(target: str) -> set[str]:
+    """The entity ids a target name stands for: its id read as a place or organisation and as a person (a
+    person's id keys on the surname, so "Nikol Pashinyan" also finds "Пашинян")."""
+    from modeling.entity_ids import entity_id
+
+    return {entity_id(target, etype)[0] for etype in ("LOC", "PER")}
+
+
+def target_spans(article: dict, target: str, aliases: Sequence[str]) -> list[tuple[int, int]]:
+    """A target's mentions in reading order: the mentions of the article's entities that have the target's id,
+    then the name and aliases found as strings where they do not overlap those."""
+    from modeling.stance import find_mentions
+
+    ids = target_ids(target)
+    spans = sorted({(m["start"], m["end"]) for e in article.get("entities") or [] if e.get("id") in ids
+                    for m in e["mentions"]})
+    for start, end in find_mentions(article["text"], [target, *aliases]):
+        if not any(start < e and s < end for s, e in spans):
+            spans.append((start, end))
+    return sorted(spans)
+
+
 def plan_mentions(article: dict, targets: Mapping[str, list[str]], max_mentions: int = MAX_MENTIONS):
     """For each target, the mention inputs to classify (possibly none)."""
-    from modeling.stance import MentionInput, find_mentions, sentence_around
+    from modeling.stance import MentionInput, sentence_around
 
     text = article["text"]
     plan = {}
     for target, aliases in targets.items():
         items = []
-        for start, end in find_mentions(text, [target, *aliases])[:max_mentions]:
+        for start, end in target_spans(article, target, aliases)[:max_mentions]:
             left, right = sentence_around(text, start, end)
             items.append(MentionInput(target, text[left:right], start - left, end - left))
         plan[target] = items
