@@ -10,7 +10,7 @@ OUT ?= out
 TARGETS ?= Armenia Azerbaijan
 SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
-.PHONY: install run run-feeds backfill-yesterday test bench eval train-ner train-stance schemas clean
+.PHONY: install run run-feeds backfill-yesterday test bench eval eval-entities train-ner train-stance schemas clean
 
 install: $(BIN)/newsbeam
 
@@ -50,6 +50,12 @@ eval: install
 	$(BIN)/pip install --quiet -e '.[eval]'
 	mkdir -p logs
 	$(BIN)/python -m modeling.quality --write docs/quality.md --json logs/quality.json
+	$(BIN)/python -m modeling.bsnlp --write docs/quality.md --json logs/bsnlp.json
+
+# BSNLP-2017 dev: NER found per document, base forms, cross-language ids, per language (docs/quality.md section)
+eval-entities: install
+	mkdir -p logs
+	$(BIN)/python -m modeling.bsnlp --write docs/quality.md --json logs/bsnlp.json
 
 train-ner: install
 	mkdir -p logs
@@ -68,6 +74,7 @@ clean:
 bench: install
 	mkdir -p logs
 	$(BIN)/python bench/bench_stages.py --reuters 200
+	$(BIN)/python bench/bench_entities.py
 	$(BIN)/python bench/bench_models.py --compile --json logs/bench_models.json
 	$(BIN)/python bench/bench_beam_batches.py
 	$(BIN)/python bench/bench_feeds.py
