@@ -39,7 +39,7 @@ SECTION_START, SECTION_END = "<!-- bsnlp:start -->", "<!-- bsnlp:end -->"
 
 @dataclass(frozen=True)
 class GoldMention:
-    surface: str  # lower-cased in this copy of the data
+    surface: str  # lower-cased in this copy of the data; whitespace collapsed
     base: str
     type: str  # PER, ORG, LOC or MISC (the data's EVT/PRO)
     xid: str  # cross-lingual id, numbered per topic
@@ -82,8 +82,7 @@ def read_bsnlp(root: Path | None = None) -> list[BsnlpDoc]:
                     parts = line.split("\t")
                     if len(parts) != 4:
                         continue
-                    m = GoldMention(parts[0].strip().casefold(), parts[1].strip().casefold(), parts[2].strip(),
-                                    parts[3].strip())
+                    m = GoldMention(_norm(parts[0]), _norm(parts[1]), parts[2].strip(), parts[3].strip())
                     if (m.surface, m.type) not in seen:
                         seen.add((m.surface, m.type))
                         gold.append(m)
@@ -101,15 +100,21 @@ class FoundMention:
     entity_id: str
 
 
+def _norm(s: str) -> str:
+    """How surfaces and base forms are compared: case-folded, whitespace collapsed (texts have double spaces and
+    line breaks inside names; the gold lists names single-spaced)."""
+    return " ".join(s.split()).casefold()
+
+
 def output_mentions(entities: Sequence[dict]) -> dict[tuple[str, str], FoundMention]:
     """Distinct (case-folded surface, type) of a document's entities, with the mention's base and entity id (the
     first occurrence wins where one surface appears twice)."""
     out: dict[tuple[str, str], FoundMention] = {}
     for ent in entities:
         for m in ent["mentions"]:
-            key = (m["text"].casefold(), ent["type"])
+            key = (_norm(m["text"]), ent["type"])
             if key not in out:
-                out[key] = FoundMention(key[0], ent["type"], (m.get("base") or m["text"]).casefold(),
+                out[key] = FoundMention(key[0], ent["type"], _norm(m.get("base") or m["text"]),
                                         ent.get("id") or f"{ent['type']}:{ent['text'].casefold()}")
     return out
 

@@ -159,11 +159,24 @@ def _find(parent: dict, k):
     return k
 
 
+def harmonise_types(mentions: list[dict]) -> None:
+    """One name, one type within an article: mentions with the same base form take the type most of them were
+    given (ties: the higher summed score), so "Googlu" is not an organisation in one sentence and a person in the
+    next."""
+    votes: dict[str, Counter] = defaultdict(Counter)
+    for m in mentions:
+        votes[m["base"].casefold()][m["type"]] += 1 + m["score"] / 1000
+    for m in mentions:
+        v = votes[m["base"].casefold()]
+        m["type"] = max(v, key=lambda t: (v[t], t))
+
+
 def resolve_entities(text: str, spans: Iterable[Any], lang: str | None) -> list[dict]:
     """NER spans (start, end, type, score) -> the article's entities, most-mentioned first.
 
     Every entity: text (its most frequent surface form among its longest names), type, count, score (mean mention
-    score), base (dictionary form of its longest name), id and name (modeling.entity_ids), and its mentions, each
+    score), base (dictionary form of its longest name), id and name (modeling.entity_ids: from that base, or a
+    surface form CLDR knows), and its mentions, each
     with exact offsets (text[start:end] == mention text) and its own base form. Spans that are nothing but
     punctuation are dropped; overlapping duplicates after trimming are kept once.
     """
@@ -182,6 +195,7 @@ def resolve_entities(text: str, spans: Iterable[Any], lang: str | None) -> list[
     bases = phrase_bases([(normalise(m["text"]), m["type"]) for m in raw], lang)
     for m, b in zip(raw, bases):
         m["base"] = b
+    harmonise_types(raw)
     entities = []
     for group in group_mentions(raw):
         ms = [raw[i] for i in group]
@@ -192,7 +206,8 @@ def resolve_entities(text: str, spans: Iterable[Any], lang: str | None) -> list[
         text_counts = Counter(m["text"] for m in heads)
         canonical = min(text_counts, key=lambda t: (-text_counts[t], next(m["start"] for m in heads
                                                                            if m["text"] == t)))
-        eid, name = entity_id(base, ms[0]["type"], lang)
+        eid, name = entity_id(base, ms[0]["type"], lang,
+                              tuple(sorted({m["text"] for m in ms}, key=lambda t: (-len(t), t))))
         entities.append({
             "text": canonical, "type": ms[0]["type"], "count": len(ms),
             "score": round(sum(m["score"] for m in ms) / len(ms), 4), "base": base, "id": eid, "name": name,

@@ -90,12 +90,20 @@ def skeleton(word: str) -> str:
     return head + cons
 
 
+_FEMININE_SURNAME = re.compile(r"(?<=[^aeiouy])(?:ova|owa|eva|ewa)$")
+
+
 def phonetic_key(base: str, etype: str) -> str:
+    """Sorted word skeletons; for a person the surname alone, without a Slavic feminine suffix ("Clintonová",
+    "Clintonova" -> "Clinton")."""
     words = re.findall(r"\w+", base)
     if not words:
         return base.casefold()
     if etype == "PER":
-        words = words[-1:]
+        from anyascii import anyascii
+
+        surname = re.sub(r"[^a-z]", "", anyascii(words[-1]).lower())
+        return skeleton(_FEMININE_SURNAME.sub("", surname) if len(surname) > 6 else surname)
     return " ".join(sorted(skeleton(w) for w in words))
 
 
@@ -105,12 +113,15 @@ def latin_name(base: str) -> str:
     return anyascii(base).replace("'", "").strip()
 
 
-def entity_id(base: str, etype: str, lang: str | None = None) -> tuple[str, str]:
-    """(id, display name) of an entity from its base form and type (see the module docstring)."""
+def entity_id(base: str, etype: str, lang: str | None = None, forms: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(id, display name) of an entity from its base form and type (see the module docstring). `forms`: the
+    entity's surface forms, tried in CLDR after the base (a lemmatiser's wrong guess does not hide "Francija")."""
     if etype in ("LOC", "ORG"):  # not MISC ("Azerbaijani" is a CLDR name for the country in some locale)
-        hit = cldr_names().get(name_key(base))
-        if hit is not None:
-            return hit
+        table = cldr_names()
+        for name in (base, *forms):
+            hit = table.get(name_key(name))
+            if hit is not None:
+                return hit
     key = phonetic_key(base, etype)
     digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
     return f"name:{digest}", latin_name(base)

@@ -122,3 +122,11 @@ def test_a_target_finds_its_entity_in_any_language_and_case():
     assert [text[s:e] for s, e in target_spans(article, "Azerbaijan", [])] == ["Азербайджана"]
     # the aliases stay an override for what NER missed
     assert [text[s:e] for s, e in target_spans(article, "Armenia", ["Степанакерт"])] == ["Степанакерт", "Арменией"]
+
+
+def test_one_name_has_one_type_within_an_article():
+    text = "Google said. Googlu se nelíbí. Google again, Google."
+    spans = [Span(0, 6, "ORG", 0.9), Span(13, 19, "PER", 0.6), Span(31, 37, "ORG", 0.9), Span(45, 51, "PER", 0.5)]
+    ents = resolve_entities(text, spans, "cs")
+    google = [e for e in ents if e["base"] == "Google"]
+    assert len(google) == 1 and google[0]["type"] == "ORG" and google[0]["count"] == 3
