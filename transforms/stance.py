@@ -70,11 +70,15 @@ def targets_for(article: dict, configured: Mapping[str, list[str]], auto_top_n: 
 
 
 def target_ids(target: str) -> set[str]:
-    """The entity ids a target name stands for: its id read as a place or organisation and as a person (a
-    person's id keys on the surname, so "Nikol Pashinyan" also finds "Пашинян")."""
+    """The entity ids a target name stands for: a place or organisation CLDR names ("Armenia" -> cldr:AM) is
+    that id alone (a man called Armen is not Armenia); any other name is read both as an organisation and as a
+    person (a person's id keys on the surname, so "Nikol Pashinyan" also finds "Пашинян")."""
     from modeling.entity_ids import entity_id
 
-    return {entity_id(target, etype)[0] for etype in ("LOC", "PER")}
+    place = entity_id(target, "LOC")[0]
+    if not place.startswith("name:"):
+        return {place}
+    return {place, entity_id(target, "PER")[0]}
 
 
 def target_spans(article: dict, target: str, aliases: Sequence[str]) -> list[tuple[int, int]]:
