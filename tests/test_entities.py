@@ -137,3 +137,17 @@ def test_one_name_has_one_type_within_an_article():
     ents = resolve_entities(text, spans, "cs")
     google = [e for e in ents if e["base"] == "Google"]
     assert len(google) == 1 and google[0]["type"] == "ORG" and google[0]["count"] == 3
+
+
+def test_odd_spans_are_dropped_or_kept_never_a_crash():
+    text = "«»... 北京 said. americký trh. Microsoft\n\nGoogle."
+    spans = [Span(0, 5, "ORG", 0.5), Span(6, 8, "LOC", 0.9), Span(15, 22, "LOC", 0.8),
+             Span(28, len(text), "ORG", 0.7)]
+    ents = resolve_entities(text, spans, None)
+    got = sorted((e["type"], m["text"]) for e in ents for m in e["mentions"])
+    # punctuation only: dropped; no case (Chinese): kept; all lower case ("americký"): dropped; a line break
+    # splits one span into two names
+    assert got == [("LOC", "北京"), ("ORG", "Google"), ("ORG", "Microsoft")]
+    assert resolve_entities("", [], "und") == []
+    for lang in (None, "und", "ja", "uk", "xx-YY"):
+        assert all(e["id"] and e["name"] and e["base"] for e in resolve_entities(text, spans, lang))
