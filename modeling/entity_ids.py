@@ -10,8 +10,8 @@ runs or two runners give one id to one name. Two sources, tried in order:
    Latin and Cyrillic Slavic spellings write differently folded together (sz/sh/š -> s, w -> v, ck -> k, ...),
    vowels and j dropped, repeats collapsed, words sorted: "Evropská komise", "Komisja Europejska",
    "Европейская комиссия" -> "kms vrpsk". For people the key is the surname (the last word) alone, so "Donald
-   Trump" and "Трамп" meet. Its display name is the base form written in Latin letters, which differs by language;
-   a batch run then writes one name per id, the run's most frequent (transforms/entities.py, a keyed stage).
+   Trump" and "Трамп" meet. Its display name is the base form written in Latin letters, so it is one per id
+   only where the languages spell the name alike; the report shows one name per id (the most frequent).
 """
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The pipeline graph: read -> parse -> language -> dedup -> NER -> entity names -> stance -> write, dead letters
-on the side.
+"""The pipeline graph: read -> parse -> language -> dedup -> NER -> stance -> write, dead letters on the side.
 
 Dedup runs before the models (a duplicate costs no inference) against the cross-run MinHash index under
 <output>/_state/minhash/; its new index rows are written after the articles, only for those actually written."""
@@ -11,7 +10,6 @@ import apache_beam as beam
 
 from transforms.common import DEAD, counter
 from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
-from transforms.entities import NameEntities
 from transforms.langid import DetectLanguage
 from transforms.ner import RecogniseEntities
 from transforms.parse import ParseArticles, ParseLimits
@@ -75,9 +73,7 @@ class ProcessArticles(beam.PTransform):
                                                             max_batch_size=cfg.ner_batch_size,
                                                             torch_threads=cfg.torch_threads,
                                                             compile_model=cfg.compile_models)
-        # one display name per entity id across the run (ids themselves are per article, from the name alone)
-        named = ner["articles"] | "EntityNames" >> NameEntities()
-        stance = named | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
+        stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
                                                              max_batch_size=cfg.stance_batch_size,
                                                              auto_top_n=cfg.auto_targets,
                                                              torch_threads=cfg.torch_threads,

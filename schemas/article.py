@@ -44,9 +44,8 @@ class Entity(_Strict):
     id: str = Field(description="the same for one entity in every language, article, run and runner: `cldr:DE`, "
                                 "`city:Europe/Brussels` (CLDR names) or `name:<hash of a cross-script phonetic "
                                 "key>` (modeling/entity_ids.py)")
-    name: str = Field(description="display name: CLDR's English name for cldr/city ids; for other ids the base "
-                                  "form in Latin letters, the run's most frequent one for the id in batch runs "
-                                  "(transforms/entities.py)")
+    name: str = Field(description="display name: CLDR's English name for cldr/city ids, else the base form in "
+                                  "Latin letters")
     mentions: list[Mention]
 
 
