@@ -25,7 +25,6 @@ import pickle
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -241,9 +240,9 @@ def render(res: dict, meta: dict) -> str:
     a, ia = res["average"], res["ids_all"]
     lines += [f"| **mean / all pairs** | | | | **{a['ner_f1']:.3f}** | **{a['base_accuracy']:.3f}** | "
               f"{ia['precision']:.3f} | {ia['recall']:.3f} | **{ia['f1']:.3f}** |", "",
-              f"Targets: NER relaxed F1 >= 0.85 (mean over the languages), base forms >= 0.85, cross-language id "
-              f"F1 >= 0.80 (all pairs). What entity resolution adds to the NER stage is measured by "
-              f"`python bench/bench_entities.py` (docs/benchmarks.md).", ""]
+              "Targets: NER relaxed F1 >= 0.85 (mean over the languages), base forms >= 0.85, cross-language id "
+              "F1 >= 0.80 (all pairs). What entity resolution adds to the NER stage is measured by "
+              "`python bench/bench_entities.py` (docs/benchmarks.md).", ""]
     lines += NOTES
     lines.append(SECTION_END)
     return "\n".join(lines)
