@@ -10,7 +10,7 @@ OUT ?= out
 TARGETS ?= Armenia Azerbaijan
 SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
-.PHONY: install run run-feeds backfill-yesterday test bench eval eval-precision train-ner train-stance schemas clean
+.PHONY: install run run-feeds backfill-yesterday test bench eval eval-entities eval-precision train-ner train-stance schemas clean
 
 install: $(BIN)/newsbeam
 
@@ -50,6 +50,12 @@ eval: install
 	$(BIN)/pip install --quiet -e '.[eval]'
 	mkdir -p logs
 	$(BIN)/python -m modeling.quality --write docs/quality.md --json logs/quality.json
+	$(BIN)/python -m modeling.bsnlp --write docs/quality.md --json logs/bsnlp.json
+
+# BSNLP-2017 dev: NER found per document, base forms, cross-language ids, per language (docs/quality.md section)
+eval-entities: install
+	mkdir -p logs
+	$(BIN)/python -m modeling.bsnlp --write docs/quality.md --json logs/bsnlp.json
 
 # Which precisions `--precision auto` may use: each model's dev scores in fp32, bf16 and int8, recorded in its
 # newsbeam.json and in docs/quality.md (WikiANN on its first 3,000 sentences per language: time on 2 cores).
@@ -79,6 +85,7 @@ AVX2_ONLY := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUC
 bench: install
 	mkdir -p logs
 	$(BIN)/python bench/bench_stages.py --reuters 200
+	$(BIN)/python bench/bench_entities.py
 	$(BIN)/python bench/bench_models.py --compile --json logs/bench_models.json
 	$(AVX2_ONLY) $(BIN)/python bench/bench_models.py --json logs/bench_models_avx2.json
 	$(BIN)/python bench/bench_beam_batches.py

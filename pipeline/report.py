@@ -106,8 +106,8 @@ def iter_jsonl(path: str, problems: list[str]) -> Iterator[dict]:
 def slim_article(rec: dict) -> dict:
     """An article record without its text and entity mentions (a report over millions of articles stays small)."""
     out = {k: rec.get(k) for k in ("id", "source", "published", "language", "ner", "stance_status", "input_ref")}
-    out["entities"] = [{"text": e.get("text"), "type": e.get("type"), "count": e.get("count", 1)}
-                       for e in rec.get("entities") or []]
+    out["entities"] = [{"text": e.get("text"), "type": e.get("type"), "count": e.get("count", 1), "id": e.get("id"),
+                        "name": e.get("name")} for e in rec.get("entities") or []]
     out["stance"] = [{k: s.get(k) for k in ("target", "label", "score", "probabilities", "mentions", "reason")}
                      for s in rec.get("stance") or []]
     return out
@@ -238,40 +238,59 @@ class EntityStat:
     first: dt.date
     last: dt.date
     by_period: dict[dt.date, int]  # articles mentioning it per period
+    languages: tuple[str, ...] = ()  # the article languages it was seen in
+
+
+def entity_report_key(e: dict) -> tuple[str, str]:
+    """What one entity is across articles: its cross-language `id` (schema 1.1), else, for older outputs, its
+    type and case-folded text."""
+    if e.get("id"):
+        return ("id", e["id"])
+    return (e["type"], " ".join(e["text"].split()).casefold())
 
 
 def top_entities(articles: Iterable[dict], top: int, period: str) -> dict[str, list[EntityStat]]:
     """The `top` entities of each type, ranked by the number of articles that mention them (then mentions).
 
-    Entities are matched across articles by (type, case-folded text); the label shown is the most frequent form.
+    Entities are counted per id across languages ("Niemcy", "Германия" and "Germany" are one row), shown by
+    their display `name` (the most frequent one for the id) with the languages they were seen in, under the type
+    they were most often given. Outputs without ids are matched by (type, case-folded text).
     """
     forms: dict[tuple, Counter] = defaultdict(Counter)
+    types: dict[tuple, Counter] = defaultdict(Counter)
+    langs: dict[tuple, set] = defaultdict(set)
     arts: Counter = Counter()
     ments: Counter = Counter()
     days: dict[tuple, list[dt.date]] = defaultdict(list)
     for a in articles:
         day = _day(a["published"])
+        lang = (a.get("language") or {}).get("code")
         seen = set()
         for e in a.get("entities") or []:
             if not e.get("text") or e.get("type") not in ENTITY_TYPES:
                 continue
-            key = (e["type"], " ".join(e["text"].split()).casefold())
-            forms[key][e["text"]] += int(e.get("count") or 1)
-            ments[key] += int(e.get("count") or 1)
+            key = entity_report_key(e)
+            n = int(e.get("count") or 1)
+            forms[key][e.get("name") or e["text"]] += n
+            types[key][e["type"]] += n
+            ments[key] += n
+            if lang:
+                langs[key].add(lang)
             if key not in seen:
                 seen.add(key)
                 arts[key] += 1
                 days[key].append(day)
     out: dict[str, list[EntityStat]] = {}
+    type_of = {k: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] for k, c in types.items()}
     for etype in ENTITY_TYPES:
-        keys = [k for k in arts if k[0] == etype]
+        keys = [k for k in arts if type_of[k] == etype]
         keys.sort(key=lambda k: (-arts[k], -ments[k], k[1]))
         stats = []
         for k in keys[:top]:
             label = sorted(forms[k].items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
             by = Counter(period_start(d, period) for d in days[k])
             stats.append(EntityStat(label, etype, arts[k], ments[k], min(days[k]), max(days[k]),
-                                    dict(sorted(by.items()))))
+                                    dict(sorted(by.items())), tuple(sorted(langs[k]))))
         if stats:
             out[etype] = stats
     return out
@@ -743,7 +762,8 @@ def build_report(data: OutputData, top: int = 10, period: str = "auto",
     ents = top_entities(arts, top, period)
     ner = tot["ner"]
     sec = Section("entities", "Top entities per type over time",
-                  f"The {top} entities of each type mentioned in the most articles; the heatmap counts the "
+                  f"The {top} entities of each type mentioned in the most articles, counted per entity id across "
+                  f"languages and shown by one name with the languages seen; the heatmap counts the "
                   f"articles per {period} that mention each. NER status: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(ner.items())) + ".")
     if ents:
@@ -753,10 +773,10 @@ def build_report(data: OutputData, top: int = 10, period: str = "auto",
                       f"Heatmap of the top {len(stats)} {ENTITY_TYPE_NAMES[etype]} ({etype}) per {period}.")
             sec.tables.append(Table(
                 f"entities-{etype}", f"Top {ENTITY_TYPE_NAMES[etype]} ({etype})",
-                ["entity", "articles", "mentions", "first day", "last day", f"articles per {plabel}"],
-                [[s.text, s.articles, s.mentions, s.first.isoformat(), s.last.isoformat(),
+                ["entity", "languages", "articles", "mentions", "first day", "last day", f"articles per {plabel}"],
+                [[s.text, ", ".join(s.languages), s.articles, s.mentions, s.first.isoformat(), s.last.isoformat(),
                   ", ".join(f"{period_label(p, period)}: {n}" for p, n in s.by_period.items())] for s in stats],
-                numeric=(1, 2)))
+                numeric=(2, 3)))
     else:
         sec.intro += " No entities in this output (NER found nothing or was skipped)."
     sections.append(sec)

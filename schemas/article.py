@@ -10,7 +10,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "2.0"  # 2.0: a stance without a label has label null (was neutral)
+SCHEMA_VERSION = "2.0"  # 2.0: entities carry base, id, name; a stance without a label has label null
 EntityType = Literal["PER", "ORG", "LOC", "MISC"]
 StanceLabel = Literal["favor", "against", "neutral"]
 
@@ -30,13 +30,22 @@ class Mention(_Strict):
     end: int = Field(gt=0)
     text: str = Field(description="exactly Article.text[start:end]")
     score: float = Field(ge=0.0, le=1.0)
+    base: str = Field(description="this mention's dictionary form in the article's language (\"Komisji "
+                                  "Europejskiej\" -> \"Komisja Europejska\"); the text itself where names do not "
+                                  "inflect")
 
 
 class Entity(_Strict):
-    text: str = Field(description="canonical surface form (the most frequent mention)")
+    text: str = Field(description="canonical surface form (the most frequent mention of its longest name)")
     type: EntityType
     count: int = Field(ge=1, description="number of mentions")
     score: float = Field(ge=0.0, le=1.0, description="mean mention score")
+    base: str = Field(description="dictionary form of the entity's longest name in the article's language")
+    id: str = Field(description="the same for one entity in every language, article, run and runner: `cldr:DE`, "
+                                "`city:Europe/Brussels` (CLDR names) or `name:<hash of a cross-script phonetic "
+                                "key>` (modeling/entity_ids.py)")
+    name: str = Field(description="display name: CLDR's English name for cldr/city ids, else the base form in "
+                                  "Latin letters")
     mentions: list[Mention]
 
 

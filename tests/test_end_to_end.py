@@ -75,6 +75,28 @@ def test_unmentioned_target_has_no_label(seeds_run):
         assert (s["label"], s["score"], s["mentions"], s["reason"]) == (None, None, 0, "not mentioned")
 
 
+def test_russian_seed_stance_comes_from_the_inflected_names(seeds_run):
+    """`--targets Armenia Azerbaijan` finds "Арменией" and "Азербайджана" by entity id (no Russian aliases)."""
+    hits = [a for a in seeds_run["articles"] if a["input_ref"].endswith("seeds/ru_mirotvortsy.txt")]
+    assert len(hits) == 1
+    a = hits[0]
+    ids = {e["id"]: e for e in a["entities"]}
+    assert {m["text"] for m in ids["cldr:AM"]["mentions"]} == {"Арменией"} and ids["cldr:AM"]["base"] == "Армения"
+    assert {m["text"] for m in ids["cldr:AZ"]["mentions"]} == {"Азербайджана"} and ids["cldr:AZ"]["name"] == \
+        "Azerbaijan"
+    stances = {s["target"]: s for s in a["stance"]}
+    for target in ("Armenia", "Azerbaijan"):
+        assert stances[target]["mentions"] >= 1 and stances[target]["reason"] is None
+        assert stances[target]["probabilities"] is not None
+
+
+def test_entities_carry_base_id_and_name(seeds_run):
+    for a in seeds_run["articles"]:
+        for e in a["entities"]:
+            assert e["base"] and e["id"] and e["name"]
+            assert all(m["base"] for m in e["mentions"])
+
+
 def test_duplicates_point_to_kept_articles(seeds_run):
     seed = _seed_article(seeds_run)
     dups = {Path(d["input_ref"]).name: d for d in seeds_run["duplicates"]}

@@ -9,7 +9,9 @@ from schemas.export import main as export_main
 
 GOOD = {"id": "x" * 24, "source": "s", "title": "t", "text": "Moscow said.", "published": "2020-11-27",
         "input_ref": "f.txt", "entities": [{"text": "Moscow", "type": "LOC", "count": 1, "score": 0.9,
-                                            "mentions": [{"start": 0, "end": 6, "text": "Moscow", "score": 0.9}]}]}
+                                            "base": "Moscow", "id": "city:Europe/Moscow", "name": "Moscow",
+                                            "mentions": [{"start": 0, "end": 6, "text": "Moscow", "score": 0.9,
+                                                          "base": "Moscow"}]}]}
 
 
 def test_schema_files_are_current():

@@ -1,6 +1,8 @@
 """Transformer stance toward configured targets: favor / against / neutral with a calibrated score.
 
-Per target: find its mentions (the name and its aliases at word boundaries), classify each mention in its
+Per target: find its mentions -- every mention of an entity whose id is the target's (modeling.entity_ids: so
+`Azerbaijan` finds "Азербайджана" and "Azerbaycan"), plus the name and its aliases at word boundaries (the
+aliases file stays an override for what NER misses) -- classify each mention in its
 sentence with the fine-tuned classifier (modeling.stance), aggregate (mean of probability vectors, capped at
 `max_mentions` in reading order). Every target is listed with its mention count; one that is not mentioned, or
 an article whose language the model does not cover, gets no label (`label: null`) and a `reason`, at no model
@@ -77,15 +79,41 @@ def targets_for(article: dict, configured: Mapping[str, list[str]], auto_top_n: 
     return dict(configured)
 
 
+def target_ids(target: str) -> set[str]:
+    """The entity ids a target name stands for: a place or organisation CLDR names ("Armenia" -> cldr:AM) is
+    that id alone (a man called Armen is not Armenia); any other name is read both as an organisation and as a
+    person (a person's id keys on the surname, so "Nikol Pashinyan" also finds "Пашинян")."""
+    from modeling.entity_ids import entity_id
+
+    place = entity_id(target, "LOC")[0]
+    if not place.startswith("name:"):
+        return {place}
+    return {place, entity_id(target, "PER")[0]}
+
+
+def target_spans(article: dict, target: str, aliases: Sequence[str]) -> list[tuple[int, int]]:
+    """A target's mentions in reading order: the mentions of the article's entities that have the target's id,
+    then the name and aliases found as strings where they do not overlap those."""
+    from modeling.stance import find_mentions
+
+    ids = target_ids(target)
+    spans = sorted({(m["start"], m["end"]) for e in article.get("entities") or [] if e.get("id") in ids
+                    for m in e["mentions"]})
+    for start, end in find_mentions(article["text"], [target, *aliases]):
+        if not any(start < e and s < end for s, e in spans):
+            spans.append((start, end))
+    return sorted(spans)
+
+
 def plan_mentions(article: dict, targets: Mapping[str, list[str]], max_mentions: int = MAX_MENTIONS
                   ) -> dict[str, "MentionPlan"]:
     """For each target, its mention count and the mention inputs to classify (the first `max_mentions`)."""
-    from modeling.stance import MentionInput, find_mentions, sentence_around
+    from modeling.stance import MentionInput, sentence_around
 
     text = article["text"]
     plan = {}
     for target, aliases in targets.items():
-        spans = find_mentions(text, [target, *aliases])
+        spans = target_spans(article, target, aliases)
         items = []
         for start, end in spans[:max_mentions]:
             left, right = sentence_around(text, start, end)

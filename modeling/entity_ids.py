@@ -1,0 +1,127 @@
+"""Entity ids and display names that are the same across languages, articles, runs and runners.
+
+`entity_id(base, type, lang)` is a pure function of the name (no index, no run-time state), so two workers, two
+runs or two runners give one id to one name. Two sources, tried in order:
+1. CLDR names (Babel, pinned), for places and organisations: territory names in every base locale Babel ships (~300), e.g. Germany / Niemcy /
+   Германия / Německo -> `cldr:DE`, European Union / Unia Europejska / Европейский союз -> `cldr:EU`; and the
+   exemplar city of each time zone (Brussels / Bruksela / Брюссель -> `city:Europe/Brussels`). The display name
+   is CLDR's English name, the same for every language.
+2. Otherwise a cross-script phonetic key of the base form: transliterated to ASCII (anyascii), letters that
+   Latin and Cyrillic Slavic spellings write differently folded together (sz/sh/š -> s, w -> v, ck -> k, ...),
+   vowels and j dropped, repeats collapsed, words sorted: "Evropská komise", "Komisja Europejska",
+   "Европейская комиссия" -> "kms vrpsk". For people the key is the surname (the last word) alone, so "Donald
+   Trump" and "Трамп" meet. Its display name is the base form written in Latin letters, so it is one per id
+   only where the languages spell the name alike; the report shows one name per id (the most frequent).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from functools import lru_cache
+
+_APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "ё": "е", "Ё": "Е"})
+
+
+def name_key(s: str) -> str:
+    """How names are compared for a CLDR look-up: NFKC, case-folded, one apostrophe, ё as е, spaces collapsed."""
+    s = unicodedata.normalize("NFKC", s).translate(_APOSTROPHES).casefold()
+    s = re.sub(r"[\"«»„“”()\[\].,]", " ", s).replace("-", " ")
+    return " ".join(s.split())
+
+
+@lru_cache(maxsize=1)
+def cldr_names() -> dict[str, tuple[str, str]]:
+    """name_key(name in any base locale) -> (id, English name), from Babel's CLDR data (built once per process,
+    about 1.5 s). Territories first; a city name does not override a territory name; within one kind, the first
+    locale in sorted order wins, so the table is the same everywhere."""
+    from babel import Locale
+    from babel.localedata import locale_identifiers
+
+    en = Locale.parse("en")
+    table: dict[str, tuple[str, str]] = {}
+    locales = sorted(i for i in locale_identifiers() if "_" not in i and i != "root")
+    loaded = [Locale.parse(i) for i in locales]
+    for loc in [en, *loaded]:
+        for code, name in sorted(loc.territories.items()):
+            if code in en.territories and code not in ("ZZ", "001"):
+                table.setdefault(name_key(name), (f"cldr:{code}", en.territories[code]))
+    zones = sorted({z for loc in loaded for z in loc.time_zones} | set(en.time_zones))
+    zones = [z for z in zones if z.count("/") == 1 and not z.startswith(("Etc/", "SystemV/"))]
+
+    def city_of(loc, zone: str) -> str | None:
+        info = loc.time_zones.get(zone)
+        city = info.get("city") if info is not None else None
+        # English (and root) leave the city out where it is the zone's own name: "Europe/Moscow" -> Moscow
+        return city or (zone.split("/")[-1].replace("_", " ") if loc is en else None)
+
+    for loc in [en, *loaded]:
+        for zone in zones:
+            city = city_of(loc, zone)
+            if city:
+                table.setdefault(name_key(city), (f"city:{zone}", city_of(en, zone)))
+    return table
+
+
+_FOLDS = [("sch", "s"), ("sh", "s"), ("sz", "s"), ("zh", "z"), ("rz", "z"), ("ch", "h"), ("kh", "h"), ("cz", "c"),
+          ("ts", "c"), ("tz", "c"), ("ck", "k"), ("ph", "f"), ("th", "t"), ("w", "v"), ("q", "k"), ("x", "ks"),
+          ("g", "h"), ("dj", "d")]
+
+
+def skeleton(word: str) -> str:
+    """A word's cross-script phonetic skeleton: ASCII, Slavic spelling differences folded, vowels and j/y dropped,
+    repeats collapsed ("Komisja" / "komise" / "комиссия" -> "kms"). Short words and acronyms keep their letters."""
+    from anyascii import anyascii
+
+    a = re.sub(r"[^a-z]", "", anyascii(word).lower())
+    if not a:
+        return word.casefold()
+    if a.startswith("eu"):  # Europa / Evropa / Европа
+        a = "ev" + a[2:]
+    elif a.startswith(("ie", "ye")):  # Ukrainian Є- / Russian Е- transliterated
+        a = "e" + a[2:]
+    for src, dst in _FOLDS:
+        a = a.replace(src, dst)
+    head = "_" if a[0] in "aeiouy" else ""
+    cons = re.sub(r"[aeiouyj]", "", a)
+    cons = re.sub(r"(.)\1+", r"\1", cons)
+    if len(cons) < 2:
+        return "=" + a
+    return head + cons
+
+
+_FEMININE_SURNAME = re.compile(r"(?<=[^aeiouy])(?:ova|owa|eva|ewa)$")
+
+
+def phonetic_key(base: str, etype: str) -> str:
+    """Sorted word skeletons; for a person the surname alone, without a Slavic feminine suffix ("Clintonová",
+    "Clintonova" -> "Clinton")."""
+    words = re.findall(r"\w+", base)
+    if not words:
+        return base.casefold()
+    if etype == "PER":
+        from anyascii import anyascii
+
+        surname = re.sub(r"[^a-z]", "", anyascii(words[-1]).lower())
+        return skeleton(_FEMININE_SURNAME.sub("", surname) if len(surname) > 6 else surname)
+    return " ".join(sorted(skeleton(w) for w in words))
+
+
+def latin_name(base: str) -> str:
+    from anyascii import anyascii
+
+    return anyascii(base).replace("'", "").strip()
+
+
+def entity_id(base: str, etype: str, lang: str | None = None, forms: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(id, display name) of an entity from its base form and type (see the module docstring). `forms`: the
+    entity's surface forms, tried in CLDR after the base (a lemmatiser's wrong guess does not hide "Francija")."""
+    if etype in ("LOC", "ORG"):  # not MISC ("Azerbaijani" is a CLDR name for the country in some locale)
+        table = cldr_names()
+        for name in (base, *forms):
+            hit = table.get(name_key(name))
+            if hit is not None:
+                return hit
+    key = phonetic_key(base, etype)
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
+    return f"name:{digest}", latin_name(base)

@@ -1,0 +1,153 @@
+"""Entities of one article (modeling.entities, lemmas, entity_ids) and target matching by id: pure functions,
+no Beam, no model."""
+from __future__ import annotations
+
+import pytest
+
+from modeling.entities import group_mentions, resolve_entities, trim_span
+from modeling.entity_ids import entity_id, skeleton
+from modeling.lemmas import phrase_bases
+from modeling.ner import Span
+from transforms.stance import target_spans
+
+
+def spans_of(text: str, *names: tuple[str, str]) -> list[Span]:
+    """Spans for each (surface, type) at every occurrence outside a longer name, as the NER would give them."""
+    out: list[Span] = []
+    for surface, etype in sorted(names, key=lambda n: -len(n[0])):
+        start = text.find(surface)
+        while start >= 0:
+            end = start + len(surface)
+            if not any(s.start < end and start < s.end for s in out):
+                out.append(Span(start, end, etype, 0.9))
+            start = text.find(surface, start + 1)
+    return sorted(out, key=lambda s: s.start)
+
+
+def trimmed(text: str, surface: str) -> str | None:
+    start = text.index(surface)
+    cut = trim_span(text, start, start + len(surface))
+    return None if cut is None else text[cut[0]:cut[1]]
+
+
+def test_trim_cuts_possessives_and_edge_punctuation_but_keeps_abbreviations():
+    text = ("Pashinyan's plan. Pashinyan' again. Microsoft released Windows Server 2019. Then \"Gazprom\" and "
+            "the U.S. and Prawo i Sprawiedliwość (PiS) and J. Smith, ok")
+    assert trimmed(text, "Pashinyan's") == "Pashinyan"
+    assert trimmed(text, "Pashinyan'") == "Pashinyan"
+    assert trimmed(text, "Windows Server 2019.") == "Windows Server 2019"
+    assert trimmed(text, "\"Gazprom\"") == "Gazprom"
+    assert trimmed(text, "U.S.") == "U.S."
+    assert trimmed(text, "Prawo i Sprawiedliwość (PiS)") == "Prawo i Sprawiedliwość (PiS)"
+    assert trimmed(text, "J. Smith,") == "J. Smith"
+    assert trim_span(text, text.index("."), text.index(".") + 1) is None
+
+
+def test_short_forms_join_the_one_longer_name_that_holds_them():
+    text = "Sergei Shoigu met Nikol Pashinyan. Shoigu said Pashinyan's team agreed. Ivanka Trump, Donald Trump, Trump."
+    ents = resolve_entities(text, spans_of(text, ("Sergei Shoigu", "PER"), ("Nikol Pashinyan", "PER"),
+                                           ("Shoigu", "PER"), ("Pashinyan's", "PER"), ("Ivanka Trump", "PER"),
+                                           ("Donald Trump", "PER"), ("Trump.", "PER"), ("Pashinyan", "PER")), "en")
+    by_text = {e["text"]: e for e in ents}
+    assert by_text["Sergei Shoigu"]["count"] == 2 and by_text["Nikol Pashinyan"]["count"] == 2
+    assert [m["text"] for m in by_text["Nikol Pashinyan"]["mentions"]] == ["Nikol Pashinyan", "Pashinyan"]
+    # "Trump" fits two longer names: it stays on its own rather than be guessed
+    assert {"Ivanka Trump", "Donald Trump", "Trump"} <= set(by_text)
+    for e in ents:
+        for m in e["mentions"]:
+            assert text[m["start"]:m["end"]] == m["text"]
+
+
+def test_shoigu_is_not_split_by_the_model_span_ending_with_a_word():
+    ms = [{"type": "PER", "text": "Sergei Shoigu", "base": "Sergei Shoigu"},
+          {"type": "PER", "text": "Shoigu", "base": "Shoigu"},
+          {"type": "LOC", "text": "Shoigu", "base": "Shoigu"}]
+    assert sorted(group_mentions(ms)) == [[0, 1], [2]]  # another type never joins
+
+
+def test_inflected_forms_are_one_entity_with_a_base_form():
+    ru = "Хабиб Нурмагомедов победил. У Хабиба нет соперников. Европейской комиссии ответила Европейская комиссия."
+    ents = resolve_entities(ru, spans_of(ru, ("Хабиб Нурмагомедов", "PER"), ("Хабиба", "PER"),
+                                         ("Европейской комиссии", "ORG"), ("Европейская комиссия", "ORG")), "ru")
+    by_base = {e["base"]: e for e in ents}
+    assert by_base["Хабиб Нурмагомедов"]["count"] == 2
+    assert by_base["Европейская комиссия"]["count"] == 2
+    pl = "Komisja Europejska ostrzega. Według Komisji Europejskiej to błąd. Komisji nie chodzi o to."
+    ents = resolve_entities(pl, spans_of(pl, ("Komisja Europejska", "ORG"), ("Komisji Europejskiej", "ORG"),
+                                         ("Komisji", "ORG")), "pl")
+    assert len(ents) == 1 and ents[0]["base"] == "Komisja Europejska" and ents[0]["count"] == 3
+
+
+@pytest.mark.parametrize("lang, surface, etype, base", [
+    ("pl", "Komisji Europejskiej", "ORG", "Komisja Europejska"),
+    ("pl", "Europejskiego Trybunału Sprawiedliwości", "ORG", "Europejski Trybunał Sprawiedliwości"),
+    ("cs", "Evropské komise", "ORG", "Evropská komise"),
+    ("sl", "Evropske komisije", "ORG", "Evropska komisija"),
+    ("ru", "Азербайджана", "LOC", "Азербайджан"),
+    ("ru", "Министерства иностранных дел", "ORG", "Министерство иностранных дел"),
+    ("ru", "Владимиру Путину", "PER", "Владимир Путин"),
+    ("uk", "Європейської комісії", "ORG", "Європейська комісія"),
+    ("uk", "Ради Європи", "ORG", "Рада Європи"),
+    ("pl", "Hillary Clinton", "PER", "Hillary Clinton"),
+    ("cs", "Věry Jourové", "PER", "Věra Jourová"),
+    ("en", "United States", "LOC", "United States"),
+])
+def test_base_forms_agree(lang, surface, etype, base):
+    assert phrase_bases([(surface, etype)], lang) == [base]
+
+
+def test_unknown_names_take_their_base_from_the_article():
+    assert phrase_bases([("Trumpova", "PER"), ("Trump", "PER")], "cs")[0] == "Trump"
+
+
+def test_one_id_across_languages_and_cases():
+    ids = {entity_id(n, "LOC")[0] for n in ("Germany", "Niemcy", "Германия", "Německo", "Nemčija", "Німеччина")}
+    assert ids == {"cldr:DE"} and entity_id("Niemcy", "LOC")[1] == "Germany"
+    assert entity_id("Bruksela", "LOC") == entity_id("Брюссель", "LOC") == ("city:Europe/Brussels", "Brussels")
+    # names CLDR does not have: the phonetic key across scripts
+    assert entity_id("Evropská komise", "ORG")[0] == entity_id("Европейская комиссия", "ORG")[0] \
+        == entity_id("Komisja Europejska", "ORG")[0]
+    assert entity_id("Donald Trump", "PER")[0] == entity_id("Трамп", "PER")[0]
+    assert entity_id("Donald Trump", "PER")[0] != entity_id("Vladimir Putin", "PER")[0]
+    assert skeleton("Komisja") == skeleton("комиссия") == skeleton("komise")
+    # an adjective (MISC) is not the country
+    assert entity_id("Azerbaijani", "MISC")[0] != "cldr:AZ"
+
+
+def test_a_target_finds_its_entity_in_any_language_and_case():
+    text = "Лачинский коридор связывает Степанакерт с Арменией. Президент Азербайджана заявил."
+    ents = resolve_entities(text, spans_of(text, ("Арменией", "LOC"), ("Азербайджана", "LOC")), "ru")
+    article = {"text": text, "entities": ents}
+    assert [text[s:e] for s, e in target_spans(article, "Armenia", [])] == ["Арменией"]
+    assert [text[s:e] for s, e in target_spans(article, "Azerbaijan", [])] == ["Азербайджана"]
+    # a person whose name sounds like the country is not the country; a person target finds the surname alone
+    text2 = "Armen Sarkissian met Nikol Pashinyan. Armen said Пашинян agreed."
+    ents2 = resolve_entities(text2, spans_of(text2, ("Armen Sarkissian", "PER"), ("Armen", "PER"),
+                                             ("Nikol Pashinyan", "PER"), ("Пашинян", "PER")), "en")
+    assert target_spans({"text": text2, "entities": ents2}, "Armenia", []) == []
+    assert [text2[s:e] for s, e in target_spans({"text": text2, "entities": ents2}, "Nikol Pashinyan", [])] == [
+        "Nikol Pashinyan", "Пашинян"]
+    # the aliases stay an override for what NER missed
+    assert [text[s:e] for s, e in target_spans(article, "Armenia", ["Степанакерт"])] == ["Степанакерт", "Арменией"]
+
+
+def test_one_name_has_one_type_within_an_article():
+    text = "Google said. Googlu se nelíbí. Google again, Google."
+    spans = [Span(0, 6, "ORG", 0.9), Span(13, 19, "PER", 0.6), Span(31, 37, "ORG", 0.9), Span(45, 51, "PER", 0.5)]
+    ents = resolve_entities(text, spans, "cs")
+    google = [e for e in ents if e["base"] == "Google"]
+    assert len(google) == 1 and google[0]["type"] == "ORG" and google[0]["count"] == 3
+
+
+def test_odd_spans_are_dropped_or_kept_never_a_crash():
+    text = "«»... 北京 said. americký trh. Microsoft\n\nGoogle."
+    spans = [Span(0, 5, "ORG", 0.5), Span(6, 8, "LOC", 0.9), Span(15, 22, "LOC", 0.8),
+             Span(28, len(text), "ORG", 0.7)]
+    ents = resolve_entities(text, spans, None)
+    got = sorted((e["type"], m["text"]) for e in ents for m in e["mentions"])
+    # punctuation only: dropped; no case (Chinese): kept; all lower case ("americký"): dropped; a line break
+    # splits one span into two names
+    assert got == [("LOC", "北京"), ("ORG", "Google"), ("ORG", "Microsoft")]
+    assert resolve_entities("", [], "und") == []
+    for lang in (None, "und", "ja", "uk", "xx-YY"):
+        assert all(e["id"] and e["name"] and e["base"] for e in resolve_entities(text, spans, lang))
