@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modeling.corpora import reuters_articles  # noqa: E402
+from modeling import minhash  # noqa: E402
 from transforms import dedup  # noqa: E402
 
 SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"(])")
@@ -136,8 +137,8 @@ def naive_minhash(text: str, num_perm: int = 128, k: int = 3) -> list[int]:
 
 def previous_minhash(text: str, num_perm: int = 128, k: int = 3) -> np.ndarray:
     """The implementation this replaced (git HEAD before issue 5): shingle strings, one blake2b each, numpy."""
-    a, b = dedup._permutations(num_perm, 1)
-    sh = sorted(dedup.shingles(text, k))
+    a, b = minhash._permutations(num_perm, 1)
+    sh = sorted(minhash.shingles(text, k))
     h = np.fromiter((int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "little")
                      for s in sh), dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -178,15 +179,15 @@ def rate(fn, docs, repeat: int = 3) -> float:
 
 
 def signature_rates(docs: list[str], naive_docs: int) -> dict:
-    out = {"vectorised (this code)": rate(lambda d: dedup.text_signature(d), docs),
-           "vectorised + band keys": rate(lambda d: dedup.band_keys(dedup.text_signature(d)[1], 14, 9), docs),
+    out = {"vectorised (this code)": rate(lambda d: minhash.text_signature(d), docs),
+           "vectorised + band keys": rate(lambda d: minhash.band_keys(minhash.text_signature(d)[1], 14, 9), docs),
            "previous implementation": rate(previous_minhash, docs[:5000], repeat=2),
            "naive pure Python": rate(naive_minhash, docs[:naive_docs], repeat=1)}
     MinHash = datasketch_minhash()
     if MinHash is not None:
         def ds(d):
             m = MinHash(num_perm=128)
-            m.update_batch([s.encode("utf-8") for s in dedup.shingles(d, 3)])
+            m.update_batch([s.encode("utf-8") for s in minhash.shingles(d, 3)])
             return m
         out["datasketch update_batch"] = rate(ds, docs[:5000], repeat=2)
     return out
@@ -196,10 +197,10 @@ def band_row_bytes() -> dict:
     """Encoded size of one shuffled band row and one exact-stage row, with Beam's default coder."""
     from apache_beam.coders import FastPrimitivesCoder
 
-    sig = dedup.signature("some words for a signature of an article " * 10)
+    sig = minhash.signature("some words for a signature of an article " * 10)
     member = (dedup.NEW, "2026-11-25", hashlib.sha256(b"x").hexdigest()[:24], sig.tobytes())
-    band_member = member[:3] + (dedup.band_signature(sig),)
-    key = dedup.band_keys(sig, 14, 9)[0]
+    band_member = member[:3] + (minhash.band_signature(sig),)
+    key = minhash.band_keys(sig, 14, 9)[0]
     c = FastPrimitivesCoder()
     return {"band_row": len(c.encode((key, band_member))), "exact_row": len(c.encode(("0" * 32, member))),
             "index_row_json": len(json.dumps(dedup.index_row(member, "0" * 32))),

@@ -36,7 +36,7 @@ def main() -> int:
     from modeling.ner import NerTagger
     from modeling.stance import StanceClassifier
     from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
-    from transforms.dedup import band_keys, lsh_params, minhash, shingles
+    from modeling.minhash import band_keys, lsh_params, minhash, shingles
     from transforms.langid import detect_language, load_detector
     from transforms.ner import group_entities
     from transforms.parse import parse_raw

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transforms.dedup import duplicate_decision, jaccard, lsh_params, shingles, text_signature
+from modeling.minhash import duplicate_decision, jaccard, lsh_params, shingles, text_signature
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "dedup"
 THRESHOLD = 0.8

@@ -14,9 +14,9 @@ import numpy as np
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import ROOT, beam_pipeline
-from transforms.dedup import (Deduplicate, band_keys, band_signature, candidate_probability, estimated_jaccard,
-                              exact_key, index_dir, jaccard, lsh_params, minhash, near_duplicate_edges,
-                              normalised_words, shingles, signature, text_signature)
+from modeling.minhash import (band_keys, band_signature, candidate_probability, estimated_jaccard, exact_key, jaccard,
+                              lsh_params, minhash, normalised_words, shingles, signature, text_signature)
+from transforms.dedup import Deduplicate, index_dir, near_duplicate_edges
 
 BASE = ("The defence ministry said on Friday that its troops had entered the district, which forces handed "
         "over under the terms of the deal signed earlier this month by the three leaders in Moscow, and that "
@@ -44,7 +44,7 @@ def test_signature_of_text_equals_minhash_of_its_shingle_strings():
 
 
 def test_signature_is_pinned():
-    """The index on disk stores signatures: if this changes, bump dedup.SCHEME_VERSION (new index folder)."""
+    """The index on disk stores signatures: if this changes, bump minhash.SCHEME_VERSION (new index folder)."""
     sig = signature(BASE)
     assert sig.dtype == np.dtype("<u4") and sig.shape == (128,)
     assert sig[:4].tolist() == PINNED
@@ -54,7 +54,7 @@ PINNED = [131881972, 18658216, 4492986, 18204799]
 
 
 def test_signature_is_stable_across_processes():
-    code = ("import sys; sys.path.insert(0, '.'); from transforms.dedup import signature; "
+    code = ("import sys; sys.path.insert(0, '.'); from modeling.minhash import signature; "
             f"print(signature({BASE!r}).tobytes().hex())")
     env = dict(os.environ, PYTHONHASHSEED="123")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

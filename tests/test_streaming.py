@@ -265,7 +265,7 @@ def test_exact_text_duplicate_across_feeds(stream_run):
 
 def _wire_pair(title_a, text_a, title_b, text_b):
     """The batch decision (transforms.dedup) on two wire entries: what streaming must agree with."""
-    from transforms.dedup import duplicate_decision, text_signature
+    from modeling.minhash import duplicate_decision, text_signature
 
     return duplicate_decision(text_signature(text_a, title=title_a), text_signature(text_b, title=title_b))
 
@@ -296,7 +296,7 @@ def test_short_notices_with_different_titles_are_not_merged(stream_run):
     # Two 20-word notices with the same text from different companies: batch identifies a text under
     # SHORT_TEXT_WORDS words by title + text, so they are neither exact nor near duplicates; nor in streaming.
     _ok(stream_run)
-    from transforms.dedup import exact_key
+    from modeling.minhash import exact_key
 
     assert _wire_pair(NOTICE_TITLES["d1"], TEXT["d1"], NOTICE_TITLES["d2"], TEXT["d1"])[0] is None
     assert exact_key(TEXT["d1"]) == exact_key(TEXT["d1"])  # what streaming keyed on before: merged as exact
@@ -531,7 +531,7 @@ def test_stream_file_name_is_content_addressed():
     (["--feeds", "file:///etc/passwd", "--output", "o", "--skip-models"], "http"),
 ])
 def test_usage_errors(argv, message):
-    from pipeline.run import UsageError
+    from pipeline.launch import UsageError
     from pipeline.streaming import run_streaming
 
     with pytest.raises(UsageError, match=re.escape(message)):
