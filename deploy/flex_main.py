@@ -61,8 +61,7 @@ def option_kinds() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
     from apache_beam.options.pipeline_options import _BeamArgumentParser
 
-    from pipeline.backfill import BackfillOptions
-    from pipeline.options import NewsbeamOptions
+    from pipeline.options import BackfillOptions, NewsbeamOptions
 
     parser = _BeamArgumentParser()
     NewsbeamOptions._add_argparse_args(parser)

@@ -227,7 +227,7 @@ def print_comparison(model: str, other: dict, key: str, label: str) -> None:
 
 
 def main(argv=None) -> int:
-    from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+    from .shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
 
     from .precision import CHOICES as PRECISION_CHOICES
 

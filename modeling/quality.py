@@ -333,7 +333,7 @@ def dedup_section(res: dict | None) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+    from .shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", default=None)

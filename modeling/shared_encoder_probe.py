@@ -108,10 +108,10 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from .shipping import default_model_dir, load_model
+    from .shipping import DEFAULT_NER_MODEL, load_model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ner-model", default=str(default_model_dir("ner")))
+    ap.add_argument("--ner-model", default=str(DEFAULT_NER_MODEL))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--json", help="also write the result here")

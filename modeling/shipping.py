@@ -15,11 +15,31 @@ from pathlib import Path
 from .e5base import WORD_EMBEDDINGS, build_tokenizer, load_image
 
 META_FILE = "newsbeam.json"
-PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
-def default_model_dir(task: str) -> Path:
-    return PACKAGE_WEIGHTS / task
+class PackagePath(str):
+    """A path inside the installed newsbeam package (shipped weights, the targets file) that re-resolves
+    wherever it is unpickled.
+
+    The default model directories are chosen on the launcher but loaded on the workers (the RunInference
+    handlers carry them, pickled). A worker installs newsbeam from `--setup_file` or the SDK container into its
+    own site-packages, so the launcher's absolute path (e.g. /home/me/newsbeam/modeling/weights/ner) does not
+    exist there. Unpickling rebuilds the path from the worker's own PACKAGE_ROOT instead. It is a plain `str`
+    everywhere else (argparse, os.path, Path(), JSON).
+    """
+
+    def __new__(cls, *parts: str) -> "PackagePath":
+        obj = super().__new__(cls, str(PACKAGE_ROOT.joinpath(*parts)))
+        obj.relative = parts
+        return obj
+
+    def __reduce__(self):
+        return (PackagePath, tuple(self.relative))
+
+
+DEFAULT_NER_MODEL = PackagePath("modeling", "weights", "ner")
+DEFAULT_STANCE_MODEL = PackagePath("modeling", "weights", "stance")
 
 
 def is_newsbeam_dir(path: str | os.PathLike) -> bool:

@@ -17,7 +17,8 @@ from collections import Counter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from .options import BackfillOptions, NewsbeamOptions
-from .run import UsageError, main as run_main
+from .launch import UsageError
+from .run import main as run_main
 from .sinks import join_path
 
 
@@ -97,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         since, until = date_range(bopts.since, bopts.until)
         if not nopts.input:
             raise UsageError("backfill reads files: give --input")
-        if bopts.dry_run:  # a real run checks this itself (pipeline.run.validate); a dry run must too
-            from .run import expand_directories
+        if bopts.dry_run:  # a real run checks this itself (pipeline.launch.validate); a dry run must too
+            from .launch import expand_directories
             from .sources import check_patterns
 
             nopts.input = expand_directories(nopts.input)
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(_strip_backfill_args(argv), date_range=(since, until), side_files_dir=side)
 
 
-if __name__ == "__main__":
-    from .cli import main as cli_main
+if __name__ == "__main__":  # `python -m pipeline.backfill ...` is `newsbeam backfill ...`
+    from .arguments import check_pipeline_args
 
-    raise SystemExit(cli_main(["backfill", *sys.argv[1:]]))
+    check_pipeline_args("backfill", sys.argv[1:])
+    raise SystemExit(main(sys.argv[1:]))

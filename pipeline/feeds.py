@@ -1,7 +1,7 @@
 """RSS/Atom feeds over HTTP as a source: fetch each feed once (batch pull) and emit raw inputs for `parse_raw`.
 
 A raw input is `{"ref": url, "data": bytes, "fetched_at": iso, "source": None}` (plus `max_entries`, read by
-`parse_capped`). A feed that cannot be fetched, or whose content is refused (HTML page, a DOCTYPE declaring
+`parse_raw`). A feed that cannot be fetched, or whose content is refused (HTML page, a DOCTYPE declaring
 entities), becomes one raw input carrying `"error"`, so it ends as a dead letter instead of vanishing. A 304 (the
 feed did not change since the ETag / Last-Modified passed in `state`) yields no raw input at all.
 
@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import apache_beam as beam
@@ -33,7 +33,7 @@ import requests.adapters
 import urllib3.response
 
 from transforms.common import counter
-from transforms.parse import ParseError, ParseLimits, cap_entries, parse_raw  # noqa: F401
+from transforms.parse import ParseLimits
 
 _log = logging.getLogger("newsbeam.feeds")
 USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam)"
@@ -396,11 +396,6 @@ def non_public_address(host: str) -> str | None:
     return None if addrs else "unresolvable"
 
 
-def is_public_host(host: str) -> bool:
-    """True when every address `host` resolves to is global (see non_public_address)."""
-    return non_public_address(host) is None
-
-
 def _check_public(url: str) -> None:
     """_FetchFailed unless the URL's host resolves only to public addresses (checked before every hop).
 
@@ -549,7 +544,7 @@ def _error_raw(result: FetchResult, reason: str, data: bytes = b"") -> dict:
 
 def feed_raw_inputs(result: FetchResult, max_entries: int = DEFAULT_MAX_ENTRIES) -> list[dict]:
     """Raw inputs for parse_raw: [] on 304, one error input on a failed fetch or refused content, else one input
-    with the feed bytes and `max_entries` (applied by `parse_capped`)."""
+    with the feed bytes and `max_entries` (applied by `parse_raw`)."""
     if result.not_modified:
         return []
     if result.error is not None or result.data is None:
@@ -565,11 +560,6 @@ def feed_raw_inputs(result: FetchResult, max_entries: int = DEFAULT_MAX_ENTRIES)
         return [_error_raw(result, str(exc), data[:1024])]
     return [{"ref": result.url, "data": data, "fetched_at": result.fetched_at, "source": None,
              "max_entries": max_entries}]
-
-
-def parse_capped(raw: dict, limits: ParseLimits = ParseLimits()) -> Iterator[tuple[str, Any]]:
-    """`parse_raw` applies a raw input's `max_entries` itself; kept as the name the feed tests use."""
-    return parse_raw(raw, limits)
 
 
 # ------------------------------------------------------------------ full text of an entry (--fetch-full-text)
@@ -764,3 +754,11 @@ class ReadFeeds(beam.PTransform):
                 | "Spread" >> beam.Reshuffle()  # fetches spread over workers instead of one fused bundle
                 | "Batch" >> beam.BatchElements(min_batch_size=batch, max_batch_size=batch)
                 | "Fetch" >> fetch)
+
+
+def full_text_fetcher(limits: ParseLimits) -> Callable[[], FullTextFetcher]:
+    """The picklable factory ParseArticles makes its page fetcher with (once per worker), from the parse limits."""
+    import functools
+
+    return functools.partial(FullTextFetcher, max_chars=limits.max_chars,
+                             allow_private_hosts=limits.full_text_allow_private_hosts)

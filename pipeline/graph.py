@@ -15,6 +15,7 @@ from transforms.ner import RecogniseEntities, skip_ner
 from transforms.parse import ParseArticles, ParseLimits
 from transforms.stance import ClassifyStance, skip_stance
 
+from .feeds import full_text_fetcher
 from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFile, join_path
 from .sources import ReadInputFiles
 
@@ -63,7 +64,8 @@ class ProcessArticles(beam.PTransform):
 
     def expand(self, raws):
         cfg = self.cfg
-        parsed = raws | "Parse" >> ParseArticles(cfg.limits)
+        fetcher = full_text_fetcher(cfg.limits) if cfg.limits.fetch_full_text else None
+        parsed = raws | "Parse" >> ParseArticles(cfg.limits, fetcher)
         articles = parsed.articles
         if cfg.date_range:
             articles = articles | "InDateRange" >> beam.Filter(in_date_range, *cfg.date_range)

@@ -2,37 +2,12 @@
 and runners such as Dataflow carry them). pipeline.cli builds the command line from these same definitions."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from modeling.ner import DEFAULT_WINDOW, FOREIGN_WINDOW
 from modeling.precision import CHOICES as PRECISION_CHOICES
+from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL, PackagePath  # noqa: F401 (re-exported)
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-
-class PackagePath(str):
-    """A path inside the installed newsbeam package that re-resolves wherever it is unpickled.
-
-    The default model directories are chosen on the launcher but loaded on the workers (the RunInference
-    handlers carry them, pickled). A worker installs newsbeam from `--setup_file` or the SDK container into its
-    own site-packages, so the launcher's absolute path (e.g. /home/me/newsbeam/modeling/weights/ner) does not
-    exist there. Unpickling rebuilds the path from the worker's own PACKAGE_ROOT instead. It is a plain `str`
-    everywhere else (argparse, os.path, Path(), JSON).
-    """
-
-    def __new__(cls, *parts: str) -> "PackagePath":
-        obj = super().__new__(cls, str(PACKAGE_ROOT.joinpath(*parts)))
-        obj.relative = parts
-        return obj
-
-    def __reduce__(self):
-        return (PackagePath, tuple(self.relative))
-
-
-DEFAULT_NER_MODEL = PackagePath("modeling", "weights", "ner")
-DEFAULT_STANCE_MODEL = PackagePath("modeling", "weights", "stance")
 DEFAULT_TARGETS_CONFIG = PackagePath("pipeline", "targets.yaml")  # read on the launcher only
 
 # Defaults of the streaming options (pipeline.streaming reads them from here: one place for the CLI's values).

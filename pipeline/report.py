@@ -28,6 +28,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional
 
+from schemas.article import NOT_MENTIONED
+
 ARTICLES_GLOB = "dt=*/articles-*.jsonl"
 DUPLICATES_FILE = "duplicates.jsonl"
 DEAD_LETTER_FILE = "dead_letter.jsonl"
@@ -35,7 +37,6 @@ DEAD_LETTER_FILE = "dead_letter.jsonl"
 ENTITY_TYPES = ("PER", "ORG", "LOC", "MISC")
 ENTITY_TYPE_NAMES = {"PER": "people", "ORG": "organisations", "LOC": "locations", "MISC": "other names"}
 STANCE_LABELS = ("favor", "neutral", "against")
-NOT_MENTIONED = "not mentioned"
 PERIODS = ("day", "week", "month")
 LANGUAGE_NAMES = {
     "ar": "Arabic", "az": "Azerbaijani", "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "de": "German",

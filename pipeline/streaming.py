@@ -13,7 +13,7 @@ on the local runner a GroupByKey, a Flatten or a windowed file sink only runs wh
       -> Seen        stateful, keyed by feed URL: drop entries already emitted (bounded: TTL + cap per feed)
       -> records     count `read`; article, or dead letter with the reason
       -> Language    transforms.langid.DetectLanguage
-      -> Dedup       the batch signature (transforms.dedup.text_signature: identity tokens, MinHash), then
+      -> Dedup       the batch signature (modeling.minhash.text_signature: identity tokens, MinHash), then
                      Exact: stateful, keyed by a bucket of the batch exact key: exact duplicates across feeds;
                      Bands: stateful, keyed by LSH band key: each bucket's verdict on the article (a similar
                             earlier member?), then the article joins the bucket (bounded: TTL + cap per key);
@@ -55,13 +55,13 @@ from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSe
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 from transforms.common import DEAD, REASONS_NAMESPACE, counter, dead_letter, tagged_dead
-from transforms.dedup import agreements_needed
+from modeling.minhash import agreements_needed
 from transforms.ner import NerModelHandler
 from transforms.parse import ParseError, ParseLimits, feed_records, guarded
 from transforms.stance import StanceModelHandler
 
 from .feeds import DEFAULT_MAX_ENTRIES, FetchLimits, feed_raw_inputs, fetch_feed, new_session, validate_feed_url
-from .options import (DEFAULT_DEDUP_TTL, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF, DEFAULT_POLL_INTERVAL,
+from .options import (DEFAULT_DEDUP_TTL, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF,
                       DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, DEFAULT_WINDOW_SECONDS, StreamingOptions)
 from .sinks import join_path, to_json_line, write_atomically
 
@@ -415,8 +415,8 @@ class NewEntries(beam.PTransform):
 # ------------------------------------------------------------------ dedup: exact text, then near duplicates
 def signed(article: dict, shingle_size: int = 3, num_perm: int = 128, seed: int = 1) -> tuple[dict, str, bytes]:
     """article -> (article, exact key, MinHash signature bytes), exactly as batch computes them
-    (transforms.dedup.text_signature over the identity tokens: the text, or title + text for a short text)."""
-    from transforms.dedup import text_signature
+    (modeling.minhash.text_signature over the identity tokens: the text, or title + text for a short text)."""
+    from modeling.minhash import text_signature
 
     exact, sig = text_signature(article["text"], shingle_size, num_perm, seed, title=article.get("title"))
     return article, exact, sig.tobytes()
@@ -462,7 +462,7 @@ class _ExactTextDedupDoFn(beam.DoFn):
 class ExactTextDedup(beam.PTransform):
     """`signed` articles -> {"articles": the first of each identity, still signed (what NearDuplicateDedup takes,
     so the text is tokenised and hashed once), "duplicates": DuplicateRecords}. The identity is the batch exact
-    key: normalised words of the text, with the title in front for a text under transforms.dedup.SHORT_TEXT_WORDS
+    key: normalised words of the text, with the title in front for a text under modeling.minhash.SHORT_TEXT_WORDS
     words. Streaming keeps the first arrival (batch keeps the earliest published)."""
 
     def __init__(self, ttl: float = DEFAULT_DEDUP_TTL, max_texts: int = DEFAULT_TEXT_MAX):
@@ -481,7 +481,7 @@ class BandMember(NamedTuple):
     """One article in one LSH bucket's state. `order` is (arrival time, id), taken once per article before the
     fan-out to its bands, so every band compares the same way; `root` is the order of the earliest article this
     one was found similar to in this bucket (its own order if none); `sig` is its band signature (16-bit
-    MinHash values, transforms.dedup.band_signature, as batch buckets carry)."""
+    MinHash values, modeling.minhash.band_signature, as batch buckets carry)."""
     added: float  # when this bucket's state took it (the TTL counts from here)
     order: Tuple[float, str]
     root: Tuple[float, str]
@@ -501,7 +501,7 @@ def band_verdict(members: Sequence[BandMember], order: Tuple[float, str], sig: b
     agrees in at least `need` positions (estimated Jaccard >= threshold). Of those, the one with the earliest
     root wins: the article then points at that root, with its similarity to the member it matched (as batch
     reports a chain's similarity). Edges only ever point at an earlier order, so there is no cycle."""
-    from transforms.dedup import BAND_SIG_DTYPE
+    from modeling.minhash import BAND_SIG_DTYPE
 
     earlier = [m for m in members if m.order < order and order[1] not in (m.order[1], m.root[1])]
     if not earlier:
@@ -529,7 +529,7 @@ def admit(members: list[BandMember], member: BandMember, cap: int) -> list[BandM
 def _band_members(item: tuple[dict, str, bytes], bands: int, rows: int):
     """A kept-so-far article -> (band key, (order, band signature, decision key, band index, article or None))
     for each of its `bands` LSH buckets; the article itself rides on band 0 only."""
-    from transforms.dedup import band_keys, band_signature
+    from modeling.minhash import band_keys, band_signature
 
     article, _exact, sig = item
     order = (time.time(), article["id"])
@@ -602,7 +602,7 @@ class NearDuplicateDedup(beam.PTransform):
     def __init__(self, threshold: float = 0.8, num_perm: int = 128, ttl: float = DEFAULT_DEDUP_TTL,
                  max_per_band: int = DEFAULT_BAND_MAX):
         super().__init__()
-        from transforms.dedup import lsh_params
+        from modeling.minhash import lsh_params
 
         if not 0.0 < threshold <= 1.0:
             raise ValueError("dedup threshold must be in (0, 1]")
@@ -910,7 +910,7 @@ def resolve_streaming_runner(options: PipelineOptions) -> float:
     DirectRunner (or none) -> FnApiRunner, in_memory, one worker: the only local runner measured to run
     PeriodicImpulse in real time (docs/streaming.md). BundleBasedDirectRunner cannot run PeriodicImpulse, and
     more than one worker gives stateful DoFns inconsistent state, so both are refused."""
-    from .run import UsageError
+    from .launch import UsageError
 
     std, direct = options.view_as(StandardOptions), options.view_as(DirectOptions)
     std.streaming = True
@@ -929,7 +929,7 @@ def resolve_streaming_runner(options: PipelineOptions) -> float:
 
 
 def _check_streaming(opts, sopts) -> None:
-    from .run import UsageError
+    from .launch import UsageError
 
     if opts.input:
         raise UsageError("--streaming polls feeds only: --input (files) is for batch runs")
@@ -957,12 +957,12 @@ def _check_streaming(opts, sopts) -> None:
 
 
 def read_counters(result) -> tuple[dict[str, int], dict[str, int]]:
-    """pipeline.run.counter_values, working around the FnApiRunner's metrics recursion.
+    """pipeline.launch.counter_values, working around the FnApiRunner's metrics recursion.
 
     After a streaming run the FnApiRunner's per-stage monitoring data is a chain of lazy generators, one per
     bundle, so reading it recurses once per bundle: RecursionError at the default limit (measured). It is read
     in a thread with a large stack and a raised recursion limit (restored afterwards)."""
-    from .run import counter_values
+    from .launch import counter_values
 
     box: dict[str, Any] = {}
 
@@ -990,9 +990,9 @@ def read_counters(result) -> tuple[dict[str, int], dict[str, int]]:
 
 def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
     """`newsbeam run --streaming ...`: build, run until --stop-after (or forever), print the summary, return the
-    counters. Raises pipeline.run.UsageError for bad options."""
+    counters. Raises pipeline.launch.UsageError for bad options."""
     from .options import NewsbeamOptions
-    from .run import REMOTE_RUNNERS, feed_urls, graph_config, remote_result_line, summary_lines, validate_runner
+    from .launch import REMOTE_RUNNERS, feed_urls, graph_config, remote_result_line, summary_lines, validate_runner
 
     options = PipelineOptions(argv)
     opts, sopts = options.view_as(NewsbeamOptions), options.view_as(StreamingOptions)
@@ -1022,9 +1022,9 @@ def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .run import UsageError
+    from .launch import UsageError
 
-    from .run import configure_logging
+    from .launch import configure_logging
 
     argv = list(sys.argv[1:] if argv is None else argv)
     configure_logging("--verbose" in argv)
@@ -1036,12 +1036,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("newsbeam: streaming run interrupted; every file already written is complete", file=sys.stderr)
         return 130
-    read = values.get("read", 0)
-    accounted = sum(values.get(k, 0) for k in ("written", "duplicates", "dead_lettered"))
-    return 0 if read == accounted else 1  # a submitted remote job returns {}: 0 == 0
+    from .launch import accounted
+
+    return 0 if values.get("read", 0) == accounted(values) else 1  # a submitted remote job returns {}: 0 == 0
 
 
-if __name__ == "__main__":
-    from .cli import main as cli_main
+if __name__ == "__main__":  # `python -m pipeline.streaming ...` is `newsbeam run --streaming ...`
+    from .arguments import check_pipeline_args
 
-    raise SystemExit(cli_main(["run", *sys.argv[1:]]))
+    _argv = sys.argv[1:] if "--streaming" in sys.argv[1:] else ["--streaming", *sys.argv[1:]]
+    check_pipeline_args("run", _argv)
+    raise SystemExit(main(_argv))

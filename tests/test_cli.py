@@ -29,10 +29,10 @@ def newsbeam(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
 
 def options_of(command: str) -> set[str]:
     """Every long option the command's parser knows, read from the parser itself (not from the help text)."""
-    from pipeline.cli import build_parser
+    from pipeline.arguments import pipeline_parser
 
-    sub = build_parser()._subparsers._group_actions[0].choices[command]  # noqa: SLF001 (argparse has no API)
-    return {s for a in sub._actions for s in a.option_strings if s.startswith("--")}  # noqa: SLF001
+    return {s for a in pipeline_parser(command)._actions for s in a.option_strings  # noqa: SLF001 (no public API)
+            if s.startswith("--")}
 
 
 @pytest.mark.parametrize("command", ["run", "backfill"])

@@ -61,7 +61,7 @@ def test_default_models_resolve_on_the_worker_not_the_launcher(tmp_path, monkeyp
     from apache_beam.internal import pickler
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline import options as options_module
+    from modeling import shipping as options_module  # where PackagePath resolves the package root
     from pipeline.options import NewsbeamOptions
     from transforms.ner import RecogniseEntities, model_label
     from transforms.stance import ClassifyStance

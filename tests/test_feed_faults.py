@@ -13,7 +13,7 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.feeds import ReadFeeds, feed_raw_inputs, fetch_feed
-from pipeline.run import counter_values
+from pipeline.launch import counter_values
 from tests.conftest import beam_pipeline
 from tests.feed_server import FeedServer, Route
 from transforms.parse import ParseArticles, parse_raw

@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.feeds import (FEED_STATE, USER_AGENT, FetchResult, ReadFeeds, UnsafeFeedError, apply_http_charset,
-                            cap_entries, feed_raw_inputs, fetch_feed, looks_like_html, parse_capped,
-                            read_feed_list, sanitize_feed_bytes, validate_feed_url)
+                            feed_raw_inputs, fetch_feed, full_text_fetcher, looks_like_html, read_feed_list,
+                            sanitize_feed_bytes, validate_feed_url)
 from tests.conftest import beam_pipeline
 from tests.feed_server import FeedServer, Route
-from transforms.parse import ParseArticles, ParseError, ParseLimits, feed_entries
+from transforms.parse import ParseArticles, ParseError, ParseLimits, cap_entries, feed_entries, parse_raw
 
 FAST = dict(connect_timeout=1.0, read_timeout=0.3, total_timeout=10.0, retries=2, backoff=0.01, max_backoff=0.05)
 PASSWD_MARK = "root:"  # first field of /etc/passwd's first line; must never surface anywhere
@@ -58,7 +58,7 @@ def parsed(raws: list[dict]) -> tuple[list[dict], list[str]]:
     """(articles, dead-letter reasons) of raw inputs, exactly as the parse stage would see them."""
     articles, errors = [], []
     for raw in raws:
-        for _, rec in parse_capped(raw):
+        for _, rec in parse_raw(raw):
             (errors.append(str(rec)) if isinstance(rec, ParseError) else articles.append(rec))
     return articles, errors
 
@@ -590,8 +590,8 @@ def test_fetch_full_text_replaces_summaries_with_the_page_text(server, tmp_path)
                                                    ' xmlns:content="http://purl.org/rss/1.0/modules/content/"')))
     out = tmp_path / "out"
     p = beam_pipeline()
-    parsed_out = p | ReadFeeds([feed], **FAST) | ParseArticles(ParseLimits(fetch_full_text=True,
-                                                                         full_text_allow_private_hosts=True))
+    limits = ParseLimits(fetch_full_text=True, full_text_allow_private_hosts=True)
+    parsed_out = p | ReadFeeds([feed], **FAST) | ParseArticles(limits, full_text_fetcher(limits))
     _write(parsed_out.articles, out)
     result = p.run()
     result.wait_until_finish()
@@ -640,7 +640,7 @@ def test_fetch_full_text_option_is_wired(tmp_path):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.options import NewsbeamOptions
-    from pipeline.run import UsageError, graph_config
+    from pipeline.launch import UsageError, graph_config
 
     def cfg(*flags):
         return graph_config(PipelineOptions(["--output", str(tmp_path), "--targets", "A", *flags])
@@ -658,22 +658,22 @@ def test_fetch_full_text_option_is_wired(tmp_path):
 @pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.1", "192.168.1.5", "169.254.169.254", "::1", "0.0.0.0",
                                   "224.0.0.1", "::ffff:127.0.0.1", "fe80::1", "localhost"])
 def test_non_public_hosts_are_refused(host):
-    from pipeline.feeds import is_public_host
+    from pipeline.feeds import non_public_address
 
-    assert is_public_host(host) is False
+    assert non_public_address(host) is not None
 
 
 def test_literal_public_ip_is_accepted_without_network(monkeypatch):
     import socket
 
-    from pipeline.feeds import is_public_host
+    from pipeline.feeds import non_public_address
 
     def no_dns(*a, **k):
         raise AssertionError("a literal IP must not be resolved")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-    assert is_public_host("93.184.216.34") is True
-    assert is_public_host("2606:2800:220:1:248:1893:25c8:1946") is True
+    assert non_public_address("93.184.216.34") is None
+    assert non_public_address("2606:2800:220:1:248:1893:25c8:1946") is None
 
 
 def test_entry_link_to_a_private_host_is_refused_and_never_requested(server):

@@ -99,7 +99,7 @@ def test_negative_torch_threads_is_a_usage_error():
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.options import NewsbeamOptions
-    from pipeline.run import UsageError, graph_config
+    from pipeline.launch import UsageError, graph_config
 
     opts = PipelineOptions(["--output", "out", "--targets", "Armenia", "--torch-threads", "-1"]).view_as(NewsbeamOptions)
     with pytest.raises(UsageError, match="--torch-threads"):
@@ -111,7 +111,7 @@ def test_zero_batch_size_is_a_usage_error():
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.options import NewsbeamOptions
-    from pipeline.run import UsageError, graph_config
+    from pipeline.launch import UsageError, graph_config
 
     opts = PipelineOptions(["--output", "out", "--targets", "Armenia", "--ner-batch-size", "0"]).view_as(NewsbeamOptions)
     with pytest.raises(UsageError, match="--ner-batch-size"):

@@ -173,7 +173,7 @@ def test_precision_option_reaches_both_model_handlers():
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL, NewsbeamOptions
-    from pipeline.run import graph_config
+    from pipeline.launch import graph_config
     from transforms.ner import RecogniseEntities
     from transforms.stance import ClassifyStance
 

@@ -113,7 +113,7 @@ def test_parse_articles_counts_records_not_files():
         assert_that(parsed.dead_letter | beam.Map(lambda d: d["input_ref"]),
                     equal_to(["a.jsonl:4", "a.jsonl:5", "a.jsonl:6", "f.xml#1"]), label="dead")
     result = p.result
-    from pipeline.run import counter_values
+    from pipeline.launch import counter_values
 
     assert counter_values(result)["read"] == 9
 

@@ -55,7 +55,7 @@ class ParseLimits:
     max_chars: int = 200_000  # a long news article is ~50k characters; beyond this it is rejected, not truncated
     future_days: int = 2  # a published date more than this many days after today is implausible
     # --fetch-full-text: a feed entry without <content>, or with less text than full_text_min_chars, is only a
-    # summary; its link is downloaded (pipeline.feeds.FullTextFetcher) and the page's main text replaces it
+    # summary; its link is downloaded (the fetcher given to ParseArticles) and the page's main text replaces it
     fetch_full_text: bool = False
     full_text_min_chars: int = 600
     full_text_allow_private_hosts: bool = False  # entry links resolving to non-public addresses are refused
@@ -259,10 +259,6 @@ def parse_seed(text: str, ref: str, source: str, fetched_at=None, limits: ParseL
     return make_article(ref=ref, source=fields.get("source", source), title=fields.get("title"),
                         text=body, published=published, url=fields.get("url"),
                         fetched_at=fetched_at, targets=targets, limits=limits)
-
-
-JSONL_FIELDS = {"title", "text", "body", "content", "url", "link", "published", "date", "published_at", "source",
-                "id", "guid", "targets", "summary"}
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -569,17 +565,15 @@ def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None) -> It
 
 
 class _ParseDoFn(beam.DoFn):
-    def __init__(self, limits: ParseLimits):
+    def __init__(self, limits: ParseLimits, full_text_fetcher: Callable[[], Any] | None):
         self.limits = limits
+        self.full_text_fetcher = full_text_fetcher
         self.read = counter("read")
         self.full_text = None
 
     def setup(self):
-        if self.limits.fetch_full_text:
-            from pipeline.feeds import FullTextFetcher  # the feeds' HTTP client and limits
-
-            self.full_text = FullTextFetcher(max_chars=self.limits.max_chars,
-                                             allow_private_hosts=self.limits.full_text_allow_private_hosts)
+        if self.full_text_fetcher is not None:  # one HTTP client per worker
+            self.full_text = self.full_text_fetcher()
 
     def teardown(self):
         if self.full_text is not None:
@@ -596,11 +590,19 @@ class _ParseDoFn(beam.DoFn):
 
 
 class ParseArticles(beam.PTransform):
-    """Raw inputs -> article dicts (main) and dead letters (tag `dead_letter`)."""
+    """Raw inputs -> article dicts (main) and dead letters (tag `dead_letter`).
 
-    def __init__(self, limits: ParseLimits = ParseLimits()):
+    `full_text_fetcher`: with `limits.fetch_full_text`, a picklable factory of the page fetcher (a FullText
+    callable with a close(); the pipeline passes its HTTP client, pipeline.feeds.FullTextFetcher), made once per
+    worker. Injected, so parsing does not import the network layer above it."""
+
+    def __init__(self, limits: ParseLimits = ParseLimits(), full_text_fetcher: Callable[[], Any] | None = None):
         super().__init__()
+        if limits.fetch_full_text and full_text_fetcher is None:
+            raise ValueError("limits.fetch_full_text needs full_text_fetcher (e.g. pipeline.feeds.full_text_fetcher)")
         self.limits = limits
+        self.full_text_fetcher = full_text_fetcher if limits.fetch_full_text else None
 
     def expand(self, raws):
-        return raws | "Parse" >> beam.ParDo(_ParseDoFn(self.limits)).with_outputs(DEAD, main="articles")
+        return raws | "Parse" >> beam.ParDo(_ParseDoFn(self.limits, self.full_text_fetcher)).with_outputs(
+            DEAD, main="articles")

@@ -1,0 +1,202 @@
+"""What every way of launching newsbeam shares: options checked into a GraphConfig (the one place configuration
+is validated), the runner chosen, and the counters read back into the summary. pipeline.run (batch and backfill)
+and pipeline.streaming both build on it, so neither imports the other's internals.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from .graph import GraphConfig
+from .options import NewsbeamOptions
+
+COUNTERS = ("read", "written", "duplicates", "dead_lettered")
+OUTCOMES = ("written", "duplicates", "dead_lettered", "out_of_range")
+
+
+class UsageError(ValueError):
+    """Bad options: reported in one line, before anything runs."""
+
+
+class RunFailed(RuntimeError):
+    """The pipeline itself failed (e.g. the output could not be written)."""
+
+
+def resolve_runner(options: PipelineOptions) -> None:
+    """DirectRunner -> Beam's FnApiRunner with an explicit running mode.
+
+    Beam's DirectRunner first tries to download the Prism runner binary (offline that fails and it falls back
+    to the FnApiRunner anyway); choosing the FnApiRunner directly skips the attempt. in_memory by default;
+    --direct_running_mode multi_processing --direct_num_workers N works too (the project is an installed package).
+    """
+    std = options.view_as(StandardOptions)
+    direct = options.view_as(DirectOptions)
+    if std.runner in (None, "DirectRunner", "direct"):
+        std.runner = "FnApiRunner"
+        if not direct.direct_running_mode:
+            direct.direct_running_mode = "in_memory"
+
+
+def graph_config(opts: NewsbeamOptions) -> GraphConfig:
+    from transforms.parse import ParseLimits
+    from transforms.stance import load_targets_config, parse_target_specs, with_config_aliases
+
+    if opts.targets and opts.stance_targets:
+        raise UsageError("give --targets or --stance-targets, not both")
+    try:
+        config = load_targets_config(opts.targets_config)
+    except Exception as exc:  # missing file, YAML syntax, wrong shape: one line naming the flag
+        raise UsageError(f"--targets-config {opts.targets_config}: {type(exc).__name__}: {exc}") from None
+    specs = opts.targets or opts.stance_targets
+    try:
+        targets = with_config_aliases(parse_target_specs(specs), config) if specs else config
+    except ValueError as exc:
+        raise UsageError(f"--targets: {exc}") from None
+    if not 0 < opts.dedup_threshold <= 1:
+        raise UsageError("--dedup-threshold must be in (0, 1]")
+    if opts.torch_threads < 0:
+        raise UsageError("--torch-threads must be 0 (torch's default) or a positive number of threads")
+    for flag, value in (("--ner-batch-size", opts.ner_batch_size), ("--stance-batch-size", opts.stance_batch_size)):
+        if value < 1:
+            raise UsageError(f"{flag} must be a positive number of articles, not {value}")
+    if opts.fetch_full_text and opts.view_as(StandardOptions).streaming:
+        raise UsageError("--fetch-full-text works in batch runs only (streaming does not fetch entry pages yet)")
+    limits = ParseLimits(max_chars=opts.max_chars, fetch_full_text=opts.fetch_full_text,
+                         full_text_allow_private_hosts=opts.full_text_allow_private_hosts)
+    return GraphConfig(output=opts.output, targets=targets, ner_model=opts.ner_model,
+                       stance_model=opts.stance_model, ner_window=opts.ner_window, ner_decoding=opts.ner_decoding,
+                       ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,
+                       dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
+                       shingle_size=opts.shingle_size, limits=limits,
+                       auto_targets=opts.auto_targets, torch_threads=opts.torch_threads,
+                       compile_models=opts.compile_models, precision=opts.precision,
+                       skip_models=opts.skip_models)
+
+
+def feed_urls(opts: NewsbeamOptions) -> list[str]:
+    """--feeds and --feeds-file together, validated (http/https only)."""
+    from .feeds import read_feed_list, validate_feed_url
+
+    urls = list(opts.feeds or [])
+    try:
+        if opts.feeds_file:
+            urls += read_feed_list(opts.feeds_file)
+        return [validate_feed_url(u) for u in urls]
+    except (OSError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+REMOTE_RUNNERS = ("DataflowRunner", "dataflow")
+
+
+def validate_runner(options: PipelineOptions) -> None:
+    """Runner-specific checks up front, with the fix in the message."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    std = options.view_as(StandardOptions)
+    if std.runner in REMOTE_RUNNERS:
+        gcp = options.view_as(GoogleCloudOptions)
+        for flag, value in (("--temp_location", gcp.temp_location), ("--staging_location", gcp.staging_location)):
+            if not value or not value.startswith("gs://"):
+                raise UsageError(f"DataflowRunner needs {flag} gs://BUCKET/PATH (got {value or 'nothing'})")
+        if not gcp.project or not gcp.region:
+            raise UsageError("DataflowRunner needs --project and --region")
+        out = options.view_as(NewsbeamOptions).output or ""
+        if "://" not in out:
+            raise UsageError(f"on Dataflow --output must be a cloud path (gs://...), not the local {out!r}")
+
+
+def expand_directories(patterns: list[str]) -> list[str]:
+    """A local directory given to --input means the files under it (recursively): `DIR` -> `DIR/**`. Remote
+    prefixes ending in '/' (gs://bucket/news/) already match the objects under them."""
+    out = []
+    for pattern in patterns:
+        local = "://" not in pattern and not any(c in pattern for c in "*?[")
+        out.append(os.path.join(pattern, "**") if local and os.path.isdir(pattern) else pattern)
+    return out
+
+
+def validate(opts: NewsbeamOptions) -> None:
+    """Checks that need no runner; also expands --input directories (in place, on the options)."""
+    from .sources import check_patterns
+
+    if not opts.input and not opts.feeds and not opts.feeds_file:
+        raise UsageError("give --input (files or globs) and/or --feeds / --feeds-file")
+    if not opts.output:
+        raise UsageError("--output is required")
+    if os.path.isfile(opts.output):  # found only after the models ran otherwise
+        raise UsageError(f"--output {opts.output} is a file; give a folder (new or existing)")
+    if opts.input:
+        opts.input = expand_directories(opts.input)
+    missing = check_patterns(opts.input or [])
+    if missing:
+        raise UsageError(f"--input matches no file: {', '.join(missing)}")
+    for flag, value in (("--ner-model", opts.ner_model), ("--stance-model", opts.stance_model)):
+        looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1
+        if looks_local and "://" not in value and not os.path.isdir(os.path.expanduser(value)):
+            raise UsageError(f"{flag} {value}: no such model directory")
+    if opts.max_entries_per_feed < 1:
+        raise UsageError("--max-entries-per-feed must be at least 1")
+
+
+def counter_values(result, namespace: str = "newsbeam") -> dict[str, int]:
+    """Committed counter values by name, summed over steps (attempted where a runner has no committed)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    values: dict[str, int] = {}
+    for c in result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]:
+        value = c.committed if c.committed is not None else c.attempted
+        values[c.key.metric.name] = values.get(c.key.metric.name, 0) + (value or 0)
+    return values
+
+
+def accounted(values: dict[str, int]) -> int:
+    return sum(values.get(k, 0) for k in OUTCOMES)
+
+
+# the counters every summary shows; the others (stage and index internals) are listed under --verbose
+SHOWN = COUNTERS + ("out_of_range",)
+TOP_REASONS = 5
+
+
+def summary_lines(values: dict[str, int], seconds: float, reasons: dict[str, int] | None = None,
+                  verbose: bool = False) -> list[str]:
+    """The accounting line, whether every record is accounted for, the commonest dead-letter reasons; the
+    internal counters with `verbose`."""
+    read = values.get("read", 0)
+    shown = COUNTERS + (("out_of_range",) if "out_of_range" in values else ())
+    lines = [f"newsbeam summary ({seconds:.1f}s): " + ", ".join(f"{k.replace('_', '-')} {values.get(k, 0)}"
+                                                                   for k in shown)]
+    total = accounted(values)
+    lines.append("  every record accounted for" if read == total else
+                 f"  WARNING: read {read} != written + duplicates + dead-lettered + out-of-range {total}")
+    if reasons:
+        ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("  dead letters by reason:")
+        lines += [f"    {n} \u00d7 {reason}" for reason, n in ranked[:TOP_REASONS]]
+        if len(ranked) > TOP_REASONS:
+            rest = ranked[TOP_REASONS:]
+            lines.append(f"    {sum(n for _, n in rest)} more with {len(rest)} other reasons (dead_letter.jsonl)")
+    detail = {k: v for k, v in sorted(values.items()) if k not in SHOWN}
+    if verbose and detail:
+        lines.append("  stages: " + ", ".join(f"{k} {v}" for k, v in detail.items()))
+    return lines
+
+
+def remote_result_line(result, options: PipelineOptions, what: str = "graph") -> str:
+    """What a remote run did: a dry run, a job file for a template (--template_location: no job exists, as
+    when the flex-template launcher runs newsbeam), or a submitted job."""
+    all_opts = options.get_all_options()
+    if all_opts.get("dry_run"):
+        return f"dry run: the {what} was built, validated and serialised; no job was submitted"
+    if not getattr(result, "has_job", True):
+        return f"template: the {what} was written to {all_opts.get('template_location')}; no job was submitted"
+    return (f"submitted: job {result.job_id()} ({result.state}); counters are in the runner's console")
+
+
+def configure_logging(verbose: bool) -> None:
+    """WARNING by default (Beam's workers and transformers stay quiet), INFO with --verbose."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", force=True)
