@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-NER_TYPES = ("PER", "ORG", "LOC", "MISC")
 NEREL_TYPE_MAP = {
     "PERSON": "PER",
     "ORGANIZATION": "ORG",

@@ -253,16 +253,3 @@ def build_tokenizer(image: E5Image):
 
 def _escape_class(chars: str) -> str:
     return "".join("\\" + c if c in "\\]^-[" else c for c in chars)
-
-
-def build_base_model(image: E5Image | None = None):
-    """A transformers BertModel holding multilingual-e5-small (dequantised, fp32)."""
-    from transformers import BertConfig, BertModel
-
-    image = image or load_image()
-    cfg = bert_config_dict(image)
-    model = BertModel(BertConfig(**cfg), add_pooling_layer=False)
-    missing, unexpected = model.load_state_dict(base_state_dict(image), strict=False)
-    if unexpected or [m for m in missing if "position_ids" not in m]:
-        raise RuntimeError(f"base rebuild mismatch: missing {missing}, unexpected {unexpected}")
-    return model.eval()

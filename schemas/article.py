@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SCHEMA_VERSION = "2.0"  # 2.0: entities carry base, id, name; a stance without a label has label null
 EntityType = Literal["PER", "ORG", "LOC", "MISC"]
 StanceLabel = Literal["favor", "against", "neutral"]
+NOT_MENTIONED = "not mentioned"  # the reason of a stance whose target the article does not name
 
 
 class _Strict(BaseModel):

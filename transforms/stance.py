@@ -15,6 +15,8 @@ from typing import Any, Mapping, NamedTuple, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
+from schemas.article import NOT_MENTIONED
+
 from .common import (DEAD, InferenceFailure, counter, dead_letter, fixed_batches, infer_with_single_retry,
                      set_torch_threads)
 
@@ -125,9 +127,6 @@ def plan_mentions(article: dict, targets: Mapping[str, list[str]], max_mentions:
 class MentionPlan(NamedTuple):
     count: int  # every mention of the target in the text
     items: list  # the modeling.stance.MentionInput of the first MAX_MENTIONS, the ones classified
-
-
-NOT_MENTIONED = "not mentioned"
 
 
 def unlabelled(target: str, mentions: int, reason: str) -> dict:
