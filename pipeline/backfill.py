@@ -19,7 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from .options import BackfillOptions, NewsbeamOptions
 from .launch import UsageError
 from .run import main as run_main
-from .sinks import join_path
+from .layout import backfill_side_dir
 
 
 def parse_day(flag: str, value: str) -> dt.date:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             for reason, n in sorted(unreadable.items(), key=lambda kv: (-kv[1], kv[0])):
                 print(f"    {n} \u00d7 {reason}")
         return 0
-    side = join_path(nopts.output or "", "_backfill", f"{since}_{until}")
+    side = backfill_side_dir(nopts.output or "", since, until)
     return run_main(_strip_backfill_args(argv), date_range=(since, until), side_files_dir=side)
 
 

@@ -16,7 +16,8 @@ from transforms.parse import ParseArticles, ParseLimits
 from transforms.stance import ClassifyStance, skip_stance
 
 from .feeds import full_text_fetcher
-from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFile, join_path
+from .layout import DEAD_LETTER, DUPLICATES, side_file
+from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFile
 from .sources import ReadInputFiles
 
 
@@ -124,9 +125,9 @@ class WriteOutputs(beam.PTransform):
         dead = tuple(pc for pc in (outputs[DEAD], written[DEAD], orphans) if pc is not None) \
             | "AllDeadLetters" >> beam.Flatten()
         duplicates | "WriteDuplicates" >> WriteRecordFile(
-            join_path(self.side, "duplicates.jsonl"), "DuplicateRecord", "duplicates", merge=self.merge)
+            side_file(self.side, DUPLICATES), "DuplicateRecord", "duplicates", merge=self.merge)
         dead | "WriteDeadLetters" >> WriteRecordFile(
-            join_path(self.side, "dead_letter.jsonl"), "DeadLetter", "dead_lettered", merge=self.merge)
+            side_file(self.side, DEAD_LETTER), "DeadLetter", "dead_lettered", merge=self.merge)
         return written["paths"]
 
 

@@ -30,9 +30,8 @@ from typing import Iterable, Iterator, Optional
 
 from schemas.article import NOT_MENTIONED
 
-ARTICLES_GLOB = "dt=*/articles-*.jsonl"
-DUPLICATES_FILE = "duplicates.jsonl"
-DEAD_LETTER_FILE = "dead_letter.jsonl"
+from .layout import ARTICLES, DEAD_LETTER, DUPLICATES, READ_GLOBS, join_path, output_files
+
 
 ENTITY_TYPES = ("PER", "ORG", "LOC", "MISC")
 ENTITY_TYPE_NAMES = {"PER": "people", "ORG": "organisations", "LOC": "locations", "MISC": "other names"}
@@ -71,14 +70,6 @@ class OutputData:
     problems: list[str] = field(default_factory=list)
 
 
-def join_path(root: str, *parts: str) -> str:
-    from apache_beam.io.filesystems import FileSystems
-
-    if "://" in root:
-        return FileSystems.join(root.rstrip("/"), *parts)
-    return os.path.join(root, *parts)
-
-
 def _match(pattern: str) -> list[str]:
     from apache_beam.io.filesystems import FileSystems
 
@@ -115,19 +106,20 @@ def slim_article(rec: dict) -> dict:
 
 
 def read_output(root: str) -> OutputData:
-    """Read `<root>/dt=*/articles-*.jsonl`, `duplicates.jsonl` and `dead_letter.jsonl` (any Beam filesystem)."""
+    """Read every article, duplicate and dead-letter file under `root` (any Beam filesystem), whichever mode wrote
+    them: batch, backfill ranges (`_backfill/`) and streaming windows (pipeline.layout)."""
     data = OutputData(root=root)
-    for path in _match(join_path(root, ARTICLES_GLOB)):
+    for path in output_files(root, ARTICLES):
         data.files.append(path)
         for rec in iter_jsonl(path, data.problems):
             if _day(rec.get("published")) is None:
                 data.problems.append(f"{path}: article {rec.get('id')!r} has no valid published date")
                 continue
             data.articles.append(slim_article(rec))
-    for name, target in ((DUPLICATES_FILE, data.duplicates), (DEAD_LETTER_FILE, data.dead)):
-        paths = _match(join_path(root, name))
+    for kind, target in ((DUPLICATES, data.duplicates), (DEAD_LETTER, data.dead)):
+        paths = output_files(root, kind)
         if not paths:
-            data.problems.append(f"{join_path(root, name)} not found")
+            data.problems.append(f"no {kind} file under {root} ({', '.join(READ_GLOBS[kind])})")
         for path in paths:
             data.files.append(path)
             target.extend(iter_jsonl(path, data.problems))
@@ -906,8 +898,8 @@ def write_report(output_root: str, html_path: str, top: int = 10, period: str = 
 
     data = read_output(output_root)
     if not data.files:
-        raise FileNotFoundError(f"no newsbeam output under {output_root!r} (no {ARTICLES_GLOB}, "
-                                f"{DUPLICATES_FILE} or {DEAD_LETTER_FILE})")
+        raise FileNotFoundError(f"no newsbeam output under {output_root!r} (none of "
+                                f"{', '.join(g for globs in READ_GLOBS.values() for g in globs)})")
     report = build_report(data, top=top, period=period, generated_at=generated_at)
     charts_dir = charts_dir_for(html_path)
     if "://" not in html_path:

@@ -21,15 +21,13 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms.common import DEAD, counter, dead_letter
 
+from .layout import batch_article_file
+
 WRITTEN_IDS = "written_ids"
 
 
 def to_json_line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-
-
-def join_path(root: str, *parts: str) -> str:
-    return FileSystems.join(root.rstrip("/"), *parts) if "://" in root else "/".join([root.rstrip("/"), *parts])
 
 
 def write_atomically(path: str, lines: list[str]) -> None:
@@ -94,7 +92,7 @@ class _WritePartition(beam.DoFn):
     def process(self, item):
         day, records = item
         records = sorted(records, key=lambda r: r["id"])
-        path = join_path(self.output, f"dt={day}", "articles-00000-of-00001.jsonl")
+        path = batch_article_file(self.output, day)
         old = read_lines(path) if self.merge else []
         write_atomically(path, merge_by_id(old, records))
         self.written.inc(len(records))

@@ -63,7 +63,8 @@ from transforms.stance import StanceModelHandler
 from .feeds import DEFAULT_MAX_ENTRIES, FetchLimits, feed_raw_inputs, fetch_feed, new_session, validate_feed_url
 from .options import (DEFAULT_DEDUP_TTL, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF,
                       DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, DEFAULT_WINDOW_SECONDS, StreamingOptions)
-from .sinks import join_path, to_json_line, write_atomically
+from .layout import ARTICLES, join_path, stream_folder
+from .sinks import to_json_line, write_atomically
 
 log = logging.getLogger("newsbeam.streaming")
 
@@ -826,7 +827,7 @@ class _StreamFileWriter(beam.DoFn):
             self._add("dead_letter", "dead_letter",
                       to_json_line(schemas.DeadLetter.model_validate(dead).model_dump(mode="json")))
             return
-        folder = f"dt={clean['published']}" if self.kind == "articles" else self.kind
+        folder = stream_folder(self.kind, clean["published"] if self.kind == ARTICLES else None)
         self._add(self.kind, folder, to_json_line(clean))
 
     def finish_bundle(self):

@@ -260,6 +260,32 @@ def test_read_output_slims_records(tmp_path):
     assert tot["ner"] == {"done": 5, "skipped": 1} and tot["stance"] == {"done": 4, "skipped": 2}
 
 
+def test_report_reads_batch_backfill_and_streaming_files_together(tmp_path):
+    """One output root written by a batch run, a backfill range and a streaming run: the report sees all of it."""
+    root = tmp_path / "out"
+    (root / "dt=2020-11-10").mkdir(parents=True)
+    batch, stream = ARTICLES[:3], ARTICLES[3:]
+    (root / "dt=2020-11-10" / "articles-00000-of-00001.jsonl").write_text(
+        "".join(json.dumps(dict(r, published="2020-11-10")) + "\n" for r in batch), encoding="utf-8")
+    (root / "dt=2020-11-25").mkdir()
+    (root / "dt=2020-11-25" / "stream-20201125T000000-abc.jsonl").write_text(
+        "".join(json.dumps(dict(r, published="2020-11-25")) + "\n" for r in stream), encoding="utf-8")
+    (root / "duplicates.jsonl").write_text(json.dumps(DUPLICATES[0]) + "\n", encoding="utf-8")
+    (root / "duplicates").mkdir()
+    (root / "duplicates" / "stream-20201125T000000-def.jsonl").write_text(json.dumps(DUPLICATES[1]) + "\n",
+                                                                          encoding="utf-8")
+    side = root / "_backfill" / "2020-11-01_2020-11-30"
+    side.mkdir(parents=True)
+    (side / "duplicates.jsonl").write_text(json.dumps(DUPLICATES[2]) + "\n", encoding="utf-8")
+    (side / "dead_letter.jsonl").write_text("".join(json.dumps(d) + "\n" for d in DEAD[:2]), encoding="utf-8")
+    (root / "dead_letter").mkdir()
+    (root / "dead_letter" / "stream-20201125T000000-0aa.jsonl").write_text(json.dumps(DEAD[2]) + "\n",
+                                                                           encoding="utf-8")
+    data = report.read_output(str(root))
+    assert (len(data.articles), len(data.duplicates), len(data.dead)) == (6, 3, 3), data.files
+    assert not data.problems
+
+
 def test_bad_lines_are_reported_not_fatal(tmp_path):
     root = write_output(tmp_path)
     with (root / "duplicates.jsonl").open("a") as fh:

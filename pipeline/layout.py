@@ -1,0 +1,62 @@
+"""The output layout, in one place: where batch, backfill and streaming runs write, and what a reader (the
+report, a notebook) must read to see all of it.
+
+    <root>/dt=YYYY-MM-DD/articles-00000-of-00001.jsonl    batch and backfill articles, one file per published day
+    <root>/dt=YYYY-MM-DD/stream-<window>-<hash>.jsonl     streaming articles, one file per window and bundle
+    <root>/duplicates.jsonl, <root>/dead_letter.jsonl     batch runs (merged by id across runs)
+    <root>/_backfill/<since>_<until>/duplicates.jsonl ... a backfill range's (rewritten whole by a rerun)
+    <root>/duplicates/stream-*.jsonl, dead_letter/...     streaming
+    <root>/_state/minhash/                                the cross-run dedup index (transforms.dedup.index_dir)
+"""
+from __future__ import annotations
+
+from apache_beam.io.filesystems import FileSystems
+
+ARTICLES = "articles"
+DUPLICATES = "duplicates"
+DEAD_LETTER = "dead_letter"
+BATCH_ARTICLE_FILE = "articles-00000-of-00001.jsonl"
+SIDE_FILES = {DUPLICATES: "duplicates.jsonl", DEAD_LETTER: "dead_letter.jsonl"}
+BACKFILL_DIR = "_backfill"
+
+# every file of each kind, whichever mode wrote it (globs relative to the output root)
+READ_GLOBS = {
+    ARTICLES: ("dt=*/articles-*.jsonl", "dt=*/stream-*.jsonl"),
+    DUPLICATES: ("duplicates.jsonl", f"{BACKFILL_DIR}/*/duplicates.jsonl", "duplicates/stream-*.jsonl"),
+    DEAD_LETTER: ("dead_letter.jsonl", f"{BACKFILL_DIR}/*/dead_letter.jsonl", "dead_letter/stream-*.jsonl"),
+}
+
+
+def join_path(root: str, *parts: str) -> str:
+    """`root/part/...` on any Beam filesystem (gs://, s3://) or locally, without doubling a trailing slash."""
+    return FileSystems.join(root.rstrip("/"), *parts) if "://" in root else "/".join([root.rstrip("/"), *parts])
+
+
+def day_partition(root: str, day: str) -> str:
+    return join_path(root, f"dt={day}")
+
+
+def batch_article_file(root: str, day: str) -> str:
+    return join_path(day_partition(root, day), BATCH_ARTICLE_FILE)
+
+
+def side_file(side_root: str, kind: str) -> str:
+    """duplicates.jsonl / dead_letter.jsonl of a batch run (side_root = the output root) or of a backfill range."""
+    return join_path(side_root, SIDE_FILES[kind])
+
+
+def backfill_side_dir(root: str, since: str, until: str) -> str:
+    return join_path(root, BACKFILL_DIR, f"{since}_{until}")
+
+
+def stream_folder(kind: str, published: str | None = None) -> str:
+    """The folder (relative to the root) a streaming window file of this kind goes to."""
+    return f"dt={published}" if kind == ARTICLES else kind
+
+
+def output_files(root: str, kind: str) -> list[str]:
+    """Every file of one kind under an output root, sorted (batch, backfill and streaming layouts together)."""
+    found: set[str] = set()
+    for pattern in READ_GLOBS[kind]:
+        found.update(m.path for m in FileSystems.match([join_path(root, pattern)])[0].metadata_list)
+    return sorted(found)
