@@ -172,6 +172,9 @@ def summary_lines(values: dict[str, int], seconds: float, reasons: dict[str, int
     total = accounted(values)
     lines.append("  every record accounted for" if read == total else
                  f"  WARNING: read {read} != written + duplicates + dead-lettered + out-of-range {total}")
+    if values.get("inputs_skipped"):
+        lines.append(f"  {values['inputs_skipped']} inputs skipped (not regular files, or names/dates that cannot be "
+                     f"read): each is a dead letter")
     if reasons:
         ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
         lines.append("  dead letters by reason:")

@@ -63,7 +63,7 @@ def seeds_run(tmp_path_factory):
     """`newsbeam run` over every seed file, once per test session."""
     out = tmp_path_factory.mktemp("seeds_out")
     proc = run_cli(["run", "--input", "seeds/*.txt", "seeds/*.jsonl", "seeds/*.xml", "--output", str(out),
-                    "--targets", "Armenia", "Azerbaijan"])
+                    "--targets", "Armenia", "Azerbaijan", "--verbose"])  # --verbose: the stage counters too
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {"out": out, "stdout": proc.stdout, **read_output(out)}
 

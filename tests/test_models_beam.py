@@ -38,11 +38,12 @@ def test_stance_transform_labels_every_target():
         out = p | beam.Create([EN]) | ClassifyStance(DEFAULT_STANCE_MODEL, {"Azerbaijan": [], "Armenia": []})
 
         def summary(a):
+            # a mentioned target gets a label; an unmentioned one none (label null), with the reason
             return [(s["target"], s["mentions"], s["reason"], s["label"] in ("favor", "against", "neutral"))
                     for s in a["stance"]]
 
         assert_that(out["articles"] | beam.Map(summary),
-                    equal_to([[("Azerbaijan", 1, None, True), ("Armenia", 0, "not mentioned", True)]]))
+                    equal_to([[("Azerbaijan", 1, None, True), ("Armenia", 0, "not mentioned", False)]]))
 
 
 class _PoisonedTagger:

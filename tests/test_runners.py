@@ -22,8 +22,9 @@ def _counters(stdout: str) -> dict[str, int]:
     lines = stdout.splitlines()
     i = next(i for i, l in enumerate(lines) if l.startswith("newsbeam summary"))
     counters = dict(re.findall(r"([\w-]+) (\d+)", lines[i].split(":", 1)[1]))
-    if i + 1 < len(lines) and lines[i + 1].strip().startswith("stages:"):
-        counters.update(re.findall(r"([\w-]+) (\d+)", lines[i + 1].split(":", 1)[1]))
+    for line in lines[i + 1:]:  # the per-stage line (the summary is run with --verbose)
+        if line.strip().startswith("stages:"):
+            counters.update(re.findall(r"([\w-]+) (\d+)", line.split(":", 1)[1]))
     return {k: int(v) for k, v in counters.items()}
 
 
@@ -36,7 +37,7 @@ def _comparable(res: dict) -> dict:
 def test_same_output_and_counts_on_every_runner(seeds_run, tmp_path, name):
     out = tmp_path / name
     proc = run_cli(["run", "--input", *SEEDS, "--output", str(out), "--targets", "Armenia", "Azerbaijan",
-                    *RUNNERS[name]])
+                    "--verbose", *RUNNERS[name]])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     reference = _counters(seeds_run["stdout"])
     assert len(reference) > 4 and reference["read"] > 0  # the per-stage counters are compared too
