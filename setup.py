@@ -33,7 +33,7 @@ setup(
     include_package_data=True,
     install_requires=REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6"],
+        "test": ["pytest>=8", "hypothesis>=6", "import-linter==2.17"],
         # DataflowRunner (and gs:// paths): the Google Cloud clients Beam uses
         "dataflow": ["apache-beam[gcp]==2.77.0"],
         # `make eval` baselines only (not needed by the pipeline)

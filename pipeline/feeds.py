@@ -510,7 +510,7 @@ def new_session() -> requests.Session:
 
 
 # ------------------------------------------------------------------ XML safety (shared with file inputs)
-from transforms.feedsafety import (UnsafeFeedError, _hidden_encoding, declared_encoding,  # noqa: E402,F401
+from transforms.feedsafety import (UnsafeFeedError, hidden_encoding, declared_encoding,  # noqa: E402,F401
                                    looks_like_html, sanitize_feed_bytes)
 
 
@@ -525,7 +525,7 @@ def apply_http_charset(data: bytes, content_type: str | None) -> bytes:
     `charset=windows-1251` but no XML encoding declaration would be read as windows-1252 mojibake. The result is
     UTF-8, which is what an XML document without an encoding declaration means."""
     m = _CHARSET.search(content_type or "")
-    if not m or declared_encoding(data) or _hidden_encoding(data) or data.startswith(codecs.BOM_UTF8):
+    if not m or declared_encoding(data) or hidden_encoding(data) or data.startswith(codecs.BOM_UTF8):
         return data
     try:
         data.decode("utf-8")

@@ -703,21 +703,21 @@ class StreamStanceHandler(StanceModelHandler):
 
 
 def _attach_ner(result, model_name: str):
-    from transforms.ner import _attach_entities, skip_ner
+    from transforms.ner import attach_entities, skip_ner
 
     if isinstance(result.inference, _Skip):
         yield skip_ner(result.example, result.inference.reason)
     else:
-        yield from _attach_entities(result, model_name)
+        yield from attach_entities(result, model_name)
 
 
 def _attach_stance(result, model_name: str, targets):
-    from transforms.stance import _attach, skip_stance
+    from transforms.stance import attach_stance, skip_stance
 
     if isinstance(result.inference, _Skip):
         yield skip_stance(result.example, targets, result.inference.reason)
     else:
-        yield from _attach(result, model_name)
+        yield from attach_stance(result, model_name)
 
 
 class StreamRecogniseEntities(beam.PTransform):
@@ -737,11 +737,11 @@ class StreamRecogniseEntities(beam.PTransform):
 
     def expand(self, articles):
         from apache_beam.ml.inference.base import RunInference
-        from transforms.ner import _failed_batch_to_dead
+        from transforms.ner import failed_batch_to_dead_letters
 
         main, other = articles | "RunInference" >> RunInference(self.handler).with_exception_handling()
         tagged = main | "Attach" >> beam.ParDo(_attach_ner, self.model).with_outputs(DEAD, main="articles")
-        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
+        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
         return {"articles": tagged.articles, DEAD: tagged[DEAD], "failed_batches": failed}
 
 
@@ -761,12 +761,12 @@ class StreamClassifyStance(beam.PTransform):
 
     def expand(self, articles):
         from apache_beam.ml.inference.base import RunInference
-        from transforms.stance import _failed_batch_to_dead
+        from transforms.stance import failed_batch_to_dead_letters
 
         main, other = articles | "RunInference" >> RunInference(self.handler).with_exception_handling()
         done = main | "Attach" >> beam.ParDo(_attach_stance, self.model, self.targets).with_outputs(
             DEAD, main="articles")
-        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
+        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
         return {"articles": done.articles, DEAD: done[DEAD], "failed_batches": failed}
 
 

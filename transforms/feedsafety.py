@@ -46,7 +46,7 @@ def declared_encoding(data: bytes) -> str | None:
     return m.group(1).decode("ascii") if m else None
 
 
-def _hidden_encoding(data: bytes) -> str | None:
+def hidden_encoding(data: bytes) -> str | None:
     """The encoding in which an XML parser would read `data` when a byte-level scan would be misled, else None."""
     for bom, name in _BOMS:
         if data.startswith(bom):
@@ -83,7 +83,7 @@ def sanitize_feed_bytes(data: bytes) -> bytes:
     refusal becomes a dead letter with this reason. The check runs on the bytes and, for UTF-16/32, EBCDIC or
     UTF-7 documents, on the text the parser would decode."""
     views = [data]
-    hidden = _hidden_encoding(data)
+    hidden = hidden_encoding(data)
     if hidden:
         views.append(data.decode(hidden, errors="replace").encode("utf-8"))
     for view in views:

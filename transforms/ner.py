@@ -71,7 +71,7 @@ def model_label(name: str) -> str:
     return f"newsbeam-ner ({p.name})" if (p / "newsbeam.json").exists() else str(name)
 
 
-def _attach_entities(result: PredictionResult, model_name: str):
+def attach_entities(result: PredictionResult, model_name: str):
     article = result.example
     if isinstance(result.inference, InferenceFailure):
         yield beam.pvalue.TaggedOutput(DEAD, dead_letter(article["input_ref"], "ner", result.inference.error,
@@ -88,7 +88,7 @@ def skip_ner(article: dict, reason: str) -> dict:
     return dict(article, entities=[], ner={"status": "skipped", "reason": reason})
 
 
-def _failed_batch_to_dead(item) -> list[dict]:
+def failed_batch_to_dead_letters(item) -> list[dict]:
     batch, exc = item
     return [dead_letter(a["input_ref"], "ner", f"model failed on this batch: {type(exc).__name__}: {exc}",
                         article_id=a["id"]) for a in batch]
@@ -118,7 +118,7 @@ class RecogniseEntities(beam.PTransform):
             lambda a: skip_ner(a, f"unsupported language: {(a.get('language') or {}).get('code', 'und')} "
                                   f"(NER covers {', '.join(languages)})"))
         main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
-        tagged = main | "Attach" >> beam.ParDo(_attach_entities, self.model).with_outputs(DEAD, main="articles")
-        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
+        tagged = main | "Attach" >> beam.ParDo(attach_entities, self.model).with_outputs(DEAD, main="articles")
+        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
         out = (tagged.articles, skipped) | "Merge" >> beam.Flatten()
         return {"articles": out, DEAD: (tagged[DEAD], failed) | "Dead" >> beam.Flatten()}

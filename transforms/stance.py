@@ -208,7 +208,7 @@ def model_label(name: str) -> str:
     return f"newsbeam-stance ({p.name})" if (p / "newsbeam.json").exists() else str(name)
 
 
-def _attach(result: PredictionResult, model_name: str):
+def attach_stance(result: PredictionResult, model_name: str):
     if isinstance(result.inference, InferenceFailure):
         a = result.example
         yield beam.pvalue.TaggedOutput(DEAD, dead_letter(a["input_ref"], "stance", result.inference.error,
@@ -226,7 +226,7 @@ def skip_stance(article: dict, targets: Mapping[str, list[str]], reason: str, au
     return dict(article, stance=stance, stance_status={"status": "skipped", "reason": reason})
 
 
-def _failed_batch_to_dead(item) -> list[dict]:
+def failed_batch_to_dead_letters(item) -> list[dict]:
     batch, exc = item
     return [dead_letter(a["input_ref"], "stance", f"model failed on this batch: {type(exc).__name__}: {exc}",
                         article_id=a["id"]) for a in batch]
@@ -261,7 +261,7 @@ class ClassifyStance(beam.PTransform):
                                               f"(stance covers {', '.join(languages)})", top_n))
         no_targets = untargeted | "NoTargets" >> beam.Map(lambda a: skip_stance(a, targets, "no targets configured"))
         main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
-        done = main | "Attach" >> beam.ParDo(_attach, self.model).with_outputs(DEAD, main="articles")
-        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch_to_dead)
+        done = main | "Attach" >> beam.ParDo(attach_stance, self.model).with_outputs(DEAD, main="articles")
+        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
         return {"articles": (done.articles, skipped, no_targets) | "Merge" >> beam.Flatten(),
                 DEAD: (done[DEAD], failed) | "Dead" >> beam.Flatten()}
