@@ -17,6 +17,8 @@ DEFAULT_SEEN_TTL = 7 * 24 * 3600.0  # an entry that left its feed is remembered 
 DEFAULT_SEEN_MAX = 10_000  # remembered entry keys per feed (the entries of the current document always kept)
 DEFAULT_DEDUP_TTL = 7 * 24 * 3600.0  # exact and near-duplicate dedup memory (seconds): --dedup-ttl
 DEFAULT_MAX_BACKOFF = 3600.0
+DEFAULT_TEXT_MAX = 200_000  # remembered exact keys in all (spread over TEXT_BUCKETS keys): --dedup-max
+DEFAULT_BAND_MAX = 256  # members per LSH bucket in the near-duplicate state (batch: max_bucket 256): --band-max
 DEFAULT_FETCH_RETRIES = 1  # in-poll retries; the next poll (with backoff) is the real retry
 
 
@@ -124,6 +126,10 @@ class StreamingOptions(PipelineOptions):
                        help="seconds an entry that left its feed is still remembered as seen")
         g.add_argument("--dedup-ttl", metavar="SECONDS", type=float, default=DEFAULT_DEDUP_TTL,
                        help="seconds an article is remembered for exact and near-duplicate dedup")
+        g.add_argument("--dedup-max", metavar="N", type=int, default=DEFAULT_TEXT_MAX,
+                       help="articles remembered for exact-duplicate dedup (the oldest are forgotten first)")
+        g.add_argument("--band-max", metavar="N", type=int, default=DEFAULT_BAND_MAX,
+                       help="articles remembered per LSH band for near-duplicate dedup (as batch's bucket cap)")
         g.add_argument("--seen-max", metavar="N", type=int, default=DEFAULT_SEEN_MAX,
                        help="entry keys remembered per feed (the current entries always are)")
         g.add_argument("--max-backoff", metavar="SECONDS", type=float, default=DEFAULT_MAX_BACKOFF,

@@ -61,16 +61,14 @@ from transforms.parse import ParseError, ParseLimits, feed_records, guarded
 from transforms.stance import StanceModelHandler
 
 from .feeds import DEFAULT_MAX_ENTRIES, FetchLimits, feed_raw_inputs, fetch_feed, new_session, validate_feed_url
-from .options import (DEFAULT_DEDUP_TTL, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF,
+from .options import (DEFAULT_BAND_MAX, DEFAULT_DEDUP_TTL, DEFAULT_TEXT_MAX, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF,
                       DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, DEFAULT_WINDOW_SECONDS, StreamingOptions)
 from .layout import ARTICLES, join_path, stream_folder
 from .sinks import to_json_line, write_atomically
 
 log = logging.getLogger("newsbeam.streaming")
 
-DEFAULT_TEXT_MAX = 200_000  # remembered exact keys in all (spread over TEXT_BUCKETS keys)
 TEXT_BUCKETS = 256  # exact-dedup state keys: the first two hex digits of the exact key
-DEFAULT_BAND_MAX = 256  # members per LSH bucket (band key) in the near-duplicate state (batch: max_bucket 256)
 from .graph import MODELS_SKIPPED as MODELS_OFF  # noqa: E402  (one wording in both modes)
 
 
@@ -947,9 +945,9 @@ def _check_streaming(opts, sopts) -> None:
     if opts.max_entries_per_feed < 1:
         raise UsageError("--max-entries-per-feed must be at least 1")
     if (sopts.seen_ttl <= 0 or sopts.dedup_ttl <= 0 or sopts.seen_max < 1 or sopts.max_backoff <= 0
-            or sopts.fetch_retries < 0):
-        raise UsageError("--seen-ttl, --dedup-ttl, --seen-max and --max-backoff must be positive, "
-                         "--fetch-retries >= 0")
+            or sopts.fetch_retries < 0 or sopts.dedup_max < 1 or sopts.band_max < 2):
+        raise UsageError("--seen-ttl, --dedup-ttl, --seen-max, --dedup-max and --max-backoff must be positive, "
+                         "--band-max at least 2, --fetch-retries >= 0")
     if not opts.skip_models:
         for flag, value in (("--ner-model", opts.ner_model), ("--stance-model", opts.stance_model)):
             looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1
@@ -1007,7 +1005,8 @@ def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
     settings = StreamSettings(window_seconds=sopts.window_seconds, skip_models=opts.skip_models,
                               max_entries=opts.max_entries_per_feed, seen_ttl=sopts.seen_ttl,
                               seen_max=sopts.seen_max, text_ttl=sopts.dedup_ttl, max_backoff=sopts.max_backoff,
-                              idle_sleep=idle_sleep, fetch_limits={"retries": sopts.fetch_retries})
+                              idle_sleep=idle_sleep, fetch_limits={"retries": sopts.fetch_retries},
+                              text_max=sopts.dedup_max, max_per_band=sopts.band_max)
     started = time.time()
     p = beam.Pipeline(options=options)
     build_streaming(p, feeds, cfg, sopts.poll_interval, sopts.stop_after, settings)

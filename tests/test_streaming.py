@@ -529,6 +529,8 @@ def test_stream_file_name_is_content_addressed():
     (["--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--ner-model", "/nonexistent/ner"],
      "no such model directory"),
     (["--feeds", "file:///etc/passwd", "--output", "o", "--skip-models"], "http"),
+    (["--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--skip-models", "--band-max", "1"], "--band-max"),
+    (["--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--skip-models", "--dedup-max", "0"], "--dedup-max"),
 ])
 def test_usage_errors(argv, message):
     from pipeline.launch import UsageError
