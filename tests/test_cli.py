@@ -139,8 +139,8 @@ def test_progress_only_on_a_terminal(tmp_path):
     assert proc.returncode == 0 and "\r" not in proc.stderr and "records/s" not in proc.stderr
 
 
-def test_progress_bar_on_a_terminal(tmp_path):
-    """In a real pseudo-terminal the live bar shows records read, written, duplicates and dead letters."""
+def _run_on_a_terminal(tmp_path, *extra: str) -> str:
+    """`newsbeam run` over the seeds with a real pseudo-terminal as stdin/stdout/stderr; what the screen got."""
     import fcntl
     import os
     import pty
@@ -152,7 +152,7 @@ def test_progress_bar_on_a_terminal(tmp_path):
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     proc = subprocess.Popen([newsbeam_exe(), "run", "--input", str(folder), "--output", str(tmp_path / "out"),
-                             "--skip-models"], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave)
+                             "--skip-models", *extra], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
     chunks = []
     while True:
@@ -165,7 +165,12 @@ def test_progress_bar_on_a_terminal(tmp_path):
         chunks.append(data)
     assert proc.wait(timeout=1800) == 0
     os.close(master)
-    screen = b"".join(chunks).decode("utf-8", "replace")
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    """In a real pseudo-terminal the live bar shows records read, written, duplicates and dead letters."""
+    screen = _run_on_a_terminal(tmp_path)
     assert "newsbeam" in screen and "records/s" in screen, screen[-2000:]
     assert re.search(r"read \d+, written \d+, duplicates \d+, dead letters \d+", screen), screen[-2000:]
     assert "every record accounted for" in screen
@@ -179,3 +184,8 @@ def test_readme_cli_section_lists_exactly_the_options_of_run_and_backfill():
     known = (options_of("run") | options_of("backfill")) - {"--help"}
     assert not known - documented, f"options missing from README's CLI section: {sorted(known - documented)}"
     assert not documented - known, f"README documents options that do not exist: {sorted(documented - known)}"
+
+
+def test_quiet_turns_the_bar_off_on_a_terminal(tmp_path):
+    screen = _run_on_a_terminal(tmp_path, "--quiet")
+    assert "records/s" not in screen and "every record accounted for" in screen
