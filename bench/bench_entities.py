@@ -19,14 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from bench_stages import timed  # noqa: E402  (best of N, one copy for the benches)
 
 
 def main() -> int:
@@ -66,9 +59,9 @@ def main() -> int:
     for name, arts in sets.items():
         texts = [t for t, _ in arts]
         spans = tagger.predict(texts)
-        t_ner = best_of(lambda: tagger.predict(texts), args.repeat)
+        t_ner = timed(lambda: tagger.predict(texts), args.repeat)
         # resolution caches word lemmas per process (as a worker does): time it warm, as the stage runs
-        t_res = best_of(lambda: [resolve_entities(t, s, l) for (t, l), s in zip(arts, spans)], args.repeat)
+        t_res = timed(lambda: [resolve_entities(t, s, l) for (t, l), s in zip(arts, spans)], args.repeat)
         n = len(arts)
         print(f"{name:8s} {n:8d} {1000 * t_ner / n:21.1f} {1000 * t_res / n:22.2f} {100 * t_res / t_ner:6.1f}%")
     return 0
