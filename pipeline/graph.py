@@ -77,26 +77,27 @@ class ProcessArticles(beam.PTransform):
         dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
                                                        index_root=cfg.output, write_index=False,
                                                        rewrite_same_day=cfg.date_range is not None)
-        if cfg.skip_models:
-            skipped = dedup["articles"] | "SkipModels" >> beam.Map(
+        if cfg.skip_models:  # no model loaded: each article says why it has no entities and no stance labels
+            enriched = dedup["articles"] | "SkipModels" >> beam.Map(
                 lambda a, t, n: skip_stance(skip_ner(a, MODELS_SKIPPED), t, MODELS_SKIPPED, n),
                 cfg.targets, cfg.auto_targets)
-            return {"articles": skipped, "duplicates": dedup["duplicates"], "index_rows": dedup["index_rows"],
-                    DEAD: (parsed[DEAD], lang[DEAD]) | "StageDeadLetters" >> beam.Flatten()}
-        ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
-                                                            decoding=cfg.ner_decoding,
-                                                            max_batch_size=cfg.ner_batch_size,
-                                                            torch_threads=cfg.torch_threads,
-                                                            compile_model=cfg.compile_models,
-                                                            precision=cfg.precision)
-        stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
-                                                             max_batch_size=cfg.stance_batch_size,
-                                                             auto_top_n=cfg.auto_targets,
-                                                             torch_threads=cfg.torch_threads,
-                                                             compile_model=cfg.compile_models,
-                                                             precision=cfg.precision)
-        dead = (parsed[DEAD], lang[DEAD], ner[DEAD], stance[DEAD]) | "StageDeadLetters" >> beam.Flatten()
-        return {"articles": stance["articles"], "duplicates": dedup["duplicates"], DEAD: dead,
+            model_dead = ()
+        else:
+            ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
+                                                                decoding=cfg.ner_decoding,
+                                                                max_batch_size=cfg.ner_batch_size,
+                                                                torch_threads=cfg.torch_threads,
+                                                                compile_model=cfg.compile_models,
+                                                                precision=cfg.precision)
+            stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
+                                                                 max_batch_size=cfg.stance_batch_size,
+                                                                 auto_top_n=cfg.auto_targets,
+                                                                 torch_threads=cfg.torch_threads,
+                                                                 compile_model=cfg.compile_models,
+                                                                 precision=cfg.precision)
+            enriched, model_dead = stance["articles"], (ner[DEAD], stance[DEAD])
+        dead = (parsed[DEAD], lang[DEAD], *model_dead) | "StageDeadLetters" >> beam.Flatten()
+        return {"articles": enriched, "duplicates": dedup["duplicates"], DEAD: dead,
                 "index_rows": dedup["index_rows"]}
 
 
