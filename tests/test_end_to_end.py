@@ -12,10 +12,16 @@ EXPECTED_ENTITIES = ["Azerbaijan", "Armenia", "Karabakh", "Hadrut", "Moscow", "S
                      "Vagharshak Harutiunian"]
 
 
-def _seed_article(run):
-    hits = [a for a in run["articles"] if a["input_ref"].endswith("seeds/armenia_azerbaijan_ceasefire.txt")]
-    assert len(hits) == 1, [a["input_ref"] for a in run["articles"]]
+def _written(run, name: str) -> dict:
+    """The one article the run wrote from seeds/<name>; if none, the failure says what its dead letters said."""
+    hits = [a for a in run["articles"] if a["input_ref"].endswith(f"seeds/{name}")]
+    assert len(hits) == 1, (f"{name}: {len(hits)} articles written; dead letters: "
+                            f"{[d.get('error') for d in run['dead'] if d.get('input_ref', '').endswith(name)]}")
     return hits[0]
+
+
+def _seed_article(run):
+    return _written(run, "armenia_azerbaijan_ceasefire.txt")
 
 
 def test_seed_article_language_and_entities(seeds_run):
@@ -51,10 +57,7 @@ def test_sample_article_is_the_designs_file_byte_for_byte():
 
 
 def test_design_sample_article_through_the_whole_pipeline(seeds_run):
-    hits = [a for a in seeds_run["articles"] if a["input_ref"].endswith("seeds/sample_article.txt")]
-    assert len(hits) == 1, "the sample article was not written: " + str(
-        [d["reason"] for d in seeds_run["dead"] if d.get("input_ref", "").endswith("sample_article.txt")])
-    a = hits[0]
+    a = _written(seeds_run, "sample_article.txt")
     assert a["published"] == "2020-12-13" and a["text"].startswith("It insisted that Azerbaijani forces")
     assert a["language"]["code"] == "en" and a["ner"]["status"] == "done"
     mentions = {m["text"] for e in a["entities"] for m in e["mentions"]}
@@ -69,17 +72,13 @@ def test_design_sample_article_through_the_whole_pipeline(seeds_run):
 
 
 def test_unmentioned_target_has_no_label(seeds_run):
-    de = [a for a in seeds_run["articles"] if a["input_ref"].endswith("seeds/de_lockdown.txt")]
-    assert de, "de_lockdown.txt not written"
-    for s in de[0]["stance"]:
+    for s in _written(seeds_run, "de_lockdown.txt")["stance"]:
         assert (s["label"], s["score"], s["mentions"], s["reason"]) == (None, None, 0, "not mentioned")
 
 
 def test_russian_seed_stance_comes_from_the_inflected_names(seeds_run):
     """`--targets Armenia Azerbaijan` finds "Арменией" and "Азербайджана" by entity id (no Russian aliases)."""
-    hits = [a for a in seeds_run["articles"] if a["input_ref"].endswith("seeds/ru_mirotvortsy.txt")]
-    assert len(hits) == 1
-    a = hits[0]
+    a = _written(seeds_run, "ru_mirotvortsy.txt")
     ids = {e["id"]: e for e in a["entities"]}
     assert {m["text"] for m in ids["cldr:AM"]["mentions"]} == {"Арменией"} and ids["cldr:AM"]["base"] == "Армения"
     assert {m["text"] for m in ids["cldr:AZ"]["mentions"]} == {"Азербайджана"} and ids["cldr:AZ"]["name"] == \
