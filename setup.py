@@ -23,7 +23,7 @@ setup(
     version="0.1.0",
     description="News ingestion on Apache Beam: language, transformer NER and stance, dedup, validated JSONL",
     python_requires=">=3.10",
-    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "schemas",
+    packages=find_packages(include=["newsbeam", "newsbeam.*", "pipeline", "pipeline.*", "transforms", "transforms.*", "schemas",
                                     "schemas.*", "modeling", "modeling.*"]),
     package_data={
         "modeling": ["weights/*/*.json", "weights/*/*.safetensors"],

@@ -1,4 +1,4 @@
-"""The layers hold: schemas <- modeling <- transforms <- pipeline, nothing imports upward and no module cycle
+"""The layers hold: schemas <- modeling <- transforms <- pipeline <- newsbeam, nothing imports upward and no module cycle
 inside a layer. Checked by import-linter with the contracts in .importlinter (the same check a developer runs
 with `lint-imports`), so a change that breaks them fails `make test`."""
 from __future__ import annotations

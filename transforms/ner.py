@@ -88,6 +88,12 @@ def skip_ner(article: dict, reason: str) -> dict:
     return dict(article, entities=[], ner={"status": "skipped", "reason": reason})
 
 
+def skip_unsupported(article: dict, languages: Sequence[str]) -> dict:
+    """NER not run: the article's language is not one the model is measured on (the reason names those)."""
+    code = (article.get("language") or {}).get("code", "und")
+    return skip_ner(article, f"unsupported language: {code} (NER covers {', '.join(languages)})")
+
+
 def failed_batch_to_dead_letters(item) -> list[dict]:
     batch, exc = item
     return [dead_letter(a["input_ref"], "ner", f"model failed on this batch: {type(exc).__name__}: {exc}",
@@ -114,9 +120,7 @@ class RecogniseEntities(beam.PTransform):
             return 0 if (article.get("language") or {}).get("code") in languages else 1
 
         supported, unsupported = articles | "ByLanguage" >> beam.Partition(route, 2)
-        skipped = unsupported | "Skip" >> beam.Map(
-            lambda a: skip_ner(a, f"unsupported language: {(a.get('language') or {}).get('code', 'und')} "
-                                  f"(NER covers {', '.join(languages)})"))
+        skipped = unsupported | "Skip" >> beam.Map(skip_unsupported, languages)
         main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
         tagged = main | "Attach" >> beam.ParDo(attach_entities, self.model).with_outputs(DEAD, main="articles")
         failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)

@@ -226,6 +226,27 @@ def skip_stance(article: dict, targets: Mapping[str, list[str]], reason: str, au
     return dict(article, stance=stance, stance_status={"status": "skipped", "reason": reason})
 
 
+NO_TARGETS = "no targets configured"
+SUPPORTED, UNSUPPORTED, UNTARGETED = 0, 1, 2
+
+
+def stance_route(article: dict, targets: Mapping[str, list[str]], languages: Sequence[str]) -> int:
+    """SUPPORTED (classify), UNSUPPORTED (a language the model does not cover) or UNTARGETED (no targets)."""
+    if not (article.get("targets") or targets):
+        return UNTARGETED
+    return SUPPORTED if (article.get("language") or {}).get("code") in languages else UNSUPPORTED
+
+
+def skip_unrouted(article: dict, route: int, targets: Mapping[str, list[str]], languages: Sequence[str],
+                  auto_top_n: int = 3) -> dict:
+    """The stance of an article routed UNSUPPORTED or UNTARGETED: no model call, the reason says why."""
+    if route == UNTARGETED:
+        return skip_stance(article, targets, NO_TARGETS)
+    code = (article.get("language") or {}).get("code", "und")
+    return skip_stance(article, targets, f"unsupported language: {code} (stance covers {', '.join(languages)})",
+                       auto_top_n)
+
+
 def failed_batch_to_dead_letters(item) -> list[dict]:
     batch, exc = item
     return [dead_letter(a["input_ref"], "stance", f"model failed on this batch: {type(exc).__name__}: {exc}",
@@ -251,15 +272,11 @@ class ClassifyStance(beam.PTransform):
         languages, targets, top_n = self.languages, self.targets, self.auto_top_n
 
         def route(article, n):
-            if not (article.get("targets") or targets):
-                return 2
-            return 0 if (article.get("language") or {}).get("code") in languages else 1
+            return stance_route(article, targets, languages)
 
         supported, unsupported, untargeted = articles | "ByLanguage" >> beam.Partition(route, 3)
-        skipped = unsupported | "Skip" >> beam.Map(
-            lambda a: skip_stance(a, targets, f"unsupported language: {(a.get('language') or {}).get('code', 'und')} "
-                                              f"(stance covers {', '.join(languages)})", top_n))
-        no_targets = untargeted | "NoTargets" >> beam.Map(lambda a: skip_stance(a, targets, "no targets configured"))
+        skipped = unsupported | "Skip" >> beam.Map(skip_unrouted, UNSUPPORTED, targets, languages, top_n)
+        no_targets = untargeted | "NoTargets" >> beam.Map(skip_unrouted, UNTARGETED, targets, languages)
         main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
         done = main | "Attach" >> beam.ParDo(attach_stance, self.model).with_outputs(DEAD, main="articles")
         failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
