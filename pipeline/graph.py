@@ -17,6 +17,7 @@ from transforms.stance import ClassifyStance, skip_stance
 
 from .feeds import full_text_fetcher
 from .layout import DEAD_LETTER, DUPLICATES, side_file
+from .parquet_sink import FORMATS, WriteArticleFormats
 from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFile
 from .sources import ReadInputFiles
 
@@ -45,6 +46,7 @@ class GraphConfig:
     date_range: tuple[str, str] | None = None  # backfill: only articles published in [since, until]
     side_files_dir: str | None = None  # where duplicates.jsonl and dead_letter.jsonl go (default: output root)
     skip_models: bool = False  # NER and stance marked skipped, no model loaded (--skip-models)
+    article_format: str = "jsonl"  # jsonl | parquet | both (--format; pipeline.parquet_sink)
 
 
 def in_date_range(article: dict, since: str, until: str) -> bool:
@@ -107,15 +109,18 @@ class WriteOutputs(beam.PTransform):
     a kept article that was dead-lettered after dedup become dead letters (KeepWhatWasWritten)."""
 
     def __init__(self, output: str, side_files_dir: str | None = None, index_directory: str | None = None,
-                 merge: bool = True):
+                 merge: bool = True, article_format: str = "jsonl"):
         super().__init__()
         self.output = output
+        self.article_format = article_format
         self.side = side_files_dir or output
         self.index_directory = index_directory
         self.merge = merge  # add to what earlier runs wrote (run); False: replace each day (backfill)
 
     def expand(self, outputs):
-        written = outputs["articles"] | "WriteArticles" >> WriteArticles(self.output, merge=self.merge)
+        sink = (WriteArticles(self.output, merge=self.merge) if self.article_format == "jsonl" else
+                WriteArticleFormats(self.output, self.merge, FORMATS[self.article_format]))
+        written = outputs["articles"] | "WriteArticles" >> sink
         duplicates, orphans = outputs["duplicates"], None
         if outputs.get("index_rows") is not None:
             if self.index_directory is None:
@@ -145,4 +150,4 @@ def build(p: beam.Pipeline, inputs: list[str] | None, cfg: GraphConfig, feeds: l
     outputs = raws | "Process" >> ProcessArticles(cfg)
     return outputs | "Write" >> WriteOutputs(cfg.output, cfg.side_files_dir,
                                              index_directory=index_dir(cfg.output, cfg.shingle_size, cfg.num_perm),
-                                             merge=cfg.date_range is None)
+                                             merge=cfg.date_range is None, article_format=cfg.article_format)

@@ -63,6 +63,8 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
             raise UsageError(f"{flag} must be a positive number of articles, not {value}")
     if opts.fetch_full_text and opts.view_as(StandardOptions).streaming:
         raise UsageError("--fetch-full-text works in batch runs only (streaming does not fetch entry pages yet)")
+    if getattr(opts, "format", "jsonl") != "jsonl" and opts.view_as(StandardOptions).streaming:
+        raise UsageError("--format parquet|both works in batch runs only (streaming writes JSONL windows)")
     limits = ParseLimits(max_chars=opts.max_chars, fetch_full_text=opts.fetch_full_text,
                          full_text_allow_private_hosts=opts.full_text_allow_private_hosts)
     return GraphConfig(output=opts.output, targets=targets, ner_model=opts.ner_model,
@@ -72,7 +74,7 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
                        shingle_size=opts.shingle_size, limits=limits,
                        auto_targets=opts.auto_targets, torch_threads=opts.torch_threads,
                        compile_models=opts.compile_models, precision=opts.precision,
-                       skip_models=opts.skip_models)
+                       skip_models=opts.skip_models, article_format=getattr(opts, "format", "jsonl"))
 
 
 def feed_urls(opts: NewsbeamOptions) -> list[str]:

@@ -2,6 +2,7 @@
 report, a notebook) must read to see all of it.
 
     <root>/dt=YYYY-MM-DD/articles-00000-of-00001.jsonl    batch and backfill articles, one file per published day
+    <root>/dt=YYYY-MM-DD/articles-00000-of-00001.parquet  the same articles as Parquet (--format parquet|both)
     <root>/dt=YYYY-MM-DD/stream-<window>-<hash>.jsonl     streaming articles, one file per window and bundle
     <root>/duplicates.jsonl, <root>/dead_letter.jsonl     batch runs (merged by id across runs)
     <root>/_backfill/<since>_<until>/duplicates.jsonl ... a backfill range's (rewritten whole by a rerun)
@@ -16,6 +17,8 @@ ARTICLES = "articles"
 DUPLICATES = "duplicates"
 DEAD_LETTER = "dead_letter"
 BATCH_ARTICLE_FILE = "articles-00000-of-00001.jsonl"
+ARTICLES_PARQUET = "articles_parquet"  # a reader's kind: the Parquet copy of the batch and backfill articles
+BATCH_PARQUET_FILE = "articles-00000-of-00001.parquet"
 SIDE_FILES = {DUPLICATES: "duplicates.jsonl", DEAD_LETTER: "dead_letter.jsonl"}
 BACKFILL_DIR = "_backfill"
 
@@ -24,6 +27,7 @@ READ_GLOBS = {
     ARTICLES: ("dt=*/articles-*.jsonl", "dt=*/stream-*.jsonl"),
     DUPLICATES: ("duplicates.jsonl", f"{BACKFILL_DIR}/*/duplicates.jsonl", "duplicates/stream-*.jsonl"),
     DEAD_LETTER: ("dead_letter.jsonl", f"{BACKFILL_DIR}/*/dead_letter.jsonl", "dead_letter/stream-*.jsonl"),
+    ARTICLES_PARQUET: ("dt=*/articles-*.parquet",),
 }
 
 
@@ -38,6 +42,10 @@ def day_partition(root: str, day: str) -> str:
 
 def batch_article_file(root: str, day: str) -> str:
     return join_path(day_partition(root, day), BATCH_ARTICLE_FILE)
+
+
+def batch_parquet_file(root: str, day: str) -> str:
+    return join_path(day_partition(root, day), BATCH_PARQUET_FILE)
 
 
 def side_file(side_root: str, kind: str) -> str:

@@ -58,6 +58,9 @@ class NewsbeamOptions(PipelineOptions):
                                 "loopback, private or link-local address (intranet feeds); off by default, "
                                 "since entry links come from untrusted feed content")
         output.add_argument("--output", metavar="ROOT", default=None, help="output root (local folder, gs://..., s3://...)")
+        output.add_argument("--format", choices=["jsonl", "parquet", "both"], default="jsonl",
+                            help="article files per day: JSONL, Parquet (pipeline/parquet_sink.py) or both (batch "
+                                 "and backfill; duplicates and dead letters stay JSONL)")
         models.add_argument("--targets", metavar="NAME[=ALIAS,...]", nargs="*", default=None,
                             help="stance targets, e.g. Armenia 'Azerbaijan=Azerbaijani,Baku' (aliases after '='); "
                                  "each keeps the aliases --targets-config lists for it (default: the targets "
