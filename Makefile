@@ -25,7 +25,7 @@ $(BIN)/newsbeam: setup.py requirements.txt
 
 run: install
 	rm -rf $(OUT)
-	$(BIN)/newsbeam run --input $(SEEDS) --output $(OUT) --targets $(TARGETS)
+	$(BIN)/newsbeam run --input $(SEEDS) --output $(OUT) --targets $(TARGETS) --format both
 
 # make run-feeds FEEDS="https://example.org/rss https://example.com/atom.xml"  (or FEEDS_FILE=feeds.txt)
 # Streaming: add STREAMING=1 [POLL_INTERVAL=300] [STOP_AFTER=3600]. FULL_TEXT=1 adds --fetch-full-text (batch).

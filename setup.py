@@ -27,13 +27,13 @@ setup(
                                     "schemas.*", "modeling", "modeling.*"]),
     package_data={
         "modeling": ["weights/*/*.json", "weights/*/*.safetensors"],
-        "pipeline": ["*.yaml"],
+        "pipeline": ["*.yaml", "templates/*.html", "templates/*.js", "templates/*.css"],
         "schemas": ["*.json"],
     },
     include_package_data=True,
     install_requires=REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "import-linter==2.17"],
+        "test": ["pytest>=8", "hypothesis>=6", "import-linter==2.17", "duckdb==2.0.0", "selenium==4.40.0"],
         # DataflowRunner (and gs:// paths): the Google Cloud clients Beam uses
         "dataflow": ["apache-beam[gcp]==2.77.0"],
         # `make eval` baselines only (not needed by the pipeline)

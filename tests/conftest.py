@@ -60,10 +60,11 @@ def read_output(out: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def seeds_run(tmp_path_factory):
-    """`newsbeam run` over every seed file, once per test session."""
+    """`newsbeam run` over every seed file (as `make run`: JSONL and Parquet), once per test session."""
     out = tmp_path_factory.mktemp("seeds_out")
     proc = run_cli(["run", "--input", "seeds/*.txt", "seeds/*.jsonl", "seeds/*.xml", "--output", str(out),
-                    "--targets", "Armenia", "Azerbaijan", "--verbose"])  # --verbose: the stage counters too
+                    "--targets", "Armenia", "Azerbaijan", "--format", "both",  # as `make run`
+                    "--verbose"])  # --verbose: the stage counters too
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {"out": out, "stdout": proc.stdout, **read_output(out)}
 

@@ -1,0 +1,114 @@
+"""`import newsbeam`: enrich gives the pipeline's articles, read_output loads every kind with fixed dtypes, run and
+--format parquet work from Python, and the README's notebook example holds (run here as a doctest)."""
+from __future__ import annotations
+
+import doctest
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+SEED_PATTERNS = [Path("seeds/*.txt"), Path("seeds/*.jsonl"), Path("seeds/*.xml")]
+
+
+@pytest.fixture(scope="session")
+def enricher():
+    """One Enricher for the session: the models load once (and stay cached for every later enrich call)."""
+    import newsbeam
+
+    return newsbeam.Enricher(["Armenia", "Azerbaijan"])
+
+
+def test_enrich_gives_the_pipelines_articles_for_the_seeds(seeds_run, enricher, monkeypatch):
+    import newsbeam
+
+    monkeypatch.chdir(ROOT)  # the pipeline run read the same relative patterns from here (same input_ref)
+    result = enricher.process(SEED_PATTERNS)
+    assert result.dead_letters == [] and seeds_run["dead"] == []
+    mine = {a.id: a.model_dump(mode="json") for a in result.articles}
+    written = {r["id"]: newsbeam.Article.model_validate(r).model_dump(mode="json") for r in seeds_run["articles"]}
+    assert sorted(mine) == sorted(written)
+    for article_id, article in written.items():
+        assert mine[article_id] == article, article["input_ref"]
+    dups = sorted(({**d, "schema_version": newsbeam.DuplicateRecord.model_fields["schema_version"].default}
+                   for d in result.duplicates), key=lambda d: d["id"])
+    assert dups == sorted(seeds_run["duplicates"], key=lambda d: d["id"]) and len(dups) == 3
+
+
+def test_enrich_reports_what_it_could_not_read(enricher):
+    import newsbeam
+
+    good = {"text": "Armenia and Azerbaijan signed a ceasefire in Moscow on Monday.", "published": "2020-11-10"}
+    result = enricher.process([good, "no date line here", dict(good)])
+    assert [a.input_ref for a in result.articles] == ["items[0]:1"]
+    assert [(d["input_ref"], d["stage"]) for d in result.dead_letters] == [("items[1]", "parse")]
+    assert [(d["id"], d["kind"]) for d in result.duplicates] == [(result.articles[0].id, "exact")]
+    with pytest.raises(newsbeam.EnrichError, match="items\\[0\\]"):
+        newsbeam.enrich(["no date line here"], targets=["Armenia"])
+
+
+def test_read_output_kinds_and_dtypes(seeds_run):
+    import newsbeam
+    from newsbeam.output import COLUMNS
+
+    articles = seeds_run["articles"]
+    expected = {"articles": len(articles), "duplicates": len(seeds_run["duplicates"]), "dead_letters": 0,
+                "entities": sum(len(a["entities"]) for a in articles),
+                "stance": sum(len(a["stance"]) for a in articles)}
+    for kind, rows in expected.items():
+        df = newsbeam.read_output(str(seeds_run["out"]), kind=kind)
+        assert len(df) == rows, kind
+        assert list(df.columns) == list(COLUMNS[kind]), kind
+        assert {c: str(t) for c, t in df.dtypes.items()} == COLUMNS[kind], kind
+    df = newsbeam.read_output(str(seeds_run["out"]))
+    assert set(df["schema_version"]) == {"2.0"} and df["title"].notna().all()
+    stance = newsbeam.read_output(str(seeds_run["out"]), kind="stance")
+    unlabelled = stance[stance["label"].isna()]
+    assert len(unlabelled) > 0 and unlabelled["reason"].notna().all()
+
+
+def test_run_from_python_writes_parquet_that_read_output_loads(tmp_path, monkeypatch):
+    """newsbeam.run with keyword options (no models: this checks the API and the Parquet-only layout)."""
+    import newsbeam
+    import pyarrow.parquet as pq
+
+    from pipeline.parquet_sink import article_schema, write_parquet_day
+
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "out"
+    counts = newsbeam.run(input=["seeds/*.txt"], output=str(out), targets=["Armenia"], format="parquet",
+                          skip_models=True, quiet=True)
+    assert counts["read"] == counts["written"] + counts.get("duplicates", 0) and counts["written"] > 0
+    assert not list(out.glob("dt=*/*.jsonl")), "--format parquet writes no article JSONL"
+    files = sorted(out.glob("dt=*/articles-00000-of-00001.parquet"))
+    assert len(files) == len({f.parent for f in files}) > 1
+    assert pq.read_schema(files[0]).remove_metadata() == article_schema()
+    df = newsbeam.read_output(str(out))
+    assert len(df) == counts["written"] and (df["ner_status"] == "skipped").all()
+    # a rewrite of a day with the same rows (merge, as a rerun does) leaves the bytes as they were
+    before = files[0].read_bytes()
+    records = [r for r in newsbeam.output.article_records(str(out)) if r["published"] == files[0].parent.name[3:]]
+    write_parquet_day(str(out), files[0].parent.name[3:], records, merge=True)
+    assert files[0].read_bytes() == before
+    with pytest.raises(ValueError, match="unrecognized|invalid"):
+        newsbeam.run(input=["seeds/*.txt"], output=str(out), target=["Armenia"])
+
+
+def _readme_examples(text: str) -> str:
+    return "\n".join(m.group(1) for m in re.finditer(r"```pycon\n(.*?)```", text, flags=re.S))
+
+
+def test_readme_notebook_example(seeds_run, enricher, monkeypatch):
+    """The README's ```pycon blocks, run as a doctest against this session's `make run` equivalent (seeds_run
+    writes what `make run` writes: --format both)."""
+    monkeypatch.chdir(ROOT)
+    source = _readme_examples((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert 'out = "out"' in source
+    source = source.replace('out = "out"', f'out = {str(seeds_run["out"])!r}')
+    test = doctest.DocTestParser().get_doctest(source, {}, "README.md", "README.md", 0)
+    assert len(test.examples) >= 12
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0, f"{runner.failures} README example(s) failed (doctest output above)"
