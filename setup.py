@@ -27,7 +27,7 @@ setup(
                                     "schemas.*", "modeling", "modeling.*"]),
     package_data={
         "modeling": ["weights/*/*.json", "weights/*/*.safetensors"],
-        "pipeline": ["*.yaml", "templates/*.html", "templates/*.js", "templates/*.css"],
+        "pipeline": ["*.yaml", "templates/*"],
         "schemas": ["*.json"],
     },
     include_package_data=True,

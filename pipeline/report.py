@@ -6,7 +6,9 @@ The page shows the run's totals (articles, duplicates, dead letters by stage), a
 languages, the top entities of each type over time, stance per target over time and the duplicates found per
 source. Every chart is embedded as a base64 `data:` URI, so the HTML file alone can be mailed or archived; the same
 PNGs are also written beside it in `<html stem>_charts/`. Each chart's numbers are repeated in a small HTML table
-(readable without the picture, and what the tests check).
+(readable without the picture, and what the tests check), and the articles behind it (title, source, day, link,
+language; for stance the sentences read) are listed under it in a searchable, sortable table. The page is the
+jinja2 template pipeline/templates/report.html.j2 with its CSS and JS inline: it works offline, from a file.
 
 The output is read through Beam's FileSystems, so `--output gs://bucket/newsbeam/` works like a local folder, and
 `--html` may be a `gs://` path too.
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
-import html
 import io
 import json
 import os
@@ -95,13 +96,63 @@ def iter_jsonl(path: str, problems: list[str]) -> Iterator[dict]:
             yield rec
 
 
+MAX_SENTENCES = 3  # per labelled stance target, in the drill-down table
+
+
+def _target_aliases() -> dict[str, list[str]]:
+    """The shipped targets file's aliases, by case-folded target name (what `--targets NAME` adds to NAME)."""
+    if not _ALIASES:
+        from transforms.stance import load_targets_config
+
+        from .options import DEFAULT_TARGETS_CONFIG
+
+        try:
+            _ALIASES.update({k.casefold(): v for k, v in load_targets_config(DEFAULT_TARGETS_CONFIG).items()})
+        except (OSError, ValueError):
+            _ALIASES[""] = []
+    return _ALIASES
+
+
+_ALIASES: dict[str, list[str]] = {}
+
+
+def stance_sentences(rec: dict, target: str, limit: int = MAX_SENTENCES) -> list[str]:
+    """The sentences the stance classifier read for `target` (the first `limit`, in reading order).
+
+    The records keep no sentences, so they are found again from the text with the stage's own mention finder
+    (transforms.stance.target_spans: the entities with the target's id, then its name and the targets file's
+    aliases) and sentence splitter (modeling.stance.sentence_around). Aliases given only on a run's command line
+    are not known here."""
+    from modeling.stance import sentence_around
+    from transforms.stance import target_spans
+
+    text = rec.get("text") or ""
+    out: list[str] = []
+    for start, end in target_spans(rec, target, _target_aliases().get(target.casefold(), [])):
+        left, right = sentence_around(text, start, end)
+        sentence = " ".join(text[left:right].split())
+        if sentence and sentence not in out:
+            out.append(sentence)
+        if len(out) == limit:
+            break
+    return out
+
+
 def slim_article(rec: dict) -> dict:
-    """An article record without its text and entity mentions (a report over millions of articles stays small)."""
-    out = {k: rec.get(k) for k in ("id", "source", "published", "language", "ner", "stance_status", "input_ref")}
+    """An article record without its text and entity mentions (a report over millions of articles stays small);
+    title and url kept for the drill-down tables, and each labelled stance target's sentences."""
+    out = {k: rec.get(k) for k in ("id", "source", "published", "language", "ner", "stance_status", "input_ref",
+                                   "title", "url")}
     out["entities"] = [{"text": e.get("text"), "type": e.get("type"), "count": e.get("count", 1), "id": e.get("id"),
                         "name": e.get("name")} for e in rec.get("entities") or []]
     out["stance"] = [{k: s.get(k) for k in ("target", "label", "score", "probabilities", "mentions", "reason")}
                      for s in rec.get("stance") or []]
+    for s in out["stance"]:
+        if s.get("label") in STANCE_LABELS and rec.get("text"):
+            try:
+                s["sentences"] = stance_sentences(rec, s["target"] or "")
+            except Exception:  # an old or odd record: the table shows the label without sentences
+                s["sentences"] = []
     return out
 
 
@@ -610,55 +661,97 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _html_table(t: Table) -> str:
-    head = "".join(f'<th scope="col"{" class=num" if i in t.numeric else ""}>{html.escape(c)}</th>'
-                   for i, c in enumerate(t.columns))
-    body = []
-    for row in t.rows:
-        cells = []
-        for i, v in enumerate(row):
-            cls = " class=num" if i in t.numeric else ""
-            tag = "th scope=\"row\"" if i == 0 else "td"
-            cells.append(f"<{tag}{cls}>{html.escape(_fmt(v))}</{tag.split()[0]}>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    if not t.rows:
-        body.append(f'<tr><td colspan="{len(t.columns)}" class="empty">none</td></tr>')
-    table = (f'<table id="{html.escape(t.id)}"><caption>{html.escape(t.caption)}</caption>'
-             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
-    if t.collapse and len(t.rows) > 20:
-        return (f"<details><summary>Table: {html.escape(t.caption)} ({len(t.rows)} rows)</summary>"
-                f"{table}</details>")
-    return table
+@dataclass
+class Drill:
+    """The articles behind one chart: a searchable, sortable table under it. A cell is a value, {"text", "url"}
+    (a link) or {"sentences": [...]}."""
+
+    id: str
+    caption: str
+    columns: list[str]
+    rows: list[list]
+    numeric: tuple[int, ...] = ()
+    total: int = 0
+    order: str = "newest first"
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:#1a1a1a;margin:0;
-     background:#f6f7f9;line-height:1.45}
-main{max-width:1160px;margin:0 auto;padding:24px 28px 40px;background:#fff}
-h1{margin:0 0 4px;font-size:28px}h2{margin:34px 0 8px;padding-top:10px;border-top:2px solid #e4e6ea;font-size:21px}
-h3{font-size:16px;margin:18px 0 6px}.sub{color:#555;margin:0 0 16px}
-nav{font-size:14px;margin:8px 0 18px}nav a{margin-right:14px;color:#0b5cab;text-decoration:none}
-.cards{display:flex;flex-wrap:wrap;gap:12px;margin:14px 0}
-.card{flex:1 1 150px;border:1px solid #e1e4e8;border-radius:8px;padding:10px 14px;background:#fafbfc}
-.card b{display:block;font-size:26px}.card span{display:block;color:#333;font-size:13.5px}
-.card small{display:block;color:#666;font-size:12px;margin-top:2px}
-.tables{display:flex;flex-wrap:wrap;gap:4px 28px;align-items:flex-start}
-figure{margin:10px 0 14px}figure img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{font-size:13px;color:#555}
-table{border-collapse:collapse;margin:8px 0 14px;font-size:13.5px}
-caption{text-align:left;font-weight:600;padding:4px 0;font-size:14px}
-th,td{border:1px solid #dde1e6;padding:3px 9px;text-align:left;vertical-align:top}
-thead th{background:#eef1f4}tbody th{font-weight:normal}.num{text-align:right;font-variant-numeric:tabular-nums}
-.empty{color:#777;font-style:italic}details{margin:6px 0 14px}summary{cursor:pointer;color:#0b5cab;font-size:14px}
-.warn{background:#fff4e5;border:1px solid #f0c36d;padding:8px 12px;border-radius:6px}
-footer{margin-top:36px;border-top:1px solid #e4e6ea;padding-top:10px;font-size:12.5px;color:#666}
-"""
+MAX_DRILL_ROWS = 2000  # per table: a report over a large output lists the newest rows and says so
 
 
-def _chart_block(name: str, alt: str, png: bytes) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
-            f"<figcaption>{html.escape(alt)}</figcaption></figure>")
+def _link(url: Optional[str]):
+    return {"text": url, "url": url} if url and url.startswith(("http://", "https://")) else (url or None)
+
+
+def _language(a: dict) -> str:
+    return (a.get("language") or {}).get("code") or "und"
+
+
+def _article_cells(a: dict) -> list:
+    """published, source, title, language, link."""
+    day = _day(a.get("published"))
+    return [day.isoformat() if day else None, a.get("source"), a.get("title"), _language(a), _link(a.get("url"))]
+
+
+ARTICLE_COLUMNS = ["published", "source", "title", "language", "link"]
+
+
+def _drill(id_: str, caption: str, columns: list[str], rows: list[list], date_col: int,
+           numeric: tuple[int, ...] = ()) -> Drill:
+    """Rows newest first (stable for equal days), cut at MAX_DRILL_ROWS."""
+    rows = sorted(rows, key=lambda r: r[date_col] or "", reverse=True)
+    return Drill(id_, caption, columns, rows[:MAX_DRILL_ROWS], numeric, total=len(rows))
+
+
+def drill_tables(data: OutputData, top_entity_stats: dict[str, list]) -> dict[str, Drill]:
+    """{chart file name: the articles behind that chart}."""
+    arts = data.articles
+    by_id = {a.get("id"): a for a in arts}
+    out = {
+        "articles_per_period.png": _drill("drill-articles", "Articles behind this chart", ARTICLE_COLUMNS,
+                                          [_article_cells(a) for a in arts], 0),
+        "languages.png": _drill("drill-languages", "Articles by language", ["language", "name", *ARTICLE_COLUMNS[:3],
+                                                                            "link"],
+                                [[_language(a), LANGUAGE_NAMES.get(_language(a), ""),
+                                  *_article_cells(a)[:3], _link(a.get("url"))] for a in arts], 2),
+    }
+    stance_rows = [[s.get("target"), s.get("label"), s.get("score"), {"sentences": s.get("sentences") or []},
+                    *_article_cells(a)]
+                   for a in arts for s in a.get("stance") or [] if s.get("label") in STANCE_LABELS]
+    out["stance.png"] = _drill("drill-stance", "Articles behind the stance labels, with the sentences read",
+                               ["target", "label", "score", "sentences", *ARTICLE_COLUMNS], stance_rows, 4,
+                               numeric=(2,))
+    dup_rows = [[d.get("source"), d.get("kind"), d.get("similarity"), str(d.get("published") or "")[:10] or None,
+                 d.get("title"), _link(d.get("url")), (by_id.get(d.get("duplicate_of")) or {}).get("title")
+                 or d.get("duplicate_of")] for d in data.duplicates]
+    out["duplicates.png"] = _drill("drill-duplicates", "Duplicates behind this chart",
+                                   ["source", "kind", "similarity", "published", "title", "link", "kept article"],
+                                   dup_rows, 3, numeric=(2,))
+    for etype, stats in top_entity_stats.items():
+        shown = {s.text for s in stats}
+        rows = []
+        for a in arts:
+            names = sorted({e.get("name") or e.get("text") for e in a.get("entities") or []
+                            if e.get("type") == etype and (e.get("name") or e.get("text")) in shown})
+            rows += [[name, *_article_cells(a)] for name in names]
+        out[f"entities_{etype}.png"] = _drill(f"drill-entities-{etype}",
+                                              f"Articles mentioning these {ENTITY_TYPE_NAMES[etype]}",
+                                              ["entity", *ARTICLE_COLUMNS], rows, 1)
+    return out
+
+
+_TEMPLATES: list = []
+
+
+def template():
+    """The page template (pipeline/templates/report.html.j2, package data), loaded once; HTML-escaped."""
+    if not _TEMPLATES:
+        import jinja2
+
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
+                                 autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
+                                 keep_trailing_newline=True)
+        _TEMPLATES.append(env.get_template("report.html.j2"))
+    return _TEMPLATES[0]
 
 
 def build_report(data: OutputData, top: int = 10, period: str = "auto",
@@ -785,7 +878,7 @@ def build_report(data: OutputData, top: int = 10, period: str = "auto",
     sections.append(sec)
 
     page = render_html(data, tot, sections, charts, period, generated_at or dt.datetime.now(dt.timezone.utc),
-                       matplotlib.__version__)
+                       matplotlib.__version__, drills=drill_tables(data, ents))
     return Report(page, charts, sections, period)
 
 
@@ -815,7 +908,9 @@ def totals_table(tot: dict) -> Table:
 
 
 def render_html(data: OutputData, tot: dict, sections: list[Section], charts: dict[str, bytes], period: str,
-                generated_at: dt.datetime, mpl_version: str) -> str:
+                generated_at: dt.datetime, mpl_version: str, drills: Optional[dict[str, Drill]] = None) -> str:
+    """The page from pipeline/templates/report.html.j2: charts inlined as data: URIs, each followed by its
+    drill-down table (`drills`, by chart name), the CSS and JS inline."""
     span = (f"{tot['first_day']} to {tot['last_day']}" if tot["first_day"] else "no articles")
     stages = Counter(d.get("stage") or "?" for d in data.dead)
     cards = [
@@ -827,44 +922,11 @@ def render_html(data: OutputData, tot: dict, sections: list[Section], charts: di
         ("sources", tot["sources"], "of written articles"),
         ("languages", tot["languages"], "detected"),
     ]
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>newsbeam report: {html.escape(data.root)}</title>",
-        f"<style>{CSS}</style></head><body><main>",
-        "<h1>newsbeam report</h1>",
-        f'<p class="sub">Output <code>{html.escape(data.root)}</code> · published {html.escape(span)} · '
-        f"time charts per {period}</p>",
-        '<nav aria-label="sections">' + "".join(f'<a href="#{s.id}">{html.escape(s.title)}</a>'
-                                                 for s in sections) + "</nav>",
-        '<section id="totals-section" aria-label="totals">',
-        '<div class="cards">' + "".join(f"<div class=card><b>{v}</b><span>{html.escape(k)}</span>"
-                                        f"<small>{html.escape(note)}</small></div>"
-                                        for k, v, note in cards) + "</div>",
-    ]
-    if data.problems:
-        items = "".join(f"<li>{html.escape(p)}</li>" for p in data.problems[:50])
-        more = f"<li>… and {len(data.problems) - 50} more</li>" if len(data.problems) > 50 else ""
-        parts.append(f'<div class="warn" role="note"><b>Problems while reading the output</b><ul>{items}{more}'
-                     f"</ul></div>")
-    parts.append("</section>")
-    for s in sections:
-        parts.append(f'<section id="{s.id}" aria-labelledby="{s.id}-h"><h2 id="{s.id}-h">{html.escape(s.title)}'
-                     f"</h2>")
-        if s.intro:
-            parts.append(f"<p>{html.escape(s.intro)}</p>")
-        for name, alt in s.charts:
-            parts.append(_chart_block(name, alt, charts[name]))
-        if s.tables:
-            parts.append('<div class="tables">' + "".join(_html_table(t) for t in s.tables) + "</div>")
-        parts.append("</section>")
-    parts.append(f"<footer>Generated {generated_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC by "
-                 f"<code>newsbeam report</code> from {len(data.files)} files under "
-                 f"<code>{html.escape(data.root)}</code> · charts by matplotlib {html.escape(mpl_version)}; "
-                 f"the same PNGs are written beside this page.</footer>")
-    parts.append("</main></body></html>")
-    return "\n".join(parts) + "\n"
+    return template().render(
+        root=data.root, span=span, period=period, sections=sections, cards=cards, problems=data.problems,
+        charts={name: base64.b64encode(png).decode("ascii") for name, png in charts.items()},
+        drills=drills or {}, fmt=_fmt, files=len(data.files), mpl_version=mpl_version,
+        generated=f"{generated_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S}")
 
 
 # ------------------------------------------------------------------------------------------------ write

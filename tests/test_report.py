@@ -162,12 +162,17 @@ def _rows(tables, table_id):
 
 
 def check_self_contained(page: str) -> None:
+    """Nothing is loaded from elsewhere: images are data: URIs, scripts and styles inline; the only other links
+    are the articles' own (a.out, followed only when clicked) and the page's anchors."""
     for attr, value in re.findall(r"""\b(src|href)\s*=\s*["']?([^"'\s>]*)""", page, flags=re.I):
         if attr.lower() == "src":
             assert value.startswith("data:image/png;base64,"), value[:80]
         else:
-            assert value.startswith("#"), value
-    for banned in ("<script", "<link", "@import", "url(", "<iframe", "<object"):
+            assert value.startswith(("#", "http://", "https://")), value
+    for attrs, _url in re.findall(r"<a ([^>]*)href=\"(https?://[^\"]*)\"", page):
+        assert 'class="out"' in attrs, attrs
+    assert all("src" not in attrs for attrs in re.findall(r"<script\b([^>]*)>", page, flags=re.I))
+    for banned in ("<link", "@import", "url(", "<iframe", "<object"):
         assert banned not in page.lower(), banned
 
 
@@ -381,6 +386,31 @@ def test_page_tables_hold_the_expected_numbers(rendered):
     assert totals["records read (written + duplicates + dead letters)"] == "12"
     assert totals["duplicates, exact"] == "1" and totals["duplicates, near"] == "2"
     assert totals["NER"] == "done 5, skipped 1"
+
+
+def test_every_chart_lists_the_articles_behind_it(rendered):
+    """Under each chart, a table of its records: every article (by day, by language), each labelled stance with
+    the sentences naming the target, every duplicate, and the articles naming each top entity."""
+    t, page = rendered["tables"], rendered["page"]
+    data = report.read_output(str(rendered["root"]))
+    drills = re.findall(r'<details class="drill" id="(drill-[^"]+)-details">', page)
+    assert len(drills) == len(rendered["res"]["charts"])
+    assert sorted(r[2] for r in _rows(t, "drill-articles")) == sorted(a["title"] for a in data.articles)
+    assert [r[0] for r in _rows(t, "drill-articles")] == sorted((r[0] for r in _rows(t, "drill-articles")),
+                                                                reverse=True)  # newest first
+    assert Counter(r[0] for r in _rows(t, "drill-languages")) == Counter(a["language"]["code"] for a in data.articles)
+    stance = _rows(t, "drill-stance")
+    assert sorted((r[6], r[0], r[1]) for r in stance) == sorted(
+        (a["title"], s["target"], s["label"]) for a in data.articles for s in a["stance"] if s["label"])
+    sentences = {(r[6], r[0]): r[3] for r in stance}  # (title, target) -> the sentences shown
+    assert sentences[("Story 1", "Azerbaijan")] == "Azerbaijan was named."
+    assert sentences[("Story 3", "Armenia")].startswith("Армения was named.")  # found by its id, cldr:AM
+    assert sentences[("Story 5", "Azerbaijan")] == ""  # labelled here, but the text never names it
+    assert sorted((r[0], r[1]) for r in _rows(t, "drill-duplicates")) == sorted(
+        (d["source"], d["kind"]) for d in data.duplicates)
+    armenia = [r for r in _rows(t, "drill-entities-LOC") if r[0] == "Armenia"]
+    assert len(armenia) == 4  # as the entities-LOC table counts it: 4 articles
+    assert 'type="search"' in page and "data-report-ready" in page  # the search box and its script
 
 
 def test_cli_and_an_empty_output(tmp_path, capsys):
