@@ -10,7 +10,7 @@ OUT ?= out
 TARGETS ?= Armenia Azerbaijan
 SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
-.PHONY: install run run-feeds backfill-yesterday test bench eval eval-entities eval-precision train-ner train-stance schemas clean
+.PHONY: install run report-png check-install run-feeds backfill-yesterday test bench eval eval-entities eval-precision train-ner train-stance schemas clean
 
 install: $(BIN)/newsbeam
 
@@ -26,6 +26,17 @@ $(BIN)/newsbeam: setup.py requirements.txt
 run: install
 	rm -rf $(OUT)
 	$(BIN)/newsbeam run --input $(SEEDS) --output $(OUT) --targets $(TARGETS) --format both
+
+# docs/report.png: the report over `make run`'s output, screenshot in headless chromium (apt-get install chromium
+# chromium-driver). The page names the output root as given (out), so no machine path gets into the picture.
+report-png: run
+	$(BIN)/newsbeam report --output $(OUT) --html $(OUT)/_report/report.html
+	$(BIN)/python tools/report_png.py $(OUT)/_report/report.html docs/report.png --open drill-articles
+
+# `pip install .` (not editable) into a fresh venv, then `import newsbeam` from outside the source tree:
+# the packages, the report template and the model weights are in the wheel. Downloads the pinned dependencies.
+check-install:
+	bash tools/check_install.sh
 
 # make run-feeds FEEDS="https://example.org/rss https://example.com/atom.xml"  (or FEEDS_FILE=feeds.txt)
 # Streaming: add STREAMING=1 [POLL_INTERVAL=300] [STOP_AFTER=3600]. FULL_TEXT=1 adds --fetch-full-text (batch).

@@ -112,3 +112,19 @@ def test_readme_notebook_example(seeds_run, enricher, monkeypatch):
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0, f"{runner.failures} README example(s) failed (doctest output above)"
+
+
+def test_setup_ships_the_facade_the_template_and_the_weights(monkeypatch):
+    """What `pip install .` installs (tools/check_install.sh installs it for real into a fresh venv; slow, so
+    `make check-install`, not this suite): the newsbeam package and the package data the code opens."""
+    import setuptools  # noqa: F401 (first: distutils is setuptools' copy)
+    from distutils.core import run_setup
+
+    monkeypatch.chdir(ROOT)  # find_packages looks in the current folder
+    dist = run_setup(str(ROOT / "setup.py"), stop_after="init")
+    assert {"newsbeam", "pipeline", "transforms", "modeling", "schemas"} <= set(dist.packages)
+    data = dist.package_data
+    for package, path in (("pipeline", "templates/report.html.j2"), ("pipeline", "templates/report.js"),
+                          ("modeling", "weights/ner/model.safetensors"), ("pipeline", "targets.yaml")):
+        assert any(Path(path).match(pattern) for pattern in data[package]), (package, path)
+        assert (ROOT / package / path).is_file(), (package, path)
