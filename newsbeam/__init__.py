@@ -1,5 +1,6 @@
 """newsbeam from Python: enrich articles in-process, run the pipeline, load its output.
 
+    >>> from pathlib import Path
     >>> import newsbeam
     >>> articles = newsbeam.enrich([Path("seeds/sample_article.txt")], targets=["Armenia", "Azerbaijan"])
     >>> df = newsbeam.read_output("out/", kind="stance")

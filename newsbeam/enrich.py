@@ -15,7 +15,9 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 import apache_beam as beam
 
-from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL, PackagePath
+from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+from pipeline.graph import MODELS_SKIPPED
+from pipeline.options import DEFAULT_TARGETS_CONFIG
 from schemas import Article
 from transforms.common import dead_letter
 from transforms.dedup_local import deduplicate_list
@@ -26,8 +28,6 @@ from transforms.stance import (STANCE_LANGUAGES, SUPPORTED, StanceModelHandler, 
                                parse_target_specs, skip_stance, skip_unrouted, stance_route, with_config_aliases)
 
 Item = Union[str, bytes, dict, "os.PathLike[str]"]
-DEFAULT_TARGETS_CONFIG = PackagePath("pipeline", "targets.yaml")
-MODELS_SKIPPED = "models disabled (--skip-models)"  # the pipeline's reason (pipeline.graph.MODELS_SKIPPED)
 
 _MODELS: dict[tuple, Any] = {}  # (kind, model, precision, ...) -> loaded model, shared by every Enricher
 _MODELS_LOCK = threading.Lock()
