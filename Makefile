@@ -20,7 +20,7 @@ $(BIN)/newsbeam: setup.py requirements.txt
 	# torch first, exactly pinned: a looser requirement would pull the CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test,dataflow]'
-	$(BIN)/python -c "import pipeline, transforms, schemas, modeling; print('newsbeam installed')"
+	$(BIN)/python -c "import newsbeam, pipeline, transforms, schemas, modeling; print('newsbeam installed')"
 	touch $(BIN)/newsbeam
 
 run: install

@@ -673,6 +673,7 @@ class Drill:
     numeric: tuple[int, ...] = ()
     total: int = 0
     order: str = "newest first"
+    date_col: int = -1  # the published-day column (kept on one line)
 
 
 MAX_DRILL_ROWS = 2000  # per table: a report over a large output lists the newest rows and says so
@@ -699,7 +700,7 @@ def _drill(id_: str, caption: str, columns: list[str], rows: list[list], date_co
            numeric: tuple[int, ...] = ()) -> Drill:
     """Rows newest first (stable for equal days), cut at MAX_DRILL_ROWS."""
     rows = sorted(rows, key=lambda r: r[date_col] or "", reverse=True)
-    return Drill(id_, caption, columns, rows[:MAX_DRILL_ROWS], numeric, total=len(rows))
+    return Drill(id_, caption, columns, rows[:MAX_DRILL_ROWS], numeric, total=len(rows), date_col=date_col)
 
 
 def drill_tables(data: OutputData, top_entity_stats: dict[str, list]) -> dict[str, Drill]:
