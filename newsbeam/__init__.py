@@ -15,7 +15,7 @@ from __future__ import annotations
 from pipeline import __version__
 from schemas import Article, DeadLetter, DuplicateRecord
 
-from .enrich import EnrichError, Enriched, Enricher, enrich
+from .enricher import EnrichError, Enriched, Enricher, enrich
 from .output import KINDS, read_output
 from .runner import run
 

@@ -46,8 +46,13 @@ def test_enrich_reports_what_it_could_not_read(enricher):
     assert [a.input_ref for a in result.articles] == ["items[0]:1"]
     assert [(d["input_ref"], d["stage"]) for d in result.dead_letters] == [("items[1]", "parse")]
     assert [(d["id"], d["kind"]) for d in result.duplicates] == [(result.articles[0].id, "exact")]
+    from newsbeam.enricher import _MODELS
+
+    loaded = dict(_MODELS)
     with pytest.raises(newsbeam.EnrichError, match="items\\[0\\]"):
         newsbeam.enrich(["no date line here"], targets=["Armenia"])
+    assert newsbeam.enrich([good], targets=["Armenia"])[0].ner.status == "done"
+    assert _MODELS == loaded and len(loaded) == 2  # one NER and one stance model, loaded once per process
 
 
 def test_read_output_kinds_and_dtypes(seeds_run):
