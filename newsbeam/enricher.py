@@ -18,7 +18,7 @@ import apache_beam as beam
 from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
 from pipeline.graph import MODELS_SKIPPED
 from pipeline.options import DEFAULT_TARGETS_CONFIG
-from schemas import Article
+from schemas import Article, DeadLetter, DuplicateRecord
 from transforms.common import dead_letter
 from transforms.dedup_local import deduplicate_list
 from transforms.langid import detect_language, load_detector
@@ -143,13 +143,14 @@ class Enricher:
                         for a in kept]
         else:
             enriched = self._stance(self._entities(kept, dead), dead)
-        out = Enriched(duplicates=duplicates, dead_letters=dead)
+        out = Enriched(duplicates=[DuplicateRecord.model_validate(d).model_dump(mode="json") for d in duplicates])
         for article in enriched:
             try:
                 out.articles.append(Article.model_validate(article))
             except Exception as exc:  # as pipeline.sinks: an invalid article is a dead letter
                 dead.append(dead_letter(article.get("input_ref", "?"), "validate",
                                         f"schema validation failed: {exc}", article_id=article.get("id")))
+        out.dead_letters = [DeadLetter.model_validate(d).model_dump(mode="json") for d in dead]
         return out
 
     def _languages(self, articles: list[dict], dead: list[dict]) -> list[dict]:
