@@ -31,7 +31,8 @@ from typing import Iterable, Iterator, Optional
 
 from schemas.article import NOT_MENTIONED
 
-from .layout import ARTICLES, DEAD_LETTER, DUPLICATES, READ_GLOBS, join_path, output_files
+from .layout import ARTICLES, ARTICLES_PARQUET, DEAD_LETTER, DUPLICATES, READ_GLOBS, join_path, output_files
+from .parquet_sink import read_parquet_records
 
 
 ENTITY_TYPES = ("PER", "ORG", "LOC", "MISC")
@@ -160,9 +161,11 @@ def read_output(root: str) -> OutputData:
     """Read every article, duplicate and dead-letter file under `root` (any Beam filesystem), whichever mode wrote
     them: batch, backfill ranges (`_backfill/`) and streaming windows (pipeline.layout)."""
     data = OutputData(root=root)
-    for path in output_files(root, ARTICLES):
+    jsonl = output_files(root, ARTICLES)
+    for path in jsonl or output_files(root, ARTICLES_PARQUET):  # a --format parquet run wrote no article JSONL
         data.files.append(path)
-        for rec in iter_jsonl(path, data.problems):
+        records = iter_jsonl(path, data.problems) if jsonl else read_parquet_records(path)
+        for rec in records:
             if _day(rec.get("published")) is None:
                 data.problems.append(f"{path}: article {rec.get('id')!r} has no valid published date")
                 continue

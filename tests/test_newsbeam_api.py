@@ -79,6 +79,7 @@ def test_run_from_python_writes_parquet_that_read_output_loads(tmp_path, monkeyp
     import newsbeam
     import pyarrow.parquet as pq
 
+    from pipeline import report
     from pipeline.parquet_sink import article_schema, write_parquet_day
 
     monkeypatch.chdir(ROOT)
@@ -92,6 +93,7 @@ def test_run_from_python_writes_parquet_that_read_output_loads(tmp_path, monkeyp
     assert pq.read_schema(files[0]).remove_metadata() == article_schema()
     df = newsbeam.read_output(str(out))
     assert len(df) == counts["written"] and (df["ner_status"] == "skipped").all()
+    assert len(report.read_output(str(out)).articles) == counts["written"]  # the report reads the Parquet too
     # a rewrite of a day with the same rows (merge, as a rerun does) leaves the bytes as they were
     before = files[0].read_bytes()
     records = [r for r in newsbeam.output.article_records(str(out)) if r["published"] == files[0].parent.name[3:]]
