@@ -3,7 +3,7 @@
 A raw input is `{"ref": url, "data": bytes, "fetched_at": iso, "source": None}` (plus `max_entries`, read by
 `parse_raw`). A feed that cannot be fetched, or whose content is refused (HTML page, a DOCTYPE declaring
 entities), becomes one raw input carrying `"error"`, so it ends as a dead letter instead of vanishing. A 304 (the
-feed did not change since the ETag / Last-Modified passed in `state`) yields no raw input at all.
+feed did not change since the ETag / Last-Modified passed in `state`; streaming polls) yields no raw input.
 
 HTTP goes through `requests` (a dependency of apache-beam, so always present with it) with every redirect, retry,
 timeout and size decision taken here rather than left to library defaults. `--fetch-full-text` fetches an entry's
@@ -38,7 +38,6 @@ from transforms.parse import ParseLimits
 _log = logging.getLogger("newsbeam.feeds")
 USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam)"
 DEFAULT_MAX_ENTRIES = 500
-FEED_STATE = "feed_state"  # tag of ReadFeeds' optional second output (validators to persist for the next run)
 ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.9, " \
          "text/xml;q=0.9, */*;q=0.1"
 ACCEPT_HTML = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"  # article pages (--fetch-full-text)
@@ -675,9 +674,8 @@ class _FetchDoFn(beam.DoFn):
     One requests session per thread (connections reused across that thread's feeds); counters are counted here
     in the bundle's thread (Beam metrics belong to it), not in the fetching threads."""
 
-    def __init__(self, states: Mapping[str, Mapping], max_entries: int, limits: dict, with_state: bool,
-                 concurrency: int = DEFAULT_CONCURRENT_FETCHES):
-        self.states, self.max_entries, self.limits, self.with_state = dict(states), max_entries, limits, with_state
+    def __init__(self, max_entries: int, limits: dict, concurrency: int = DEFAULT_CONCURRENT_FETCHES):
+        self.max_entries, self.limits = max_entries, limits
         self.concurrency = concurrency
         self.fetched, self.not_modified = counter("feeds_fetched"), counter("feeds_not_modified")
         self.failed, self.refused = counter("feeds_failed"), counter("feeds_refused")
@@ -701,16 +699,13 @@ class _FetchDoFn(beam.DoFn):
         if session is None:
             session = self.local.session = new_session()
             self.sessions.append(session)
-        return fetch_feed(url, self.states.get(url), session=session, **self.limits)
+        return fetch_feed(url, session=session, **self.limits)
 
     def process(self, urls: list[str]):
         for url, result in zip(urls, self.pool.map(self._fetch, urls)):
             raws = feed_raw_inputs(result, self.max_entries)
             self._count(result, raws)
             yield from raws
-            if self.with_state:
-                yield beam.pvalue.TaggedOutput(FEED_STATE, {**result.state(), "status": result.status,
-                                                            "fetched_at": result.fetched_at, "error": result.error})
 
     def _count(self, result: FetchResult, raws: list[dict]) -> None:
         if result.not_modified:
@@ -728,26 +723,19 @@ class ReadFeeds(beam.PTransform):
     (304), feeds_failed (fetch error after retries), feeds_refused (fetched but HTML or unsafe XML).
 
     The URLs are spread over workers (Reshuffle) and, on each, fetched `concurrency` at a time (_FetchDoFn).
-    `states` maps url -> {"etag", "last_modified"} from a previous run (conditional GET). With `with_state=True`
-    the result is a tuple-like with `.raw` and a `feed_state` output of the new validators, to persist."""
+    Every feed is fetched unconditionally: conditional GET (ETag / Last-Modified) is streaming's, which polls."""
 
-    def __init__(self, urls: Iterable[str], states: Mapping[str, Mapping] | None = None,
-                 max_entries: int = DEFAULT_MAX_ENTRIES, with_state: bool = False,
+    def __init__(self, urls: Iterable[str], max_entries: int = DEFAULT_MAX_ENTRIES,
                  concurrency: int = DEFAULT_CONCURRENT_FETCHES, **limits: Any):
         super().__init__()
         self.urls = list(dict.fromkeys(validate_feed_url(u) for u in urls))
         FetchLimits(**limits)  # an unknown limit is a TypeError now, not inside a worker
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self.states, self.max_entries, self.with_state, self.limits = dict(states or {}), max_entries, \
-            with_state, limits
-        self.concurrency = concurrency
+        self.max_entries, self.limits, self.concurrency = max_entries, limits, concurrency
 
     def expand(self, pbegin):
-        fetch = beam.ParDo(_FetchDoFn(self.states, self.max_entries, self.limits, self.with_state,
-                                      self.concurrency))
-        if self.with_state:
-            fetch = fetch.with_outputs(FEED_STATE, main="raw")
+        fetch = beam.ParDo(_FetchDoFn(self.max_entries, self.limits, self.concurrency))
         batch = 4 * self.concurrency  # a batch ends with its slowest fetch: several per thread keep threads busy
         return (pbegin
                 | "FeedURLs" >> beam.Create(self.urls)
