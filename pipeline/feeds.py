@@ -33,7 +33,7 @@ import requests.adapters
 import urllib3.response
 
 from transforms.common import counter
-from transforms.parse import ParseLimits
+from transforms.parse import FullTextPolicy, ParseLimits
 
 _log = logging.getLogger("newsbeam.feeds")
 USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam)"
@@ -510,7 +510,7 @@ def new_session() -> requests.Session:
 
 # ------------------------------------------------------------------ XML safety (shared with file inputs)
 from transforms.feedsafety import (UnsafeFeedError, hidden_encoding, declared_encoding,  # noqa: E402,F401
-                                   looks_like_html, sanitize_feed_bytes)
+                                   looks_like_html, refuse_entity_declarations)
 
 
 # ------------------------------------------------------------------ content checks and raw inputs
@@ -554,7 +554,7 @@ def feed_raw_inputs(result: FetchResult, max_entries: int = DEFAULT_MAX_ENTRIES)
                                    f"(Content-Type {result.content_type or 'unknown'}); expected RSS/Atom XML",
                            data[:1024])]
     try:
-        sanitize_feed_bytes(data)
+        refuse_entity_declarations(data)
     except UnsafeFeedError as exc:
         return [_error_raw(result, str(exc), data[:1024])]
     return [{"ref": result.url, "data": data, "fetched_at": result.fetched_at, "source": None,
@@ -744,9 +744,10 @@ class ReadFeeds(beam.PTransform):
                 | "Fetch" >> fetch)
 
 
-def full_text_fetcher(limits: ParseLimits) -> Callable[[], FullTextFetcher]:
-    """The picklable factory ParseArticles makes its page fetcher with (once per worker), from the parse limits."""
+def full_text_fetcher(limits: ParseLimits, policy: FullTextPolicy) -> Callable[[], FullTextFetcher]:
+    """The picklable factory ParseArticles makes its page fetcher with (once per worker): the parse cap on text
+    length and the policy's host rule."""
     import functools
 
     return functools.partial(FullTextFetcher, max_chars=limits.max_chars,
-                             allow_private_hosts=limits.full_text_allow_private_hosts)
+                             allow_private_hosts=policy.allow_private_hosts)

@@ -12,7 +12,7 @@ from transforms.common import DEAD, counter
 from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
 from transforms.langid import DetectLanguage
 from transforms.ner import RecogniseEntities, skip_ner
-from transforms.parse import ParseArticles, ParseLimits
+from transforms.parse import FullTextPolicy, ParseArticles, ParseLimits
 from transforms.stance import ClassifyStance, skip_stance
 
 from .feeds import full_text_fetcher
@@ -38,6 +38,7 @@ class GraphConfig:
     num_perm: int = 128
     shingle_size: int = 3
     limits: ParseLimits = field(default_factory=ParseLimits)
+    full_text: FullTextPolicy = field(default_factory=FullTextPolicy)  # --fetch-full-text (fetch policy)
     auto_targets: int = 3
     torch_threads: int = 0  # intra-op threads per worker process for the model stages (0: torch's default)
     compile_models: bool = False  # torch.compile the models in each worker (pays off on long runs)
@@ -65,8 +66,8 @@ class ProcessArticles(beam.PTransform):
 
     def expand(self, raws):
         cfg = self.cfg
-        fetcher = full_text_fetcher(cfg.limits) if cfg.limits.fetch_full_text else None
-        parsed = raws | "Parse" >> ParseArticles(cfg.limits, fetcher)
+        fetcher = full_text_fetcher(cfg.limits, cfg.full_text) if cfg.full_text.enabled else None
+        parsed = raws | "Parse" >> ParseArticles(cfg.limits, fetcher, cfg.full_text)
         articles = parsed.articles
         if cfg.date_range:
             articles = articles | "InDateRange" >> beam.Filter(in_date_range, *cfg.date_range)

@@ -40,7 +40,7 @@ def resolve_runner(options: PipelineOptions) -> None:
 
 
 def graph_config(opts: NewsbeamOptions) -> GraphConfig:
-    from transforms.parse import ParseLimits
+    from transforms.parse import FullTextPolicy, ParseLimits
     from transforms.stance import load_targets_config, parse_target_specs, with_config_aliases
 
     if opts.targets and opts.stance_targets:
@@ -63,13 +63,13 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
             raise UsageError(f"{flag} must be a positive number of articles, not {value}")
     if opts.fetch_full_text and opts.view_as(StandardOptions).streaming:
         raise UsageError("--fetch-full-text works in batch runs only (streaming does not fetch entry pages yet)")
-    limits = ParseLimits(max_chars=opts.max_chars, fetch_full_text=opts.fetch_full_text,
-                         full_text_allow_private_hosts=opts.full_text_allow_private_hosts)
+    limits = ParseLimits(max_chars=opts.max_chars)
+    full_text = FullTextPolicy(enabled=opts.fetch_full_text, allow_private_hosts=opts.full_text_allow_private_hosts)
     return GraphConfig(output=opts.output, targets=targets, ner_model=opts.ner_model,
                        stance_model=opts.stance_model, ner_window=opts.ner_window, ner_decoding=opts.ner_decoding,
                        ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
-                       shingle_size=opts.shingle_size, limits=limits,
+                       shingle_size=opts.shingle_size, limits=limits, full_text=full_text,
                        auto_targets=opts.auto_targets, torch_threads=opts.torch_threads,
                        compile_models=opts.compile_models, precision=opts.precision,
                        skip_models=opts.skip_models)

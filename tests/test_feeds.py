@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 
 from pipeline.feeds import (USER_AGENT, FetchResult, ReadFeeds, UnsafeFeedError, apply_http_charset,
                             feed_raw_inputs, fetch_feed, full_text_fetcher, looks_like_html, read_feed_list,
-                            sanitize_feed_bytes, validate_feed_url)
+                            refuse_entity_declarations, validate_feed_url)
 from tests.conftest import beam_pipeline
 from tests.feed_server import FeedServer, Route
-from transforms.parse import ParseArticles, ParseError, ParseLimits, cap_entries, feed_entries, parse_raw
+from transforms.parse import (FullTextPolicy, ParseArticles, ParseError, ParseLimits, cap_entries,
+                              feed_entries, parse_raw)
 
 FAST = dict(connect_timeout=1.0, read_timeout=0.3, total_timeout=10.0, retries=2, backoff=0.01, max_backoff=0.05)
 PASSWD_MARK = "root:"  # first field of /etc/passwd's first line; must never surface anywhere
@@ -345,7 +346,7 @@ def test_entity_attacks_are_refused_as_dead_letters(server, doc):
     assert errors == [raws[0]["error"]] and errors[0].startswith("refused: the document's DOCTYPE declares entities")
     assert "lollol" not in repr(raws) + repr(errors) and PASSWD_MARK not in repr(raws) + repr(errors)
     with pytest.raises(UnsafeFeedError):
-        sanitize_feed_bytes(doc)
+        refuse_entity_declarations(doc)
 
 
 def test_entities_hidden_by_encoding_are_refused():
@@ -357,7 +358,7 @@ def test_entities_hidden_by_encoding_are_refused():
     assert b"<!DOCTYPE" not in utf7 and "<!DOCTYPE rss [<!ENTITY" in utf7.decode("utf-7")
     for doc in (utf16, utf16_bomless, utf7, XXE.decode().encode("utf-32")):
         with pytest.raises(UnsafeFeedError):
-            sanitize_feed_bytes(doc)
+            refuse_entity_declarations(doc)
 
 
 def test_external_dtd_is_never_fetched(server):
@@ -378,7 +379,7 @@ def test_no_captured_feed_is_refused(feeds_dir):
     assert len(files) > 60
     for f in files:
         data = f.read_bytes()
-        assert sanitize_feed_bytes(data) is data, f.name
+        assert refuse_entity_declarations(data) is data, f.name
 
 
 _misc = st.lists(st.sampled_from([" ", "\n", "<!-- <a> b -->", "<?pi x?>", "<!-- ]> -->", "\t"]), max_size=6)
@@ -393,9 +394,9 @@ def test_any_prolog_with_entity_declarations_is_refused(before, between, keyword
     doc = (f'{"".join(before)}<?xml version="1.0"?>{"".join(between)}<!{keyword} rss{ext} [{entity}]>'
            f"<rss/>").encode()
     with pytest.raises(UnsafeFeedError):
-        sanitize_feed_bytes(doc.lstrip())
+        refuse_entity_declarations(doc.lstrip())
     safe = f'<?xml version="1.0"?>{"".join(between)}<!DOCTYPE rss{ext}><rss><x>&lt;!ENTITY in text</x></rss>'
-    assert sanitize_feed_bytes(safe.encode()) == safe.encode()
+    assert refuse_entity_declarations(safe.encode()) == safe.encode()
 
 
 # ------------------------------------------------------------------ Beam
@@ -587,8 +588,8 @@ def test_fetch_full_text_replaces_summaries_with_the_page_text(server, tmp_path)
                                                    ' xmlns:content="http://purl.org/rss/1.0/modules/content/"')))
     out = tmp_path / "out"
     p = beam_pipeline()
-    limits = ParseLimits(fetch_full_text=True, full_text_allow_private_hosts=True)
-    parsed_out = p | ReadFeeds([feed], **FAST) | ParseArticles(limits, full_text_fetcher(limits))
+    limits, policy = ParseLimits(), FullTextPolicy(enabled=True, allow_private_hosts=True)
+    parsed_out = p | ReadFeeds([feed], **FAST) | ParseArticles(limits, full_text_fetcher(limits, policy), policy)
     _write(parsed_out.articles, out)
     result = p.run()
     result.wait_until_finish()
@@ -643,10 +644,10 @@ def test_fetch_full_text_option_is_wired(tmp_path):
         return graph_config(PipelineOptions(["--output", str(tmp_path), "--targets", "A", *flags])
                             .view_as(NewsbeamOptions))
 
-    assert cfg().limits.fetch_full_text is False
-    assert cfg("--fetch-full-text").limits.fetch_full_text is True
-    assert cfg("--fetch-full-text").limits.full_text_allow_private_hosts is False
-    assert cfg("--fetch-full-text", "--full-text-allow-private-hosts").limits.full_text_allow_private_hosts is True
+    assert cfg().full_text.enabled is False
+    assert cfg("--fetch-full-text").full_text.enabled is True
+    assert cfg("--fetch-full-text").full_text.allow_private_hosts is False
+    assert cfg("--fetch-full-text", "--full-text-allow-private-hosts").full_text.allow_private_hosts is True
     with pytest.raises(UsageError, match="--fetch-full-text works in batch runs only"):
         cfg("--fetch-full-text", "--streaming")
 
