@@ -311,14 +311,40 @@ def parse_jsonl_record(line: str, ref: str, default_source: str, fetched_at=None
                         targets=obj.get("targets"), limits=limits)
 
 
-def html_to_text(html: str) -> str:
-    """Strip tags from a feed's HTML summary/content (block elements become line breaks)."""
-    import html as htmllib
+_LINE_END_TAGS = frozenset({"br", "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote"})
+_NO_TEXT_TAGS = frozenset({"script", "style"})
+_SPACES = re.compile(r"[ \t\u00a0]+")
 
-    html = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", html)
-    html = re.sub(r"(?i)<br\s*/?>|</(p|div|li|h[1-6]|tr|blockquote)\s*>", "\n", html)
-    text = htmllib.unescape(re.sub(r"(?s)<[^>]+>", " ", html))
-    return "\n".join(re.sub(r"[ \t\u00a0]+", " ", ln).strip() for ln in text.split("\n"))
+
+def html_to_text(html: str) -> str:
+    """The text of a feed's HTML summary/content or title, parsed by lxml's HTML parser (so a `>` inside an
+    attribute, a comment or an unclosed tag cannot leak markup into the text, and entities are decoded once).
+
+    Layout: the end of a paragraph, div, list item, heading, table row or blockquote and a <br> are line breaks;
+    any other tag is a space (`<td>a</td><td>b</td>` is "a b"); script and style contents are dropped; runs of
+    spaces, tabs and no-break spaces become one space and each line is trimmed."""
+    if "<" not in html and "&" not in html:
+        text = html
+    else:
+        from lxml import html as lxml_html
+
+        # NUL is refused by lxml; normalise_text drops it (a control character) anyway
+        root = lxml_html.fragment_fromstring(html.replace("\x00", ""), create_parent="div")
+        parts: list[str] = []
+        todo: list = [*reversed(root), root.text or ""]  # a stack popped in document order: no recursion limit
+        while todo:
+            item = todo.pop()
+            if isinstance(item, str):
+                parts.append(item)
+                continue
+            tag = item.tag.lower() if isinstance(item.tag, str) else ""  # "" for a comment or processing instruction
+            if tag and tag != "br" and tag not in _NO_TEXT_TAGS:
+                end = "\n" if tag in _LINE_END_TAGS else " "
+                todo += [item.tail or "", end, *reversed(item), item.text or "", " "]
+            else:
+                todo += [item.tail or "", "\n" if tag == "br" else " "]
+        text = "".join(parts)
+    return "\n".join(_SPACES.sub(" ", ln).strip() for ln in text.split("\n"))
 
 
 def cap_entries(records: Iterable[tuple[str, Any]], max_entries: int | None) -> Iterator[tuple[str, Any]]:
