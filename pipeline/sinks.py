@@ -14,12 +14,12 @@ One run at a time per output root: two concurrent runs merging the same day coul
 from __future__ import annotations
 
 import json
-import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.common import DEAD, counter, dead_letter
+from transforms.files import write_atomically
 
 from .layout import batch_article_file
 
@@ -28,25 +28,6 @@ WRITTEN_IDS = "written_ids"
 
 def to_json_line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-
-
-def write_atomically(path: str, lines: list[str]) -> None:
-    """Write to a temporary sibling, then rename over the target (the rename replaces an older file).
-
-    Temporary files left by an interrupted earlier run for the same target are removed, so a rerun leaves
-    exactly what a clean run leaves.
-    """
-    directory, name = path.rsplit("/", 1)
-    if not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
-    stale = [m.path for m in FileSystems.match([f"{directory}/.tmp-*-{name}"])[0].metadata_list]
-    if stale:
-        FileSystems.delete(stale)
-    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
-    with FileSystems.create(tmp) as fh:
-        for line in lines:
-            fh.write(line.encode("utf-8") + b"\n")
-    FileSystems.rename([tmp], [path])  # replaces the old file in one step (local rename, GCS/S3 copy-over)
 
 
 def read_lines(path: str) -> list[str]:
