@@ -5,8 +5,12 @@ A raw input is `{"ref": url, "data": bytes, "fetched_at": iso, "source": None}` 
 entities), becomes one raw input carrying `"error"`, so it ends as a dead letter instead of vanishing. A 304 (the
 feed did not change since the ETag / Last-Modified passed in `state`; streaming polls) yields no raw input.
 
-HTTP goes through `requests` (a dependency of apache-beam, so always present with it) with every redirect, retry,
-timeout and size decision taken here rather than left to library defaults. `--fetch-full-text` fetches an entry's
+HTTP goes through `requests` (a dependency of apache-beam, so always present with it). The retry policy is
+urllib3's `Retry` (which failures and statuses are retried, how many times, exponential backoff with jitter,
+Retry-After parsing); the loop that applies it is here because urllib3 retries only inside one request, and a
+fetch also fails after the headers (a body cut short, an empty body), checks every redirect hop itself (public
+hosts only, for entry pages) and runs under one total deadline. Redirects, timeouts and size caps are decided
+here too, not left to library defaults. `--fetch-full-text` fetches an entry's
 article page with the same client (`fetch_page`, `FullTextFetcher`) and extracts its main text with trafilatura.
 """
 from __future__ import annotations
@@ -14,9 +18,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import ipaddress
-import itertools
 import logging
-import random
 import re
 import socket
 import threading
@@ -31,6 +33,8 @@ import apache_beam as beam
 import requests
 import requests.adapters
 import urllib3.response
+from urllib3.exceptions import InvalidHeader, MaxRetryError
+from urllib3.util.retry import Retry
 
 from transforms.common import counter
 from transforms.parse import FullTextPolicy, ParseLimits
@@ -42,7 +46,7 @@ ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, 
          "text/xml;q=0.9, */*;q=0.1"
 ACCEPT_HTML = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"  # article pages (--fetch-full-text)
 _DECODABLE = {"", "identity", "gzip", "x-gzip", "deflate"}
-_RETRY_STATUS = {429} | set(range(500, 600))
+_RETRY_STATUS = frozenset({429} | set(range(500, 600)))
 
 
 # ------------------------------------------------------------------ feed lists and URLs
@@ -98,7 +102,8 @@ class FetchLimits:
     max_bytes: int = 10 * 1024 * 1024  # decoded body; beyond it reading stops and the fetch fails
     max_redirects: int = 5
     retries: int = 3  # extra attempts after the first, on 5xx/429, timeouts and dropped connections
-    backoff: float = 0.5  # first retry delay in seconds; doubles per retry (with up to 25% jitter)
+    backoff: float = 0.5  # urllib3's backoff_factor: the first retry is at once, then backoff * 2**(n-1) s, plus
+    # up to 25% of `backoff` of jitter
     max_backoff: float = 8.0  # cap on one delay of our own backoff
     max_retry_after: float = 30.0  # a server's Retry-After is waited for in full up to this; beyond it, or beyond
     # the time left before total_timeout, the fetch fails with the reason instead of retrying early
@@ -126,11 +131,13 @@ class FetchResult:
 
 
 class _FetchFailed(Exception):
-    """One attempt failed; `retryable` says whether another attempt may succeed."""
+    """One attempt failed; `retryable` says whether another attempt may succeed. `response` (urllib3's) is kept
+    for a retryable HTTP status, for the retry policy to read its Retry-After."""
 
-    def __init__(self, reason: str, retryable: bool, status: int | None = None, retry_after: float | None = None):
+    def __init__(self, reason: str, retryable: bool, status: int | None = None,
+                 response: urllib3.response.BaseHTTPResponse | None = None):
         super().__init__(reason)
-        self.reason, self.retryable, self.status, self.retry_after = reason, retryable, status, retry_after
+        self.reason, self.retryable, self.status, self.response = reason, retryable, status, response
 
 
 def _now_iso() -> str:
@@ -156,29 +163,24 @@ def request_headers(state: Any, limits: FetchLimits, accept: str = ACCEPT) -> di
     return headers
 
 
-def backoff_delay(attempt: int, limits: FetchLimits, retry_after: float | None = None) -> float:
-    """Delay before retry number `attempt` (0-based): exponential with jitter capped at max_backoff, or the
-    server's Retry-After in full when it asks for longer (the caller refuses one beyond max_retry_after)."""
-    delay = min(limits.backoff * (2 ** attempt) * (1 + random.random() / 4), limits.max_backoff)
-    return max(delay, retry_after) if retry_after is not None else delay
+def retry_policy(limits: FetchLimits) -> Retry:
+    """urllib3's Retry for one fetch: `retries` retries of any kind in all (a failure is only handed to it when
+    retrying may help: a timeout, a dropped connection, an empty body, a 429 or 5xx), exponential backoff with
+    jitter capped at max_backoff, Retry-After respected. Redirects are followed (and checked) by _attempt, never
+    here; Retry-After is read unclipped so one beyond max_retry_after can be refused with its value."""
+    return Retry(total=limits.retries, redirect=False, status_forcelist=_RETRY_STATUS, allowed_methods={"GET"},
+                 backoff_factor=limits.backoff, backoff_max=limits.max_backoff, backoff_jitter=limits.backoff / 4,
+                 respect_retry_after_header=True, raise_on_status=False, retry_after_max=2 ** 31)
 
 
-def _retry_after(resp: requests.Response) -> float | None:
-    """Retry-After in seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3); None when absent or unreadable."""
-    value = resp.headers.get("Retry-After", "").strip()
-    if value.isdigit():
-        return float(value)
-    if not value:
+def _retry_after(retry: Retry, failed: _FetchFailed) -> float | None:
+    """The server's Retry-After in seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
+    if failed.response is None:
         return None
-    from email.utils import parsedate_to_datetime
-
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return retry.get_retry_after(failed.response)
+    except InvalidHeader:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
 def _describe(exc: requests.RequestException, limits: FetchLimits) -> _FetchFailed:
@@ -435,7 +437,7 @@ def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLi
             if status == 304:
                 return FetchResult(url, 304, None, etag, modified, _now_iso(), not_modified=True, final_url=current)
             if status in _RETRY_STATUS:
-                raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), True, status, _retry_after(resp))
+                raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), True, status, resp.raw)
             if not 200 <= status < 300:
                 raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), False, status)
             ctype = _mime(resp.headers.get("Content-Type"))
@@ -467,28 +469,29 @@ def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None 
     session = session or new_session()
     headers = request_headers(state, lim, accept)
     deadline = time.monotonic() + lim.total_timeout
+    retry = retry_policy(lim)
     try:
-        for attempt in itertools.count():
+        while True:
             try:
                 with _Watchdog(deadline):
                     result = _attempt(session, url, headers, lim, deadline, only_types, public_only)
             except _FetchFailed as failed:
-                delay = backoff_delay(attempt, lim, failed.retry_after)
+                attempts = len(retry.history) + 1
                 reason = failed.reason
-                if failed.retryable and attempt < lim.retries:
-                    if failed.retry_after is not None and failed.retry_after > lim.max_retry_after:
-                        reason += (f"; the server asked to retry after Retry-After {failed.retry_after:g} s, more "
-                                   f"than max_retry_after {lim.max_retry_after:g} s")
-                    elif time.monotonic() + delay >= deadline:
-                        if failed.retry_after is not None:
-                            reason += (f"; Retry-After {failed.retry_after:g} s would pass total_timeout "
-                                       f"{lim.total_timeout:g} s")
+                if failed.retryable:
+                    try:
+                        retry = retry.increment("GET", url, response=failed.response,
+                                                error=None if failed.response is not None else failed)
+                    except MaxRetryError:
+                        pass  # no retry left: this attempt's reason is the fetch's
                     else:
-                        time.sleep(delay)
-                        continue
-                return FetchResult(url, failed.status, None, None, None, _now_iso(), error=reason,
-                                   attempts=attempt + 1)
-            result.attempts = attempt + 1
+                        delay, refused = _retry_delay(retry, failed, lim, deadline)
+                        if refused is None:
+                            time.sleep(delay)
+                            continue
+                        reason += refused
+                return FetchResult(url, failed.status, None, None, None, _now_iso(), error=reason, attempts=attempts)
+            result.attempts = len(retry.history) + 1
             if result.not_modified:
                 result.etag = result.etag or _validator(state, "etag")
                 result.last_modified = result.last_modified or _validator(state, "last_modified")
@@ -496,7 +499,21 @@ def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None 
     finally:
         if own:
             session.close()
-    raise AssertionError("unreachable")
+
+
+def _retry_delay(retry: Retry, failed: _FetchFailed, limits: FetchLimits, deadline: float
+                 ) -> tuple[float, str | None]:
+    """(seconds to wait before the next attempt, None), or (0, why not to retry): the server's Retry-After is
+    waited for in full, but one beyond max_retry_after, or any wait past the total deadline, ends the fetch."""
+    retry_after = _retry_after(retry, failed)
+    if retry_after is not None and retry_after > limits.max_retry_after:
+        return 0.0, (f"; the server asked to retry after Retry-After {retry_after:g} s, more than "
+                     f"max_retry_after {limits.max_retry_after:g} s")
+    delay = max(retry.get_backoff_time(), retry_after or 0.0)
+    if time.monotonic() + delay >= deadline:
+        return 0.0, (f"; Retry-After {retry_after:g} s would pass total_timeout {limits.total_timeout:g} s"
+                     if retry_after is not None else "")
+    return delay, None
 
 
 def new_session() -> requests.Session:

@@ -15,7 +15,7 @@ from transforms.ner import RecogniseEntities, skip_ner
 from transforms.parse import FullTextPolicy, ParseArticles, ParseLimits
 from transforms.stance import ClassifyStance, skip_stance
 
-from .feeds import full_text_fetcher
+from .feeds import DEFAULT_CONCURRENT_FETCHES, FetchLimits, full_text_fetcher
 from .layout import DEAD_LETTER, DUPLICATES, side_file
 from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFile
 from .sources import ReadInputFiles
@@ -134,14 +134,16 @@ class WriteOutputs(beam.PTransform):
 
 
 def build(p: beam.Pipeline, inputs: list[str] | None, cfg: GraphConfig, feeds: list[str] | None = None,
-          max_entries_per_feed: int = 500):
+          max_entries_per_feed: int = 500, fetch_concurrency: int = DEFAULT_CONCURRENT_FETCHES,
+          max_retry_after: float = FetchLimits.max_retry_after):
     sources = []
     if inputs:
         sources.append(p | "ReadFiles" >> ReadInputFiles(inputs))
     if feeds:
         from .sources import ReadFeeds
 
-        sources.append(p | "ReadFeeds" >> ReadFeeds(feeds, max_entries=max_entries_per_feed))
+        sources.append(p | "ReadFeeds" >> ReadFeeds(feeds, max_entries=max_entries_per_feed,
+                                                    concurrency=fetch_concurrency, max_retry_after=max_retry_after))
     raws = sources[0] if len(sources) == 1 else tuple(sources) | "AllSources" >> beam.Flatten()
     outputs = raws | "Process" >> ProcessArticles(cfg)
     return outputs | "Write" >> WriteOutputs(cfg.output, cfg.side_files_dir,

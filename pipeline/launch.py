@@ -139,6 +139,10 @@ def validate(opts: NewsbeamOptions) -> None:
             raise UsageError(f"{flag} {value}: no such model directory")
     if opts.max_entries_per_feed < 1:
         raise UsageError("--max-entries-per-feed must be at least 1")
+    if opts.fetch_concurrency < 1:
+        raise UsageError("--fetch-concurrency must be at least 1")
+    if opts.max_retry_after < 0:
+        raise UsageError("--max-retry-after must be 0 or more seconds")
 
 
 def counter_values(result, namespace: str = "newsbeam") -> dict[str, int]:

@@ -8,6 +8,8 @@ from modeling.ner import DEFAULT_WINDOW, FOREIGN_WINDOW
 from modeling.precision import CHOICES as PRECISION_CHOICES
 from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL, PackagePath  # noqa: F401 (re-exported)
 
+from .feeds import DEFAULT_CONCURRENT_FETCHES, FetchLimits
+
 DEFAULT_TARGETS_CONFIG = PackagePath("pipeline", "targets.yaml")  # read on the launcher only
 
 # Defaults of the streaming options (pipeline.streaming reads them from here: one place for the CLI's values).
@@ -57,6 +59,11 @@ class NewsbeamOptions(PipelineOptions):
                            help="with --fetch-full-text, also fetch entry links whose host resolves to a "
                                 "loopback, private or link-local address (intranet feeds); off by default, "
                                 "since entry links come from untrusted feed content")
+        feeds.add_argument("--fetch-concurrency", metavar="N", type=int, default=DEFAULT_CONCURRENT_FETCHES,
+                           help="feeds fetched at once on each worker (batch pull)")
+        feeds.add_argument("--max-retry-after", metavar="SECONDS", type=float, default=FetchLimits.max_retry_after,
+                           help="a feed server's Retry-After is waited for up to this long; a longer one fails "
+                                "the fetch, saying so (batch pull)")
         output.add_argument("--output", metavar="ROOT", default=None, help="output root (local folder, gs://..., s3://...)")
         models.add_argument("--targets", metavar="NAME[=ALIAS,...]", nargs="*", default=None,
                             help="stance targets, e.g. Armenia 'Azerbaijan=Azerbaijani,Baku' (aliases after '='); "

@@ -35,7 +35,8 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     options.view_as(SetupOptions).save_main_session = False
     started = time.time()
     p = beam.Pipeline(options=options)
-    build(p, opts.input, cfg, feeds=feeds, max_entries_per_feed=opts.max_entries_per_feed)
+    build(p, opts.input, cfg, feeds=feeds, max_entries_per_feed=opts.max_entries_per_feed,
+          fetch_concurrency=opts.fetch_concurrency, max_retry_after=opts.max_retry_after)
     remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
     try:
         with LiveProgress(enabled=not remote and LiveProgress.wanted(opts.quiet)):
