@@ -16,8 +16,8 @@ from transforms.parse import ParseArticles, ParseLimits
 from transforms.stance import ClassifyStance, skip_stance
 
 from .feeds import full_text_fetcher
-from .layout import DEAD_LETTER, DUPLICATES, side_file
-from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFile
+from .layout import DEAD_LETTER, DUPLICATES
+from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFiles
 from .sources import ReadInputFiles
 
 
@@ -43,7 +43,7 @@ class GraphConfig:
     compile_models: bool = False  # torch.compile the models in each worker (pays off on long runs)
     precision: str = "auto"  # fp32 | bf16 | int8 | auto (modeling.precision: timed at load, quality-gated)
     date_range: tuple[str, str] | None = None  # backfill: only articles published in [since, until]
-    side_files_dir: str | None = None  # where duplicates.jsonl and dead_letter.jsonl go (default: output root)
+    side_files_dir: str | None = None  # where the duplicates/ and dead_letter/ shards go (default: output root)
     skip_models: bool = False  # NER and stance marked skipped, no model loaded (--skip-models)
 
 
@@ -125,10 +125,8 @@ class WriteOutputs(beam.PTransform):
             duplicates, orphans = checked["duplicates"], checked[DEAD]
         dead = tuple(pc for pc in (outputs[DEAD], written[DEAD], orphans) if pc is not None) \
             | "AllDeadLetters" >> beam.Flatten()
-        duplicates | "WriteDuplicates" >> WriteRecordFile(
-            side_file(self.side, DUPLICATES), "DuplicateRecord", "duplicates", merge=self.merge)
-        dead | "WriteDeadLetters" >> WriteRecordFile(
-            side_file(self.side, DEAD_LETTER), "DeadLetter", "dead_lettered", merge=self.merge)
+        duplicates | "WriteDuplicates" >> WriteRecordFiles(self.side, DUPLICATES, merge=self.merge)
+        dead | "WriteDeadLetters" >> WriteRecordFiles(self.side, DEAD_LETTER, merge=self.merge)
         return written["paths"]
 
 

@@ -181,7 +181,7 @@ def summary_lines(values: dict[str, int], seconds: float, reasons: dict[str, int
         lines += [f"    {n} \u00d7 {reason}" for reason, n in ranked[:TOP_REASONS]]
         if len(ranked) > TOP_REASONS:
             rest = ranked[TOP_REASONS:]
-            lines.append(f"    {sum(n for _, n in rest)} more with {len(rest)} other reasons (dead_letter.jsonl)")
+            lines.append(f"    {sum(n for _, n in rest)} more with {len(rest)} other reasons (dead_letter/)")
     detail = {k: v for k, v in sorted(values.items()) if k not in SHOWN}
     if verbose and detail:
         lines.append("  stages: " + ", ".join(f"{k} {v}" for k, v in detail.items()))
