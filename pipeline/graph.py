@@ -95,7 +95,8 @@ class ProcessArticles(beam.PTransform):
                                                                  torch_threads=cfg.torch_threads,
                                                                  compile_model=cfg.compile_models,
                                                                  precision=cfg.precision)
-            enriched, model_dead = stance["articles"], (ner[DEAD], stance[DEAD])
+            enriched = stance["articles"]
+            model_dead = (ner[DEAD], ner["failed_batches"], stance[DEAD], stance["failed_batches"])
         dead = (parsed[DEAD], lang[DEAD], *model_dead) | "StageDeadLetters" >> beam.Flatten()
         return {"articles": enriched, "duplicates": dedup["duplicates"], DEAD: dead,
                 "index_rows": dedup["index_rows"]}

@@ -18,8 +18,8 @@ on the local runner a GroupByKey, a Flatten or a windowed file sink only runs wh
                      Bands: stateful, keyed by LSH band key: each bucket's verdict on the article (a similar
                             earlier member?), then the article joins the bucket (bounded: TTL + cap per key);
                      Decide: stateful, keyed by the article's arrival: near duplicate once all bands answered
-      -> NER, Stance RunInference with the batch stages' model handlers (routing by language inside the
-                     handler, not with Partition + Flatten)
+      -> NER, Stance the batch stages (transforms.ner, transforms.stance: routing by language inside one
+                     RunInference handler, transforms.inference, not with Partition + Flatten)
       -> writers     one per output branch: each bundle's records into
                      <output>/dt=YYYY-MM-DD/stream-<window start>-<content hash>.jsonl (articles),
                      <output>/duplicates/stream-....jsonl, <output>/dead_letter/stream-....jsonl,
@@ -56,9 +56,9 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 from transforms.common import DEAD, REASONS_NAMESPACE, counter, dead_letter, tagged_dead
 from modeling.minhash import agreements_needed
-from transforms.ner import NerModelHandler
+from transforms.ner import RecogniseEntities
 from transforms.parse import ParseError, ParseLimits, feed_records, guarded
-from transforms.stance import StanceModelHandler
+from transforms.stance import ClassifyStance
 
 from .feeds import DEFAULT_MAX_ENTRIES, FetchLimits, feed_raw_inputs, fetch_feed, new_session, validate_feed_url
 from .options import (DEFAULT_BAND_MAX, DEFAULT_DEDUP_TTL, DEFAULT_TEXT_MAX, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF,
@@ -641,133 +641,6 @@ class StreamDedup(beam.PTransform):
                 "near_duplicates": near["duplicates"]}
 
 
-# ------------------------------------------------------------------ model stages without Partition/Flatten
-class _Skip:
-    """The 'inference' of an article the handler did not send to the model, with the reason."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-
-def _run_routed(handler_cls, self, batch, model, inference_args, route):
-    """Run the model on the articles `route` accepts (reason None); the rest get a _Skip in their place."""
-    from apache_beam.ml.inference.base import PredictionResult
-
-    batch = list(batch)
-    reasons = [route(a) for a in batch]
-    todo = [a for a, r in zip(batch, reasons) if r is None]
-    done = iter(handler_cls.run_inference(self, todo, model, inference_args) if todo else [])
-    return [next(done) if r is None else PredictionResult(example=a, inference=_Skip(r), model_id=self.model_name)
-            for a, r in zip(batch, reasons)]
-
-
-def _ner_route(languages: Sequence[str]):
-    def route(article):
-        code = (article.get("language") or {}).get("code", "und")
-        return None if code in languages else f"unsupported language: {code} (NER covers {', '.join(languages)})"
-    return route
-
-
-def _stance_route(languages: Sequence[str], targets: Mapping[str, list[str]]):
-    def route(article):
-        if not (article.get("targets") or targets):
-            return "no targets configured"
-        code = (article.get("language") or {}).get("code", "und")
-        return None if code in languages else f"unsupported language: {code} (stance covers {', '.join(languages)})"
-    return route
-
-
-class StreamNerHandler(NerModelHandler):
-    """NerModelHandler that sends only articles in `languages` to the model (the rest: _Skip with the reason)."""
-
-    def __init__(self, model: str, languages: Sequence[str], **kw):
-        super().__init__(model, **kw)
-        self.languages = tuple(languages)
-
-    def run_inference(self, batch, model, inference_args=None):
-        return _run_routed(NerModelHandler, self, batch, model, inference_args, _ner_route(self.languages))
-
-
-class StreamStanceHandler(StanceModelHandler):
-    """StanceModelHandler that sends only targeted articles in `languages` to the model (the rest: _Skip)."""
-
-    def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str], **kw):
-        super().__init__(model, targets, **kw)
-        self.languages = tuple(languages)
-
-    def run_inference(self, batch, model, inference_args=None):
-        return _run_routed(StanceModelHandler, self, batch, model, inference_args,
-                           _stance_route(self.languages, self.targets))
-
-
-def _attach_ner(result, model_name: str):
-    from transforms.ner import attach_entities, skip_ner
-
-    if isinstance(result.inference, _Skip):
-        yield skip_ner(result.example, result.inference.reason)
-    else:
-        yield from attach_entities(result, model_name)
-
-
-def _attach_stance(result, model_name: str, targets):
-    from transforms.stance import attach_stance, skip_stance
-
-    if isinstance(result.inference, _Skip):
-        yield skip_stance(result.example, targets, result.inference.reason)
-    else:
-        yield from attach_stance(result, model_name)
-
-
-class StreamRecogniseEntities(beam.PTransform):
-    """transforms.ner.RecogniseEntities without Partition/Flatten (a Flatten stalls everything after it until
-    the source stops on the local streaming runner): unsupported languages are skipped inside the handler.
-    Returns {"articles", "dead_letter" (attach failures), "failed_batches" (dead letters of failed batches)}."""
-
-    def __init__(self, model: str, window: int | None = None, max_batch_size: int = 32, languages: Sequence[str] = (),
-                 torch_threads: int = 0, compile_model: bool = False, decoding: str | None = None):
-        super().__init__()
-        from transforms.ner import NER_LANGUAGES
-
-        self.model = model
-        self.handler = StreamNerHandler(model, tuple(languages or NER_LANGUAGES), window=window, decoding=decoding,
-                                        max_batch_size=max_batch_size, torch_threads=torch_threads,
-                                        compile_model=compile_model)
-
-    def expand(self, articles):
-        from apache_beam.ml.inference.base import RunInference
-        from transforms.ner import failed_batch_to_dead_letters
-
-        main, other = articles | "RunInference" >> RunInference(self.handler).with_exception_handling()
-        tagged = main | "Attach" >> beam.ParDo(_attach_ner, self.model).with_outputs(DEAD, main="articles")
-        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
-        return {"articles": tagged.articles, DEAD: tagged[DEAD], "failed_batches": failed}
-
-
-class StreamClassifyStance(beam.PTransform):
-    """transforms.stance.ClassifyStance without Partition/Flatten (see StreamRecogniseEntities)."""
-
-    def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32,
-                 auto_top_n: int = 3, languages: Sequence[str] = (), torch_threads: int = 0,
-                 compile_model: bool = False):
-        super().__init__()
-        from transforms.stance import STANCE_LANGUAGES
-
-        self.model, self.targets = model, dict(targets)
-        self.handler = StreamStanceHandler(model, self.targets, tuple(languages or STANCE_LANGUAGES),
-                                           max_batch_size=max_batch_size, auto_top_n=auto_top_n,
-                                           torch_threads=torch_threads, compile_model=compile_model)
-
-    def expand(self, articles):
-        from apache_beam.ml.inference.base import RunInference
-        from transforms.stance import failed_batch_to_dead_letters
-
-        main, other = articles | "RunInference" >> RunInference(self.handler).with_exception_handling()
-        done = main | "Attach" >> beam.ParDo(_attach_stance, self.model, self.targets).with_outputs(
-            DEAD, main="articles")
-        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
-        return {"articles": done.articles, DEAD: done[DEAD], "failed_batches": failed}
-
-
 def _models_off(article: dict, targets: Mapping[str, list[str]]) -> dict:
     from transforms.ner import skip_ner
     from transforms.stance import skip_stance
@@ -884,14 +757,14 @@ def build_streaming(p: beam.Pipeline, feeds: Sequence[str], cfg, poll_interval: 
     if s.skip_models:
         articles = articles | "ModelsOff" >> beam.Map(_models_off, dict(cfg.targets))
     else:
-        ner = articles | "NER" >> StreamRecogniseEntities(cfg.ner_model, window=cfg.ner_window,
+        ner = articles | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
                                                           decoding=cfg.ner_decoding,
                                                           max_batch_size=cfg.ner_batch_size,
                                                           torch_threads=cfg.torch_threads,
                                                           compile_model=cfg.compile_models)
         _write(ner[DEAD], "NerDeadLetters", out, "dead_letter", win)
         _write(ner["failed_batches"], "NerFailedBatches", out, "dead_letter", win)
-        stance = ner["articles"] | "Stance" >> StreamClassifyStance(cfg.stance_model, cfg.targets,
+        stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
                                                                     max_batch_size=cfg.stance_batch_size,
                                                                     auto_top_n=cfg.auto_targets,
                                                                     torch_threads=cfg.torch_threads,

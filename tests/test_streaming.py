@@ -566,13 +566,14 @@ def _load_fake_stance():
 
 
 def test_model_stage_routing_with_stand_in_models():
-    """The streaming NER/stance stages (no Partition/Flatten: routing inside the handler) send only supported,
-    targeted articles to the model and skip the others with the reason, as the batch stages do."""
+    """The NER/stance stages (one for both modes; no Partition/Flatten: routing inside the handler) send only
+    supported, targeted articles to the model and skip the others with the reason."""
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipeline.streaming import StreamClassifyStance, StreamRecogniseEntities
     from tests.conftest import beam_pipeline
+    from transforms.ner import RecogniseEntities
+    from transforms.stance import ClassifyStance
 
     def art(i, code, text):
         return {"id": i, "input_ref": f"feed#{i}", "text": text, "title": "t",
@@ -581,9 +582,9 @@ def test_model_stage_routing_with_stand_in_models():
     arts = [art("en", "en", "Armenia and Azerbaijan met in Brussels."),
             art("fr", "fr", "L'Armenie et l'Azerbaidjan se sont rencontres."),
             art("de", "de", "Armenia und Azerbaijan trafen sich in Brussel.")]
-    ner = StreamRecogniseEntities("stand-in-ner")
+    ner = RecogniseEntities("stand-in-ner")
     ner.handler.load_model = _load_fake_tagger
-    stance = StreamClassifyStance("stand-in-stance", {"Armenia": [], "Azerbaijan": []})
+    stance = ClassifyStance("stand-in-stance", {"Armenia": [], "Azerbaijan": []})
     stance.handler.load_model = _load_fake_stance
 
     def summary(a):
