@@ -13,11 +13,8 @@ on the local runner a GroupByKey, a Flatten or a windowed file sink only runs wh
       -> Seen        stateful, keyed by feed URL: drop entries already emitted (bounded: TTL + cap per feed)
       -> records     count `read`; article, or dead letter with the reason
       -> Language    transforms.langid.DetectLanguage
-      -> Dedup       the batch signature (modeling.minhash.text_signature: identity tokens, MinHash), then
-                     Exact: stateful, keyed by a bucket of the batch exact key: exact duplicates across feeds;
-                     Bands: stateful, keyed by LSH band key: each bucket's verdict on the article (a similar
-                            earlier member?), then the article joins the bucket (bounded: TTL + cap per key);
-                     Decide: stateful, keyed by the article's arrival: near duplicate once all bands answered
+      -> Dedup       transforms.dedup_stream.StreamDedup: the batch signature and threshold rule in keyed state
+                     (exact-key bucket, LSH band key, arrival)
       -> NER, Stance the batch stages (transforms.ner, transforms.stance: routing by language inside one
                      RunInference handler, transforms.inference, not with Partition + Flatten)
       -> writers     one per output branch: each bundle's records into
@@ -40,12 +37,10 @@ import os
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.coders import PickleCoder
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
@@ -55,7 +50,7 @@ from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSe
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 from transforms.common import DEAD, REASONS_NAMESPACE, counter, dead_letter, tagged_dead
-from modeling.minhash import agreements_needed
+from transforms.dedup_stream import StreamDedup
 from transforms.ner import RecogniseEntities
 from transforms.parse import ParseError, ParseLimits, feed_records, guarded
 from transforms.stance import ClassifyStance
@@ -68,7 +63,6 @@ from .sinks import to_json_line, write_atomically
 
 log = logging.getLogger("newsbeam.streaming")
 
-TEXT_BUCKETS = 256  # exact-dedup state keys: the first two hex digits of the exact key
 from .graph import MODELS_SKIPPED as MODELS_OFF  # noqa: E402  (one wording in both modes)
 
 
@@ -409,236 +403,6 @@ class NewEntries(beam.PTransform):
                                           ).with_input_types(Tuple[str, Any])
                    | "Records" >> beam.ParDo(_EntryRecordDoFn()).with_outputs(DEAD, main="articles"))
         return {"articles": records.articles, DEAD: records[DEAD]}
-
-
-# ------------------------------------------------------------------ dedup: exact text, then near duplicates
-def signed(article: dict, shingle_size: int = 3, num_perm: int = 128, seed: int = 1) -> tuple[dict, str, bytes]:
-    """article -> (article, exact key, MinHash signature bytes), exactly as batch computes them
-    (modeling.minhash.text_signature over the identity tokens: the text, or title + text for a short text)."""
-    from modeling.minhash import text_signature
-
-    exact, sig = text_signature(article["text"], shingle_size, num_perm, seed, title=article.get("title"))
-    return article, exact, sig.tobytes()
-
-
-def _text_bucket(item: tuple[dict, str, bytes]):
-    return item[1][:2], item
-
-
-class _ExactTextDedupDoFn(beam.DoFn):
-    """(bucket, (article, exact key, signature)) -> the first article with that identity (main, unchanged item);
-    later ones -> `duplicates` (a DuplicateRecord, kind exact). State per bucket: {exact key: (kept id, last
-    seen)}, bounded by TTL + cap."""
-
-    TEXTS = userstate.ReadModifyWriteStateSpec("texts", PickleCoder())
-
-    def __init__(self, ttl: float, cap_per_bucket: int):
-        self.ttl, self.cap = ttl, cap_per_bucket
-
-    def process(self, item, texts=beam.DoFn.StateParam(TEXTS)):
-        from transforms.dedup import duplicate_record
-
-        _bucket, signed_article = item
-        article, key, _sig = signed_article
-        known = texts.read() or {}
-        now = time.time()
-        if key in known:
-            kept_id, _ = known[key]
-            known[key] = (kept_id, now)
-            counter("duplicates_exact").inc()
-            yield beam.pvalue.TaggedOutput("duplicates", duplicate_record(article, kept_id, "exact", 1.0))
-        else:
-            known[key] = (article["id"], now)
-            yield signed_article
-        for k in [k for k, (_, t) in known.items() if now - t > self.ttl]:
-            del known[k]
-        if len(known) > self.cap:
-            for k in sorted(known, key=lambda k: known[k][1])[: len(known) - self.cap]:
-                del known[k]
-        texts.write(known)
-
-
-class ExactTextDedup(beam.PTransform):
-    """`signed` articles -> {"articles": the first of each identity, still signed (what NearDuplicateDedup takes,
-    so the text is tokenised and hashed once), "duplicates": DuplicateRecords}. The identity is the batch exact
-    key: normalised words of the text, with the title in front for a text under modeling.minhash.SHORT_TEXT_WORDS
-    words. Streaming keeps the first arrival (batch keeps the earliest published)."""
-
-    def __init__(self, ttl: float = DEFAULT_DEDUP_TTL, max_texts: int = DEFAULT_TEXT_MAX):
-        super().__init__()
-        self.ttl, self.cap = ttl, max(1, math.ceil(max_texts / TEXT_BUCKETS))
-
-    def expand(self, signed_articles):
-        out = (signed_articles
-               | "ByTextHash" >> beam.Map(_text_bucket).with_output_types(Tuple[str, Any])
-               | "FirstText" >> beam.ParDo(_ExactTextDedupDoFn(self.ttl, self.cap)).with_input_types(
-                   Tuple[str, Any]).with_outputs("duplicates", main="articles"))
-        return {"articles": out.articles, "duplicates": out.duplicates}
-
-
-class BandMember(NamedTuple):
-    """One article in one LSH bucket's state. `order` is (arrival time, id), taken once per article before the
-    fan-out to its bands, so every band compares the same way; `root` is the order of the earliest article this
-    one was found similar to in this bucket (its own order if none); `sig` is its band signature (16-bit
-    MinHash values, modeling.minhash.band_signature, as batch buckets carry)."""
-    added: float  # when this bucket's state took it (the TTL counts from here)
-    order: Tuple[float, str]
-    root: Tuple[float, str]
-    sig: bytes
-
-
-def live_members(members: Sequence[BandMember], now: float, ttl: float) -> list[BandMember]:
-    """Lazy expiry: the members taken at most `ttl` seconds ago."""
-    return [m for m in members if now - m.added <= ttl]
-
-
-def band_verdict(members: Sequence[BandMember], order: Tuple[float, str], sig: bytes, need: int
-                 ) -> Optional[Tuple[Tuple[float, str], float]]:
-    """(root order, similarity) for an article against one bucket's members, or None.
-
-    Only members that precede it (smaller order, never itself) count, and only those whose band signature
-    agrees in at least `need` positions (estimated Jaccard >= threshold). Of those, the one with the earliest
-    root wins: the article then points at that root, with its similarity to the member it matched (as batch
-    reports a chain's similarity). Edges only ever point at an earlier order, so there is no cycle."""
-    from modeling.minhash import BAND_SIG_DTYPE
-
-    earlier = [m for m in members if m.order < order and order[1] not in (m.order[1], m.root[1])]
-    if not earlier:
-        return None
-    mine = np.frombuffer(sig, dtype=BAND_SIG_DTYPE)
-    theirs = np.frombuffer(b"".join(m.sig for m in earlier), dtype=BAND_SIG_DTYPE).reshape(len(earlier), -1)
-    agree = (theirs == mine).sum(axis=1)
-    hits = [(earlier[i].root, float(agree[i]) / mine.size) for i in np.flatnonzero(agree >= need)]
-    return min(hits, key=lambda h: h[0]) if hits else None
-
-
-def admit(members: list[BandMember], member: BandMember, cap: int) -> list[BandMember]:
-    """Add `member`; beyond `cap` members, evict first the copies (members whose root is another article: they
-    only link later copies to their root), then the kept ones, oldest first."""
-    members = list(members) + [member]
-    excess = len(members) - max(1, cap)
-    if excess > 0:
-        victims = sorted(range(len(members)), key=lambda i: (members[i].root == members[i].order,
-                                                             members[i].added, members[i].order))[:excess]
-        gone = set(victims)
-        members = [m for i, m in enumerate(members) if i not in gone]
-    return members
-
-
-def _band_members(item: tuple[dict, str, bytes], bands: int, rows: int):
-    """A kept-so-far article -> (band key, (order, band signature, decision key, band index, article or None))
-    for each of its `bands` LSH buckets; the article itself rides on band 0 only."""
-    from modeling.minhash import band_keys, band_signature
-
-    article, _exact, sig = item
-    order = (time.time(), article["id"])
-    token = f"{article['id']}/{uuid.uuid4().hex[:16]}"  # one decision per arrival, even of the same id
-    bsig = band_signature(sig)
-    for i, key in enumerate(band_keys(sig, bands, rows)):
-        yield key, (order, bsig, token, i, article if i == 0 else None)
-
-
-class _NearBandDoFn(beam.DoFn):
-    """(band key, member) -> (decision key, (band index, verdict, article or None)): the verdict of one LSH
-    bucket on one article (band_verdict), then the article joins the bucket's state (admit).
-
-    State per band key: the bucket's members (BandMember), at most `cap`, dropped `ttl` seconds after they
-    joined. Expiry is lazy (on the bucket's next access): on the local runner timers do not fire at their time
-    (docs/streaming.md), so a bucket never touched again keeps its members until the process ends."""
-
-    MEMBERS = userstate.ReadModifyWriteStateSpec("members", PickleCoder())
-
-    def __init__(self, need: int, ttl: float, cap: int):
-        self.need, self.ttl, self.cap = need, ttl, cap
-
-    def process(self, item, state=beam.DoFn.StateParam(MEMBERS)):
-        _key, (order, bsig, token, band, article) = item
-        now = time.time()
-        members = live_members(state.read() or [], now, self.ttl)
-        verdict = band_verdict(members, order, bsig, self.need)
-        state.write(admit(members, BandMember(now, order, verdict[0] if verdict else order, bsig), self.cap))
-        yield token, (band, verdict, article)
-
-
-class _NearDecideDoFn(beam.DoFn):
-    """(decision key, band verdict) -> once all `bands` verdicts of an arrival are in: the article (main), or a
-    DuplicateRecord (kind near, `duplicate_of` the earliest root any bucket named) in `duplicates`. State per
-    decision key: the verdicts so far; cleared when the decision is made."""
-
-    PENDING = userstate.ReadModifyWriteStateSpec("pending", PickleCoder())
-
-    def __init__(self, bands: int):
-        self.bands = bands
-
-    def process(self, item, state=beam.DoFn.StateParam(PENDING)):
-        from transforms.dedup import duplicate_record
-
-        _token, (band, verdict, article) = item
-        pending = state.read() or {"bands": set(), "best": None, "article": None}
-        pending["bands"].add(band)
-        if article is not None:
-            pending["article"] = article
-        if verdict is not None and (pending["best"] is None or verdict[0] < pending["best"][0]):
-            pending["best"] = verdict
-        if len(pending["bands"]) < self.bands:
-            state.write(pending)
-            return
-        state.clear()
-        article, best = pending["article"], pending["best"]
-        if best is None:
-            yield article
-        else:
-            counter("duplicates_near").inc()
-            yield beam.pvalue.TaggedOutput("duplicates", duplicate_record(article, best[0][1], "near", best[1]))
-
-
-class NearDuplicateDedup(beam.PTransform):
-    """Signed articles (the main output of ExactTextDedup) -> {"articles": kept articles,
-    "duplicates": DuplicateRecords of kind near}: MinHash + LSH as batch (transforms.dedup: the same signature,
-    lsh_params bands and rows, 16-bit band signatures, the same threshold rule), against the articles seen in
-    the last `ttl` seconds. No GroupByKey: two stateful DoFns, keyed by LSH band key and then by arrival."""
-
-    def __init__(self, threshold: float = 0.8, num_perm: int = 128, ttl: float = DEFAULT_DEDUP_TTL,
-                 max_per_band: int = DEFAULT_BAND_MAX):
-        super().__init__()
-        from modeling.minhash import lsh_params
-
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError("dedup threshold must be in (0, 1]")
-        self.threshold, self.num_perm, self.ttl, self.cap = threshold, num_perm, ttl, max_per_band
-        self.bands, self.rows = lsh_params(threshold, num_perm)
-
-    def expand(self, signed_articles):
-        decided = (signed_articles
-                   | "BandMembers" >> beam.FlatMap(_band_members, self.bands, self.rows).with_output_types(
-                       Tuple[bytes, Any])
-                   | "Bands" >> beam.ParDo(_NearBandDoFn(agreements_needed(self.threshold, self.num_perm),
-                                                         self.ttl, self.cap)).with_input_types(
-                       Tuple[bytes, Any]).with_output_types(Tuple[str, Any])
-                   | "Decide" >> beam.ParDo(_NearDecideDoFn(self.bands)).with_input_types(
-                       Tuple[str, Any]).with_outputs("duplicates", main="articles"))
-        return {"articles": decided.articles, "duplicates": decided.duplicates}
-
-
-class StreamDedup(beam.PTransform):
-    """Articles -> {"articles", "exact_duplicates", "near_duplicates"}: ExactTextDedup, then NearDuplicateDedup
-    on what it kept (each article signed once)."""
-
-    def __init__(self, threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 3,
-                 ttl: float = DEFAULT_DEDUP_TTL, max_texts: int = DEFAULT_TEXT_MAX,
-                 max_per_band: int = DEFAULT_BAND_MAX):
-        super().__init__()
-        self.exact = ExactTextDedup(ttl, max_texts)
-        self.near = NearDuplicateDedup(threshold, num_perm, ttl, max_per_band)
-        self.shingle_size, self.num_perm = shingle_size, num_perm
-
-    def expand(self, articles):
-        exact = (articles
-                 | "Signature" >> beam.Map(signed, self.shingle_size, self.num_perm)
-                 | "Exact" >> self.exact)
-        near = exact["articles"] | "Near" >> self.near
-        return {"articles": near["articles"], "exact_duplicates": exact["duplicates"],
-                "near_duplicates": near["duplicates"]}
 
 
 def _models_off(article: dict, targets: Mapping[str, list[str]]) -> dict:

@@ -436,7 +436,7 @@ def test_seen_set_is_bounded():
 
 
 def _member(added, order, sig, root=None):
-    from pipeline.streaming import BandMember
+    from transforms.dedup_stream import BandMember
 
     return BandMember(added, order, root or order, sig)
 
@@ -448,7 +448,7 @@ def _sig(values):
 
 
 def test_band_state_expires_after_the_ttl():
-    from pipeline.streaming import live_members
+    from transforms.dedup_stream import live_members
 
     members = [_member(0.0, (0.0, "a"), _sig([1] * 8)), _member(50.0, (50.0, "b"), _sig([2] * 8))]
     assert live_members(members, now=100.0, ttl=100.0) == members  # a: exactly ttl old, still live
@@ -457,7 +457,7 @@ def test_band_state_expires_after_the_ttl():
 
 
 def test_band_state_is_bounded_per_key_copies_go_first():
-    from pipeline.streaming import admit
+    from transforms.dedup_stream import admit
 
     kept = [_member(float(t), (float(t), f"k{t}"), _sig([t] * 8)) for t in range(3)]
     copy = _member(3.0, (3.0, "c3"), _sig([0] * 8), root=(0.0, "k0"))  # a copy of k0
@@ -472,7 +472,8 @@ def test_band_state_is_bounded_per_key_copies_go_first():
 
 
 def test_band_verdict_points_at_the_earliest_root():
-    from pipeline.streaming import agreements_needed, band_verdict
+    from modeling.minhash import agreements_needed
+    from transforms.dedup_stream import band_verdict
 
     need = agreements_needed(0.75, 8)  # 6 of 8 positions
     assert need == 6
