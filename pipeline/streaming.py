@@ -1,30 +1,15 @@
-"""Streaming mode: poll RSS/Atom feeds forever (or for `--stop-after` seconds) and write each new entry once.
+"""Streaming mode's own steps: what polling feeds forever needs that a batch run does not. The graph itself (parse,
+language, dedup, models, writers) is pipeline.graph's, shared with batch; docs/streaming.md says why each step
+is a ParDo fused after the source (on the local runner a GroupByKey or Flatten runs only when the source stops).
 
-    python -m pipeline.streaming --streaming --feeds https://example.org/rss.xml --output out/ \\
-        --poll-interval 300 [--stop-after 3600] [--window-seconds 300] [--skip-models]
+    Ticks      a PeriodicImpulse schedule, paced (sleeps until the next tick instead of spinning)
+    PollFeeds  stateful, keyed by feed URL: conditional GET (ETag / Last-Modified kept in state), exponential
+               backoff after failures (failure count and next allowed poll kept in state)
+    NewEntries stateful, keyed by feed URL: each polled document reduced to the entries never emitted before
+               (bounded: TTL + cap per feed), the raw input then parsed by transforms.parse.ParseArticles
+    streaming_runner  the local runner that runs this graph in real time, and the idle sleep for it
 
-The graph (every step after the source is a ParDo fused into the source's stage; see docs/streaming.md for why:
-on the local runner a GroupByKey, a Flatten or a windowed file sink only runs when the source stops):
-
-    ticks (a PeriodicImpulse schedule, paced)  -> (feed URL, tick) per feed
-      -> Poll        stateful, keyed by feed URL: conditional GET (ETag / Last-Modified kept in state), per-feed
-                     exponential backoff after failures (failure count and next allowed poll kept in state)
-      -> Entries     parse the document into entries, each with a key (guid, else link, else article id)
-      -> Seen        stateful, keyed by feed URL: drop entries already emitted (bounded: TTL + cap per feed)
-      -> records     count `read`; article, or dead letter with the reason
-      -> Language    transforms.langid.DetectLanguage
-      -> Dedup       transforms.dedup_stream.StreamDedup: the batch signature and threshold rule in keyed state
-                     (exact-key bucket, LSH band key, arrival)
-      -> NER, Stance the batch stages (transforms.ner, transforms.stance: routing by language inside one
-                     RunInference handler, transforms.inference, not with Partition + Flatten)
-      -> writers     one per output branch: each bundle's records into
-                     <output>/dt=YYYY-MM-DD/stream-<window start>-<content hash>.jsonl (articles),
-                     <output>/duplicates/stream-....jsonl, <output>/dead_letter/stream-....jsonl,
-                     written whole to a temporary name and renamed (apache_beam.io.filesystems, so gs:// works)
-
-Counters (namespace newsbeam) as in batch: read = written + duplicates + dead_lettered, where `read` counts new
-entries (an entry seen in an earlier poll is not read again; it is counted as `entries_seen_before`) and
-feed-level failures (one dead letter per failed poll).
+`read` counts new entries (an entry met again in a later poll is `entries_seen_before`) and failed polls.
 """
 from __future__ import annotations
 
@@ -32,38 +17,25 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
-import os
-import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterable, Mapping, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
-from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
-                                                  StandardOptions)
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.transforms import userstate
 from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSeqGenRestrictionProvider
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
-from transforms.common import DEAD, REASONS_NAMESPACE, counter, dead_letter, tagged_dead
-from transforms.dedup_stream import StreamDedup
-from transforms.ner import RecogniseEntities
-from transforms.parse import ParseError, ParseLimits, feed_records, guarded
-from transforms.stance import ClassifyStance
+from transforms.common import DEAD, counter, tagged_dead
+from transforms.parse import ParseError, feed_entries
 
 from .feeds import DEFAULT_MAX_ENTRIES, FetchLimits, feed_raw_inputs, fetch_feed, new_session, validate_feed_url
-from .options import (DEFAULT_BAND_MAX, DEFAULT_DEDUP_TTL, DEFAULT_TEXT_MAX, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF,
-                      DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, DEFAULT_WINDOW_SECONDS, StreamingOptions)
-from .layout import ARTICLES, join_path, stream_folder
-from .sinks import to_json_line, write_atomically
+from .options import DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF, DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL
 
 log = logging.getLogger("newsbeam.streaming")
-
-from .graph import MODELS_SKIPPED as MODELS_OFF  # noqa: E402  (one wording in both modes)
 
 
 # ------------------------------------------------------------------ the schedule
@@ -275,7 +247,7 @@ class PollFeeds(beam.PTransform):
                                                      self.limits)).with_input_types(Tuple[str, float]))
 
 
-# ------------------------------------------------------------------ entries and the seen filter
+# ------------------------------------------------------------------ the seen filter
 def entry_key(record: Mapping[str, Any]) -> str:
     """What makes an entry 'the same entry' across polls: its guid, else its link, else the article id (content
     hash), else a hash of its raw fields (an entry that failed to parse)."""
@@ -287,35 +259,38 @@ def entry_key(record: Mapping[str, Any]) -> str:
     return "raw:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:24]
 
 
-def feed_entry_records(raw: Mapping[str, Any], limits: ParseLimits = ParseLimits()) -> list[dict]:
-    """One polled document -> entries: {"key", "ref", "article"} or {"key", "ref", "error"[, "excerpt"]}.
-
-    Feed-level problems (fetch failed, not a feed, no entries) have key None: they are never filtered as seen.
-    Unlike batch parse_raw, `max_entries` is applied later, to the *new* entries of a poll (Seen)."""
-    ref, data = raw["ref"], raw.get("data")
-    if raw.get("error"):
-        return [{"key": None, "ref": ref, "error": raw["error"], "excerpt": data or None}]
-    if not data or not data.strip():
-        return [{"key": None, "ref": ref, "error": "empty feed document"}]
-    fetched_at = raw.get("fetched_at")
-    if isinstance(fetched_at, str):
-        fetched_at = dt.datetime.fromisoformat(fetched_at)
-    out = []
-    # the batch per-entry code (transforms.parse.feed_records): a bad entry is its own error, keyed by its
-    # guid/link when it has one, so it is reported once and the good entries of the document still pass
-    for entry_ref, result, fields in guarded(feed_records(data, ref, fetched_at, limits), ref, 3):
-        if isinstance(result, ParseError):
-            key = entry_key(fields) if fields and entry_ref != ref else None
-            out.append({"key": key, "ref": entry_ref, "error": str(result),
-                        **({"excerpt": data} if entry_ref == ref else {})})
+def document_entries(raw: Mapping[str, Any]) -> list[tuple[str, str | None, bool]] | None:
+    """A polled document -> (entry ref, key, is an entry with readable fields) per entry; None for a document
+    that is a problem as a whole (a failed poll, no readable entry): parse reports that, never filtered as
+    seen. An entry whose fields could not be read is keyed by what was readable (guid, link), else None."""
+    if raw.get("error") or not raw.get("data") or not raw["data"].strip():
+        return None
+    entries = []
+    for ref, fields in feed_entries(raw["data"], raw["ref"]):
+        if ref == raw["ref"]:
+            return None
+        if isinstance(fields, ParseError):
+            keys = getattr(fields, "fields", None)
+            entries.append((ref, entry_key(keys) if keys else None, False))
         else:
-            out.append({"key": entry_key(result), "ref": entry_ref, "article": result})
-    return out
+            entries.append((ref, entry_key(fields), True))
+    return entries
 
 
-def _entries(item, limits: ParseLimits):
-    url, raw = item
-    yield url, {"poll_time": raw.get("poll_time"), "entries": feed_entry_records(raw, limits)}
+def select_new(entries: Sequence[tuple[str, str | None, bool]], known: Mapping[str, float], max_entries: int
+               ) -> tuple[list[str], list[str], int]:
+    """(refs to parse, refs of new entries over `max_entries` in this poll, entries seen before): an entry is new
+    if its key is neither remembered nor met earlier in the document; keyless entries always pass."""
+    take, over, fresh, before, taken = [], [], set(), 0, 0
+    for ref, key, readable in entries:
+        if key is not None and (key in known or key in fresh):
+            before += 1
+            continue
+        if key is not None:
+            fresh.add(key)
+        taken += readable
+        (over if readable and taken > max_entries else take).append(ref)
+    return take, over, before
 
 
 def remember(known: dict[str, float], present: Iterable[str], now: float, ttl: float, cap: int) -> dict[str, float]:
@@ -334,353 +309,70 @@ def remember(known: dict[str, float], present: Iterable[str], now: float, ttl: f
 
 
 class _SeenEntriesDoFn(beam.DoFn):
-    """(feed URL, {"entries": [...]}) -> entries not emitted before for that feed (key None: always emitted).
+    """(feed URL, raw input) -> the raw input restricted to its new entries (`entries`, for parse_raw), and a
+    dead letter for each new entry beyond `max_entries` in one poll (remembered, so reported once).
 
-    State per feed URL: {entry key: last time present in the feed}, bounded by `remember` (an entry is
-    remembered while its feed carries it, and for `ttl` seconds after; at most max(cap, current entries) keys).
-    At most `max_entries` new entries per poll are emitted as articles; further new ones become dead letters
-    (and are remembered, so they are reported once)."""
+    State per feed URL: {entry key: last time present in the feed}, bounded by `remember`."""
 
     SEEN = userstate.ReadModifyWriteStateSpec("seen", PickleCoder())
 
     def __init__(self, ttl: float, cap: int, max_entries: int):
         self.ttl, self.cap, self.max_entries = ttl, cap, max_entries
-        self.already = counter("entries_seen_before")
+        self.already, self.read = counter("entries_seen_before"), counter("read")
 
     def process(self, item, seen=beam.DoFn.StateParam(SEEN)):
-        url, polled = item
-        entries = polled["entries"]
-        keys = [e["key"] for e in entries if e.get("key") is not None]
-        if not keys:  # only feed-level errors: nothing to remember
-            yield from entries
+        url, raw = item
+        entries = document_entries(raw)
+        if entries is None:
+            yield raw
             return
         known = seen.read() or {}
-        fresh: set[str] = set()
-        taken = 0
-        for e in entries:
-            key = e.get("key")
-            if key is None:
-                yield e
-            elif key in known or key in fresh:
-                self.already.inc()
-            else:
-                fresh.add(key)
-                taken += "article" in e
-                if "article" in e and taken > self.max_entries:
-                    e = {"key": key, "ref": e["ref"],
-                         "error": f"more than max_entries {self.max_entries} new entries in one poll of {url}; "
-                                  f"this entry was skipped"}
-                yield e
-        seen.write(remember(known, keys, time.time(), self.ttl, self.cap))
-
-
-class _EntryRecordDoFn(beam.DoFn):
-    """A new entry -> its article (main) or a parse dead letter; every one counted as `read`."""
-
-    def __init__(self):
-        self.read = counter("read")
-
-    def process(self, entry: dict):
-        self.read.inc()
-        if "article" in entry:
-            yield entry["article"]
-        else:
-            yield tagged_dead(entry["ref"], "parse", entry["error"], excerpt=entry.get("excerpt"))
+        take, over, before = select_new(entries, known, self.max_entries)
+        self.already.inc(before)
+        for ref in over:
+            self.read.inc()
+            yield tagged_dead(ref, "parse", f"more than max_entries {self.max_entries} new entries in one poll "
+                                            f"of {url}; this entry was skipped")
+        if take:
+            yield dict(raw, entries=take, max_entries=None)
+        keys = [key for _ref, key, _readable in entries if key is not None]
+        if keys:
+            seen.write(remember(known, keys, time.time(), self.ttl, self.cap))
 
 
 class NewEntries(beam.PTransform):
-    """(feed URL, raw input) -> {"articles": articles of entries never emitted before, "dead_letter": ...}."""
+    """(feed URL, raw input) -> {"raws": raw inputs of the new entries only, for ParseArticles,
+    "dead_letter": new entries over the per-poll cap}."""
 
-    def __init__(self, limits: ParseLimits = ParseLimits(), seen_ttl: float = DEFAULT_SEEN_TTL,
-                 seen_max: int = DEFAULT_SEEN_MAX, max_entries: int = DEFAULT_MAX_ENTRIES):
+    def __init__(self, seen_ttl: float = DEFAULT_SEEN_TTL, seen_max: int = DEFAULT_SEEN_MAX,
+                 max_entries: int = DEFAULT_MAX_ENTRIES):
         super().__init__()
-        self.limits, self.seen_ttl, self.seen_max, self.max_entries = limits, seen_ttl, seen_max, max_entries
+        self.seen = _SeenEntriesDoFn(seen_ttl, seen_max, max_entries)
 
     def expand(self, raws):
-        records = (raws
-                   | "Entries" >> beam.FlatMap(_entries, self.limits).with_output_types(Tuple[str, Any])
-                   | "Seen" >> beam.ParDo(_SeenEntriesDoFn(self.seen_ttl, self.seen_max, self.max_entries)
-                                          ).with_input_types(Tuple[str, Any])
-                   | "Records" >> beam.ParDo(_EntryRecordDoFn()).with_outputs(DEAD, main="articles"))
-        return {"articles": records.articles, DEAD: records[DEAD]}
+        out = raws | "Seen" >> beam.ParDo(self.seen).with_input_types(Tuple[str, Any]).with_outputs(
+            DEAD, main="raws")
+        return {"raws": out.raws, DEAD: out[DEAD]}
 
 
-def _models_off(article: dict, targets: Mapping[str, list[str]]) -> dict:
-    from transforms.ner import skip_ner
-    from transforms.stance import skip_stance
-
-    return skip_stance(skip_ner(article, MODELS_OFF), targets, MODELS_OFF)
-
-
-# ------------------------------------------------------------------ writing while the stream runs
-def window_start(epoch: float, window_seconds: int) -> float:
-    return math.floor(epoch / window_seconds) * window_seconds
-
-
-def stream_file_name(window_epoch: float, lines: Sequence[str]) -> str:
-    """`stream-<window start, UTC>-<hash of the content>.jsonl`: a retried bundle rewrites the same file."""
-    stamp = dt.datetime.fromtimestamp(window_epoch, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
-    return f"stream-{stamp}-{digest}.jsonl"
-
-
-class _StreamFileWriter(beam.DoFn):
-    """Each bundle's records -> one JSONL file per (folder, window), written atomically in finish_bundle.
-
-    kind "articles": validated against schemas.Article, into dt=<published>/; an invalid article is written as
-    a dead letter (stage validate). kind "duplicates" / "dead_letter": validated DuplicateRecord / DeadLetter
-    into duplicates/ or dead_letter/. Windows are fixed windows of *processing time* (when the record is
-    written): see docs/streaming.md for why not Beam windows. Counters: written, duplicates, dead_lettered."""
-
-    MODELS = {"articles": "Article", "duplicates": "DuplicateRecord", "dead_letter": "DeadLetter"}
-    COUNTERS = {"articles": "written", "duplicates": "duplicates", "dead_letter": "dead_lettered"}
-
-    def __init__(self, output: str, kind: str, window_seconds: int):
-        if kind not in self.MODELS:
-            raise ValueError(f"unknown output kind {kind!r}")
-        self.output, self.kind, self.window_seconds = output, kind, window_seconds
-        self.buffer: dict[tuple[str, str, float], list[str]] = {}
-
-    def start_bundle(self):
-        self.buffer = {}
-
-    def _add(self, kind: str, folder: str, line: str) -> None:
-        self.buffer.setdefault((kind, folder, window_start(time.time(), self.window_seconds)), []).append(line)
-
-    def process(self, record: dict):
-        import schemas
-
-        model = getattr(schemas, self.MODELS[self.kind])
-        try:
-            clean = model.model_validate(record).model_dump(mode="json")
-        except Exception as exc:
-            if self.kind != "articles":
-                raise  # our own records: a bug, not data
-            counter("dead_letter_validate").inc()
-            dead = dead_letter(record.get("input_ref", "?"), "validate", f"schema validation failed: {exc}",
-                               article_id=record.get("id"))
-            self._add("dead_letter", "dead_letter",
-                      to_json_line(schemas.DeadLetter.model_validate(dead).model_dump(mode="json")))
-            return
-        folder = stream_folder(self.kind, clean["published"] if self.kind == ARTICLES else None)
-        self._add(self.kind, folder, to_json_line(clean))
-
-    def finish_bundle(self):
-        for (kind, folder, window), lines in sorted(self.buffer.items()):
-            lines = sorted(lines)
-            path = join_path(self.output, folder, stream_file_name(window, lines))
-            write_atomically(path, lines)
-            counter(self.COUNTERS[kind]).inc(len(lines))
-            log.info("wrote %s (%d records)", path, len(lines))
-        self.buffer = {}
-
-
-def _write(pcoll, label: str, output: str, kind: str, window_seconds: int):
-    return pcoll | f"Write{label}" >> beam.ParDo(_StreamFileWriter(output, kind, window_seconds))
-
-
-# ------------------------------------------------------------------ the graph
-@dataclass
-class StreamSettings:
-    """Everything streaming adds to GraphConfig (CLI: the StreamingOptions below)."""
-    window_seconds: int = DEFAULT_WINDOW_SECONDS
-    skip_models: bool = False
-    max_entries: int = DEFAULT_MAX_ENTRIES
-    seen_ttl: float = DEFAULT_SEEN_TTL
-    seen_max: int = DEFAULT_SEEN_MAX
-    text_ttl: float = DEFAULT_DEDUP_TTL  # exact and near-duplicate state (--dedup-ttl)
-    text_max: int = DEFAULT_TEXT_MAX
-    dedup_threshold: Optional[float] = None  # None: cfg.dedup_threshold (--dedup-threshold, as batch)
-    max_per_band: int = DEFAULT_BAND_MAX
-    max_backoff: float = DEFAULT_MAX_BACKOFF
-    idle_sleep: float = 0.0  # see _PacedImpulseSeqGenDoFn; run_streaming sets it for the local runner
-    fetch_limits: Optional[dict] = None  # FetchLimits overrides (retries defaults to DEFAULT_FETCH_RETRIES)
-
-
-def build_streaming(p: beam.Pipeline, feeds: Sequence[str], cfg, poll_interval: float,
-                    stop_after: float | None = None, settings: StreamSettings | None = None) -> None:
-    """Add the streaming graph to `p`: poll `feeds` every `poll_interval` s (until `stop_after` s, or forever),
-    process new entries with `cfg` (pipeline.graph.GraphConfig) and write windowed JSONL under cfg.output."""
-    from transforms.langid import DetectLanguage
-
-    s = settings or StreamSettings()
-    out, win = cfg.output, s.window_seconds
-    raws = p | "PollFeeds" >> PollFeeds(feeds, poll_interval, stop_after, max_entries=s.max_entries,
-                                         max_backoff=s.max_backoff, idle_sleep=s.idle_sleep,
-                                         **(s.fetch_limits or {}))
-    new = raws | "NewEntries" >> NewEntries(cfg.limits, s.seen_ttl, s.seen_max, s.max_entries)
-    _write(new[DEAD], "ParseDeadLetters", out, "dead_letter", win)
-    lang = new["articles"] | "Language" >> DetectLanguage()
-    _write(lang[DEAD], "LanguageDeadLetters", out, "dead_letter", win)
-    threshold = cfg.dedup_threshold if s.dedup_threshold is None else s.dedup_threshold
-    dedup = lang.articles | "Dedup" >> StreamDedup(threshold, cfg.num_perm, cfg.shingle_size, s.text_ttl,
-                                                   s.text_max, s.max_per_band)
-    _write(dedup["exact_duplicates"], "Duplicates", out, "duplicates", win)
-    _write(dedup["near_duplicates"], "NearDuplicates", out, "duplicates", win)
-    articles = dedup["articles"]
-    if s.skip_models:
-        articles = articles | "ModelsOff" >> beam.Map(_models_off, dict(cfg.targets))
-    else:
-        ner = articles | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
-                                                          decoding=cfg.ner_decoding,
-                                                          max_batch_size=cfg.ner_batch_size,
-                                                          torch_threads=cfg.torch_threads,
-                                                          compile_model=cfg.compile_models)
-        _write(ner[DEAD], "NerDeadLetters", out, "dead_letter", win)
-        _write(ner["failed_batches"], "NerFailedBatches", out, "dead_letter", win)
-        stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
-                                                                    max_batch_size=cfg.stance_batch_size,
-                                                                    auto_top_n=cfg.auto_targets,
-                                                                    torch_threads=cfg.torch_threads,
-                                                                    compile_model=cfg.compile_models)
-        _write(stance[DEAD], "StanceDeadLetters", out, "dead_letter", win)
-        _write(stance["failed_batches"], "StanceFailedBatches", out, "dead_letter", win)
-        articles = stance["articles"]
-    _write(articles, "Articles", out, "articles", win)
-
-
-# ------------------------------------------------------------------ CLI
-def resolve_streaming_runner(options: PipelineOptions) -> float:
+# ------------------------------------------------------------------ the runner
+def streaming_runner(options: PipelineOptions) -> float:
     """Pick the runner for a streaming run; returns the impulse's idle sleep for it.
 
     DirectRunner (or none) -> FnApiRunner, in_memory, one worker: the only local runner measured to run
     PeriodicImpulse in real time (docs/streaming.md). BundleBasedDirectRunner cannot run PeriodicImpulse, and
-    more than one worker gives stateful DoFns inconsistent state, so both are refused."""
-    from .launch import UsageError
-
+    more than one worker gives stateful DoFns inconsistent state, so both are refused (ValueError)."""
     std, direct = options.view_as(StandardOptions), options.view_as(DirectOptions)
     std.streaming = True
     runner = std.runner if isinstance(std.runner, str) or std.runner is None else type(std.runner).__name__
     if runner in (None, "DirectRunner", "direct", "SwitchingDirectRunner", "FnApiRunner"):
         if (direct.direct_num_workers or 1) > 1:
-            raise UsageError("--streaming runs locally with one worker: with --direct_num_workers > 1 the "
+            raise ValueError("--streaming runs locally with one worker: with --direct_num_workers > 1 the "
                              "seen-entries state was measured inconsistent (entries emitted twice)")
         std.runner = "FnApiRunner"
         direct.direct_running_mode = direct.direct_running_mode or "in_memory"
         return 3600.0  # sleep until the next tick (capped at an hour per wait)
     if runner in ("BundleBasedDirectRunner", "BundleBasedDirectRunner()"):
-        raise UsageError("--streaming: BundleBasedDirectRunner cannot run PeriodicImpulse (Beam 2.77: 'Transform "
+        raise ValueError("--streaming: BundleBasedDirectRunner cannot run PeriodicImpulse (Beam 2.77: 'Transform "
                          "node ...ProcessKeyedElements/GroupByKey... was not replaced'); use DirectRunner")
     return 0.0
-
-
-def _check_streaming(opts, sopts) -> None:
-    from .launch import UsageError
-
-    if opts.input:
-        raise UsageError("--streaming polls feeds only: --input (files) is for batch runs")
-    if not opts.feeds and not opts.feeds_file:
-        raise UsageError("--streaming needs --feeds and/or --feeds-file")
-    if not opts.output:
-        raise UsageError("--output is required")
-    if sopts.poll_interval <= 0:
-        raise UsageError("--poll-interval must be > 0 seconds")
-    if sopts.stop_after is not None and sopts.stop_after <= 0:
-        raise UsageError("--stop-after must be > 0 seconds")
-    if sopts.window_seconds < 1:
-        raise UsageError("--window-seconds must be at least 1")
-    if opts.max_entries_per_feed < 1:
-        raise UsageError("--max-entries-per-feed must be at least 1")
-    if (sopts.seen_ttl <= 0 or sopts.dedup_ttl <= 0 or sopts.seen_max < 1 or sopts.max_backoff <= 0
-            or sopts.fetch_retries < 0 or sopts.dedup_max < 1 or sopts.band_max < 2):
-        raise UsageError("--seen-ttl, --dedup-ttl, --seen-max, --dedup-max and --max-backoff must be positive, "
-                         "--band-max at least 2, --fetch-retries >= 0")
-    if not opts.skip_models:
-        for flag, value in (("--ner-model", opts.ner_model), ("--stance-model", opts.stance_model)):
-            looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1
-            if looks_local and "://" not in value and not os.path.isdir(os.path.expanduser(value)):
-                raise UsageError(f"{flag} {value}: no such model directory (or give --skip-models)")
-
-
-def read_counters(result) -> tuple[dict[str, int], dict[str, int]]:
-    """pipeline.launch.counter_values, working around the FnApiRunner's metrics recursion.
-
-    After a streaming run the FnApiRunner's per-stage monitoring data is a chain of lazy generators, one per
-    bundle, so reading it recurses once per bundle: RecursionError at the default limit (measured). It is read
-    in a thread with a large stack and a raised recursion limit (restored afterwards)."""
-    from .launch import counter_values
-
-    box: dict[str, Any] = {}
-
-    def target():
-        try:
-            box["values"] = counter_values(result)
-            box["reasons"] = counter_values(result, REASONS_NAMESPACE)
-        except BaseException as exc:  # reported in the caller's thread
-            box["error"] = exc
-
-    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
-    try:
-        threading.stack_size(512 * 1024 * 1024)
-        sys.setrecursionlimit(max(old_limit, 200_000))
-        worker = threading.Thread(target=target, name="read-counters")
-        worker.start()
-        worker.join()
-    finally:
-        threading.stack_size(old_stack)
-        sys.setrecursionlimit(old_limit)
-    if "error" in box:
-        raise box["error"]
-    return box["values"], box["reasons"]
-
-
-def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
-    """`newsbeam run --streaming ...`: build, run until --stop-after (or forever), print the summary, return the
-    counters. Raises pipeline.launch.UsageError for bad options."""
-    from .options import NewsbeamOptions
-    from .launch import REMOTE_RUNNERS, feed_urls, graph_config, remote_result_line, summary_lines, validate_runner
-
-    options = PipelineOptions(argv)
-    opts, sopts = options.view_as(NewsbeamOptions), options.view_as(StreamingOptions)
-    _check_streaming(opts, sopts)
-    validate_runner(options)  # on Dataflow: gs:// temp/staging, project/region, a cloud --output, up front
-    feeds = feed_urls(opts)
-    cfg = graph_config(opts)
-    idle_sleep = resolve_streaming_runner(options)
-    remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
-    options.view_as(SetupOptions).save_main_session = False
-    settings = StreamSettings(window_seconds=sopts.window_seconds, skip_models=opts.skip_models,
-                              max_entries=opts.max_entries_per_feed, seen_ttl=sopts.seen_ttl,
-                              seen_max=sopts.seen_max, text_ttl=sopts.dedup_ttl, max_backoff=sopts.max_backoff,
-                              idle_sleep=idle_sleep, fetch_limits={"retries": sopts.fetch_retries},
-                              text_max=sopts.dedup_max, max_per_band=sopts.band_max)
-    started = time.time()
-    p = beam.Pipeline(options=options)
-    build_streaming(p, feeds, cfg, sopts.poll_interval, sopts.stop_after, settings)
-    result = p.run()
-    if remote:  # a streaming job runs on until drained: report the submission, counters are in the console
-        print(remote_result_line(result, options, "streaming graph"))
-        return {}
-    result.wait_until_finish()
-    values, reasons = read_counters(result)
-    for line in summary_lines(values, time.time() - started, reasons, verbose=opts.verbose):
-        print(line)
-    return values
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .launch import UsageError
-
-    from .launch import configure_logging
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    configure_logging("--verbose" in argv)
-    try:
-        values = run_streaming(argv)
-    except UsageError as exc:
-        print(f"newsbeam: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("newsbeam: streaming run interrupted; every file already written is complete", file=sys.stderr)
-        return 130
-    from .launch import accounted
-
-    return 0 if values.get("read", 0) == accounted(values) else 1  # a submitted remote job returns {}: 0 == 0
-
-
-if __name__ == "__main__":  # `python -m pipeline.streaming ...` is `newsbeam run --streaming ...`
-    from .arguments import check_pipeline_args
-
-    _argv = sys.argv[1:] if "--streaming" in sys.argv[1:] else ["--streaming", *sys.argv[1:]]
-    check_pipeline_args("run", _argv)
-    raise SystemExit(main(_argv))

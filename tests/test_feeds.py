@@ -640,7 +640,7 @@ def test_fetch_full_text_option_is_wired(tmp_path):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.options import NewsbeamOptions
-    from pipeline.launch import UsageError, graph_config
+    from pipeline.launch import graph_config
 
     def cfg(*flags):
         return graph_config(PipelineOptions(["--output", str(tmp_path), "--targets", "A", *flags])
@@ -650,8 +650,7 @@ def test_fetch_full_text_option_is_wired(tmp_path):
     assert cfg("--fetch-full-text").limits.fetch_full_text is True
     assert cfg("--fetch-full-text").limits.full_text_allow_private_hosts is False
     assert cfg("--fetch-full-text", "--full-text-allow-private-hosts").limits.full_text_allow_private_hosts is True
-    with pytest.raises(UsageError, match="--fetch-full-text works in batch runs only"):
-        cfg("--fetch-full-text", "--streaming")
+    assert cfg("--fetch-full-text", "--streaming").limits.fetch_full_text is True  # streaming fetches too
 
 
 # ------------------------------------------------------------------ SSRF: entry links must be public hosts
