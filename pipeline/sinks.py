@@ -152,8 +152,8 @@ def _keyed_line(record: dict, kind: str) -> tuple[int, str]:
 
 class _WriteShard(beam.DoFn):
     """One shard's lines -> its file, sorted (reruns are byte-identical). merge: earlier runs' lines stay and a
-    rerun's identical lines collapse into one; otherwise the shard is exactly this run's lines, and a shard with
-    none is removed (no stale file survives a rerun)."""
+    rerun's identical lines collapse into one (a shard with no new line is left alone); otherwise the shard is
+    rewritten with exactly this run's lines, empty if none, so no stale record survives a rerun."""
 
     def __init__(self, side_root: str, kind: str, merge: bool):
         self.side_root, self.kind, self.merge = side_root, kind, merge
@@ -167,11 +167,7 @@ class _WriteShard(beam.DoFn):
         if self.merge:
             if not lines:
                 return
-            lines = sorted(set(lines) | set(read_lines(path)))
-        elif not lines:
-            if FileSystems.exists(path):
-                FileSystems.delete([path])
-            return
+            lines = set(lines) | set(read_lines(path))
         write_atomically(path, sorted(lines))
         yield path
 
@@ -179,7 +175,7 @@ class _WriteShard(beam.DoFn):
 class WriteRecordFiles(beam.PTransform):
     """Duplicates or dead letters (`kind`) of a batch run -> SIDE_SHARDS files under <side_root>/<kind>/, each
     line validated and placed by a hash of its content: no worker gathers every record. merge=True keeps the
-    lines earlier runs wrote (run); False replaces them (backfill)."""
+    lines earlier runs wrote (run); False rewrites all SIDE_SHARDS files with this run's lines (backfill)."""
 
     def __init__(self, side_root: str, kind: str, merge: bool = False):
         super().__init__()

@@ -60,7 +60,7 @@ def test_record_file_merge_keeps_earlier_runs_lines(tmp_path):
 
 def test_side_records_are_sharded_by_content_and_replaced_whole(tmp_path):
     """Side records spread over shard files by a hash of their line (no single writer), each shard sorted; a
-    replacing write (backfill) leaves exactly its own records, removing shards it no longer fills."""
+    replacing write (backfill) leaves exactly its own records: every shard is rewritten, empty if need be."""
     from pipeline.layout import DEAD_LETTER, SIDE_SHARDS, side_files
     from pipeline.sinks import WriteRecordFiles, shard_of
 
@@ -68,7 +68,7 @@ def test_side_records_are_sharded_by_content_and_replaced_whole(tmp_path):
     with beam_pipeline() as p:
         p | beam.Create(many) | WriteRecordFiles(str(tmp_path), DEAD_LETTER, merge=False)
     files = side_files(str(tmp_path), DEAD_LETTER)
-    assert 1 < len(files) <= SIDE_SHARDS
+    assert len(files) == SIDE_SHARDS and sum(1 for path in files if read_lines(path)) > 1
     for path in files:
         lines = read_lines(path)
         assert lines == sorted(lines) and all(path.endswith(f"part-{shard_of(line):05d}-of-{SIDE_SHARDS:05d}.jsonl")
@@ -76,5 +76,4 @@ def test_side_records_are_sharded_by_content_and_replaced_whole(tmp_path):
     assert sorted(r["input_ref"] for r in _side(tmp_path)) == sorted(f"f{i}.txt" for i in range(40))
     with beam_pipeline() as p:
         p | beam.Create(many[:1]) | WriteRecordFiles(str(tmp_path), DEAD_LETTER, merge=False)
-    assert [r["input_ref"] for r in _side(tmp_path)] == ["f0.txt"] and len(side_files(str(tmp_path),
-                                                                                      DEAD_LETTER)) == 1
+    assert [r["input_ref"] for r in _side(tmp_path)] == ["f0.txt"]
