@@ -11,7 +11,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.conftest import ROOT, beam_pipeline, read_jsonl, read_output, run_cli
+from tests.conftest import ROOT, beam_pipeline, read_jsonl, read_output, read_side, run_cli
 from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
 
 SEEDS = ROOT / "seeds"
@@ -243,7 +243,7 @@ def test_each_id_is_written_once_whatever_the_run_order(tmp_path, order):
             assert first_line.setdefault(article_id, line) == line, f"run {n + 1} ({name}) rewrote {article_id}"
         files_after.append(_all_files(out))
     assert files_after[2] == files_after[1]
-    dups = read_jsonl(out / "duplicates.jsonl")
+    dups = read_side(out, "duplicates")
     x_id = next(i for i, (line,) in _lines_by_id(out).items() if json.loads(line)["url"] == X["url"])
     first_source = "Wire A" if order[0] == "A" else "Wire B"
     assert json.loads(first_line[x_id])["source"] == first_source

@@ -638,7 +638,7 @@ def test_fetch_full_text_option_is_wired(tmp_path):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.options import NewsbeamOptions
-    from pipeline.launch import UsageError, graph_config
+    from pipeline.launch import graph_config
 
     def cfg(*flags):
         return graph_config(PipelineOptions(["--output", str(tmp_path), "--targets", "A", *flags])
@@ -648,8 +648,7 @@ def test_fetch_full_text_option_is_wired(tmp_path):
     assert cfg("--fetch-full-text").full_text.enabled is True
     assert cfg("--fetch-full-text").full_text.allow_private_hosts is False
     assert cfg("--fetch-full-text", "--full-text-allow-private-hosts").full_text.allow_private_hosts is True
-    with pytest.raises(UsageError, match="--fetch-full-text works in batch runs only"):
-        cfg("--fetch-full-text", "--streaming")
+    assert cfg("--fetch-full-text", "--streaming").full_text.enabled is True  # streaming fetches too
 
 
 # ------------------------------------------------------------------ SSRF: entry links must be public hosts

@@ -440,7 +440,7 @@ def _entry_fields(e: Any, feed_title: str, with_content_flag: bool) -> dict:
 
 def _entry_keys(e: Any) -> dict:
     """guid, link and title of an entry whose fields could not be read, those usable (streaming's seen filter
-    keys the entry by them, pipeline.streaming.entry_key)."""
+    keys the entry by them: pipeline.streaming)."""
     keys = {}
     for name, key in (("guid", "id"), ("url", "link"), ("title", "title")):
         try:
@@ -504,17 +504,22 @@ FullText = Callable[[Any, str], "tuple[str | None, str | None]"]  # (link, summa
 
 
 def feed_records(data: bytes, ref: str, fetched_at, limits: ParseLimits, full_text: FullText | None = None,
-                 max_entries: int | None = None, full_text_min_chars: int = FullTextPolicy.min_chars
+                 max_entries: int | None = None, full_text_min_chars: int = FullTextPolicy.min_chars,
+                 only: Iterable[str] | None = None
                  ) -> Iterator[tuple[str, dict | ParseError, dict | None]]:
     """(entry ref, article or ParseError, the entry's fields) for each entry of a feed document, the first
     `max_entries` only (cap_entries); the fields are None for a problem of the whole document. Shared by batch
-    (parse_raw) and streaming (pipeline.streaming.feed_entry_records), so both isolate a bad entry the same way.
+    (parse_raw) and streaming (through parse_raw too), so both isolate a bad entry the same way.
 
     With `full_text` (--fetch-full-text), an entry that carries only a summary (no <content>, or fewer than
-    `full_text_min_chars` characters) gets its page's main text before
-    the article (and its id) is made; when that fails the summary is kept (the fetcher counts and logs why)."""
-    for entry_ref, fields in cap_entries(feed_entries(data, ref, with_content_flag=full_text is not None),
-                                         max_entries):
+    `full_text_min_chars` characters) gets its page's main text before the article (and its id) is made; when that fails the summary is kept (the fetcher counts and logs why).
+    `only` (streaming: the entries its seen filter found new) keeps just those entry refs, so an entry already
+    written is neither parsed again nor its page fetched again."""
+    entries = feed_entries(data, ref, with_content_flag=full_text is not None)
+    if only is not None:
+        keep = set(only)
+        entries = (e for e in entries if e[0] in keep or e[0] == ref)
+    for entry_ref, fields in cap_entries(entries, max_entries):
         if isinstance(fields, ParseError):
             yield entry_ref, fields, (fields.fields if entry_ref != ref else None)
             continue
@@ -575,7 +580,8 @@ def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None,
     fmt = detect_format(ref, data)
     if fmt == "feed":
         for entry_ref, result, _fields in feed_records(data, ref, fetched_at, limits, full_text,
-                                                       raw.get("max_entries"), full_text_min_chars):
+                                                       raw.get("max_entries"), full_text_min_chars,
+                                                       only=raw.get("entries")):
             yield entry_ref, result
         return
     try:
