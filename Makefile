@@ -39,7 +39,7 @@ check-install:
 	bash tools/check_install.sh
 
 # make run-feeds FEEDS="https://example.org/rss https://example.com/atom.xml"  (or FEEDS_FILE=feeds.txt)
-# Streaming: add STREAMING=1 [POLL_INTERVAL=300] [STOP_AFTER=3600]. FULL_TEXT=1 adds --fetch-full-text (batch).
+# Streaming: add STREAMING=1 [POLL_INTERVAL=300] [STOP_AFTER=3600]. FULL_TEXT=1 adds --fetch-full-text (both modes).
 run-feeds: install
 	$(BIN)/newsbeam run $(if $(FEEDS),--feeds $(FEEDS)) $(if $(FEEDS_FILE),--feeds-file $(FEEDS_FILE)) \
 		$(if $(STREAMING),--streaming $(if $(POLL_INTERVAL),--poll-interval $(POLL_INTERVAL)) \

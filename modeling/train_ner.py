@@ -14,9 +14,9 @@ from pathlib import Path
 
 
 from . import corpora
-from .ner import IGNORE, LABEL2ID, LABELS, NerTagger, piece_labels, span_prf, windows
+from .ner import IGNORE, LABEL2ID, LABELS, NerTagger, pad_rows, piece_labels, span_prf, windows
 from .shipping import save_compact
-from .training import Progress, bucketed_batches, load_config, make_optimizer, seed_everything, setup_logging
+from .training import Progress, bucketed_batches, load_config, make_optimizer, setup_logging
 
 MISC_IDS = (LABEL2ID["O"], LABEL2ID["B-MISC"], LABEL2ID["I-MISC"])
 
@@ -97,7 +97,9 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads or cfg.get("threads", 2))
-    seed_everything(cfg["seed"])
+    from transformers import set_seed
+
+    set_seed(cfg["seed"])  # Python, NumPy and torch generators
     rng = random.Random(cfg["seed"])
     model, tok = build_model(cfg.get("init_from"))
     if cfg.get("init_from"):
@@ -141,13 +143,8 @@ def main(argv=None) -> int:
         for batch_idx in batches_per_epoch[epoch]:
             rows = [samples[epoch][i] for i in batch_idx]
             width = max(len(r[0]) for r in rows)
-            ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
-            labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for i, (r_ids, r_labels, _) in enumerate(rows):
-                ids[i, : len(r_ids)] = torch.tensor(r_ids)
-                labels[i, : len(r_labels)] = torch.tensor(r_labels)
-                mask[i, : len(r_ids)] = 1
+            ids, mask = pad_rows([r[0] for r in rows], width, tok.pad_token_id)
+            labels, _ = pad_rows([r[1] for r in rows], width, IGNORE)
             has_misc = torch.tensor([r[2] for r in rows])
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 logits = model(input_ids=ids, attention_mask=mask).logits

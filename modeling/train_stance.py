@@ -14,8 +14,9 @@ from pathlib import Path
 
 
 from . import corpora
+from .ner import pad_rows
 from .stance import LABELS, MentionInput, StanceClassifier
-from .training import Progress, bucketed_batches, load_config, make_optimizer, seed_everything, setup_logging
+from .training import Progress, bucketed_batches, load_config, make_optimizer, setup_logging
 
 
 def load_stance_data(root: Path | None, seed: int):
@@ -118,7 +119,9 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads or cfg.get("threads", 2))
-    seed_everything(cfg["seed"])
+    from transformers import set_seed
+
+    set_seed(cfg["seed"])  # Python, NumPy and torch generators
     rng = random.Random(cfg["seed"])
     root = Path(cfg["data_root"]) if cfg.get("data_root") else None
     mtsc_train, mtsc_dev, ru_train, ru_dev = load_stance_data(root, cfg["rusentne_split_seed"])
@@ -150,12 +153,7 @@ def main(argv=None) -> int:
     step = 0
     for epoch in range(epochs):
         for batch in plan[epoch]:
-            width = max(len(ids[b]) for b in batch)
-            x = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(x)
-            for r, b in enumerate(batch):
-                x[r, : len(ids[b])] = torch.tensor(ids[b])
-                mask[r, : len(ids[b])] = 1
+            x, mask = pad_rows([ids[b] for b in batch], max(len(ids[b]) for b in batch), tok.pad_token_id)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 logits = model(input_ids=x, attention_mask=mask).logits.float()
             loss = torch.nn.functional.cross_entropy(logits, torch.tensor([y[b] for b in batch]), weight=weights)

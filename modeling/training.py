@@ -1,14 +1,14 @@
-"""Shared training utilities: seeding, length-bucketed batches, the optimiser schedule, logging."""
+"""Shared training utilities: configs, length-bucketed batches, the optimiser and its schedule, logging, progress.
+
+Seeding (transformers.set_seed), the warm-up schedule (transformers.get_linear_schedule_with_warmup) and the
+progress bar (tqdm) are the libraries', not written here."""
 from __future__ import annotations
 
 import logging
 import math
 import random
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 
 def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
@@ -31,14 +31,6 @@ def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     return {**load_config(path.parent / parent, _seen + (path,)), **cfg}
 
 
-def seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random, chunk: int = 64) -> list[list[int]]:
     """Shuffle, then sort within chunks of `chunk` batches by length, so padding is small but order random."""
     idx = list(range(len(lengths)))
@@ -52,14 +44,11 @@ def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random, ch
     return batches
 
 
-def linear_warmup(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / max(1, warmup)
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
 def make_optimizer(model, lr: float, weight_decay: float, total_steps: int, warmup_ratio: float):
+    """AdamW (no weight decay on biases and norms) and a linear warm-up over `warmup_ratio` of the steps, then a
+    linear decay to 0 (transformers' schedule: the rate is 0 at step 0, peak after the warm-up)."""
     import torch
+    from transformers import get_linear_schedule_with_warmup
 
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
@@ -67,7 +56,7 @@ def make_optimizer(model, lr: float, weight_decay: float, total_steps: int, warm
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
     warmup = int(math.ceil(total_steps * warmup_ratio))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup(s, total_steps, warmup))
+    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=warmup, num_training_steps=total_steps)
     return opt, sched
 
 
@@ -80,18 +69,25 @@ def setup_logging(path: str | None) -> logging.Logger:
 
 
 class Progress:
-    """A plain progress line (steps, loss, tokens/s, ETA) that reads well in a log file."""
+    """A tqdm bar over the training steps (rate and ETA are tqdm's) with loss, learning rate and tokens/s, and
+    every `every` steps the same line in the log (a log file keeps it; a terminal shows the bar itself)."""
 
     def __init__(self, total: int, log: logging.Logger, every: int = 50):
-        self.total, self.log, self.every = total, log, every
-        self.t0 = time.time()
-        self.tokens = 0
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        self.bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+        self.log, self.every, self.tokens = log, every, 0
+        self.console = logging_redirect_tqdm([logging.getLogger()])  # log lines printed above the bar, not into it
+        self.console.__enter__()
 
     def update(self, step: int, loss: float, tokens: int, lr: float) -> None:
         self.tokens += tokens
-        if step % self.every == 0 or step == self.total:
-            el = time.time() - self.t0
-            rate = self.tokens / max(el, 1e-9)
-            eta = el / max(step, 1) * (self.total - step)
-            self.log.info(f"step {step}/{self.total} ({100 * step / self.total:.1f}%) loss {loss:.4f} "
-                          f"lr {lr:.2e} {rate:.0f} tok/s elapsed {el / 60:.1f} min eta {eta / 60:.1f} min")
+        rate = self.tokens / max(self.bar.format_dict["elapsed"], 1e-9)
+        self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:.0f}", refresh=False)
+        self.bar.update(step - self.bar.n)
+        if step % self.every == 0 or step == self.bar.total:
+            self.log.info(str(self.bar))
+        if step == self.bar.total:
+            self.bar.close()
+            self.console.__exit__(None, None, None)

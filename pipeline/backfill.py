@@ -43,22 +43,6 @@ def date_range(since: str | None, until: str | None) -> tuple[str, str]:
     return a.isoformat(), b.isoformat()
 
 
-def _strip_backfill_args(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for i, arg in enumerate(argv):
-        if skip:
-            skip = False
-            continue
-        name = arg.split("=", 1)[0]
-        if name in ("--since", "--until"):
-            skip = "=" not in arg
-            continue
-        if name == "--dry-run":
-            continue
-        out.append(arg)
-    return out
-
-
 def dry_run(patterns: list[str], since: str, until: str) -> tuple[Counter, Counter]:
     """(articles per published day in the range, plus '(out of range)'; dead letters by reason), from parsing
     alone. A file that cannot be read is counted with its reason, never a traceback."""
@@ -123,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    {n} \u00d7 {reason}")
         return 0
     side = backfill_side_dir(nopts.output or "", since, until)
-    return run_main(_strip_backfill_args(argv), date_range=(since, until), side_files_dir=side)
+    return run_main(argv, date_range=(since, until), side_files_dir=side)
 
 
 if __name__ == "__main__":  # `python -m pipeline.backfill ...` is `newsbeam backfill ...`

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         from .backfill import main as backfill_main
 
         return backfill_main(argv[1:])
-    from .run import main as run_main  # batch, or --streaming (pipeline.streaming)
+    from .run import main as run_main  # batch or --streaming (pipeline.graph.build)
 
     return run_main(argv[1:])
 

@@ -3,10 +3,14 @@
 A raw input is `{"ref": url, "data": bytes, "fetched_at": iso, "source": None}` (plus `max_entries`, read by
 `parse_raw`). A feed that cannot be fetched, or whose content is refused (HTML page, a DOCTYPE declaring
 entities), becomes one raw input carrying `"error"`, so it ends as a dead letter instead of vanishing. A 304 (the
-feed did not change since the ETag / Last-Modified passed in `state`) yields no raw input at all.
+feed did not change since the ETag / Last-Modified passed in `state`; streaming polls) yields no raw input.
 
-HTTP goes through `requests` (a dependency of apache-beam, so always present with it) with every redirect, retry,
-timeout and size decision taken here rather than left to library defaults. `--fetch-full-text` fetches an entry's
+HTTP goes through `requests` (a dependency of apache-beam, so always present with it). The retry policy is
+urllib3's `Retry` (which failures and statuses are retried, how many times, exponential backoff with jitter,
+Retry-After parsing); the loop that applies it is here because urllib3 retries only inside one request, and a
+fetch also fails after the headers (a body cut short, an empty body), checks every redirect hop itself (public
+hosts only, for entry pages) and runs under one total deadline. Redirects, timeouts and size caps are decided
+here too, not left to library defaults. `--fetch-full-text` fetches an entry's
 article page with the same client (`fetch_page`, `FullTextFetcher`) and extracts its main text with trafilatura.
 """
 from __future__ import annotations
@@ -14,9 +18,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import ipaddress
-import itertools
 import logging
-import random
 import re
 import socket
 import threading
@@ -31,19 +33,20 @@ import apache_beam as beam
 import requests
 import requests.adapters
 import urllib3.response
+from urllib3.exceptions import InvalidHeader, MaxRetryError
+from urllib3.util.retry import Retry
 
 from transforms.common import counter
-from transforms.parse import ParseLimits
+from transforms.parse import FullTextPolicy, ParseLimits
 
 _log = logging.getLogger("newsbeam.feeds")
 USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam)"
 DEFAULT_MAX_ENTRIES = 500
-FEED_STATE = "feed_state"  # tag of ReadFeeds' optional second output (validators to persist for the next run)
 ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.9, " \
          "text/xml;q=0.9, */*;q=0.1"
 ACCEPT_HTML = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"  # article pages (--fetch-full-text)
 _DECODABLE = {"", "identity", "gzip", "x-gzip", "deflate"}
-_RETRY_STATUS = {429} | set(range(500, 600))
+_RETRY_STATUS = frozenset({429} | set(range(500, 600)))
 
 
 # ------------------------------------------------------------------ feed lists and URLs
@@ -99,7 +102,8 @@ class FetchLimits:
     max_bytes: int = 10 * 1024 * 1024  # decoded body; beyond it reading stops and the fetch fails
     max_redirects: int = 5
     retries: int = 3  # extra attempts after the first, on 5xx/429, timeouts and dropped connections
-    backoff: float = 0.5  # first retry delay in seconds; doubles per retry (with up to 25% jitter)
+    backoff: float = 0.5  # urllib3's backoff_factor: the first retry is at once, then backoff * 2**(n-1) s, plus
+    # up to 25% of `backoff` of jitter
     max_backoff: float = 8.0  # cap on one delay of our own backoff
     max_retry_after: float = 30.0  # a server's Retry-After is waited for in full up to this; beyond it, or beyond
     # the time left before total_timeout, the fetch fails with the reason instead of retrying early
@@ -127,11 +131,13 @@ class FetchResult:
 
 
 class _FetchFailed(Exception):
-    """One attempt failed; `retryable` says whether another attempt may succeed."""
+    """One attempt failed; `retryable` says whether another attempt may succeed. `response` (urllib3's) is kept
+    for a retryable HTTP status, for the retry policy to read its Retry-After."""
 
-    def __init__(self, reason: str, retryable: bool, status: int | None = None, retry_after: float | None = None):
+    def __init__(self, reason: str, retryable: bool, status: int | None = None,
+                 response: urllib3.response.BaseHTTPResponse | None = None):
         super().__init__(reason)
-        self.reason, self.retryable, self.status, self.retry_after = reason, retryable, status, retry_after
+        self.reason, self.retryable, self.status, self.response = reason, retryable, status, response
 
 
 def _now_iso() -> str:
@@ -157,29 +163,24 @@ def request_headers(state: Any, limits: FetchLimits, accept: str = ACCEPT) -> di
     return headers
 
 
-def backoff_delay(attempt: int, limits: FetchLimits, retry_after: float | None = None) -> float:
-    """Delay before retry number `attempt` (0-based): exponential with jitter capped at max_backoff, or the
-    server's Retry-After in full when it asks for longer (the caller refuses one beyond max_retry_after)."""
-    delay = min(limits.backoff * (2 ** attempt) * (1 + random.random() / 4), limits.max_backoff)
-    return max(delay, retry_after) if retry_after is not None else delay
+def retry_policy(limits: FetchLimits) -> Retry:
+    """urllib3's Retry for one fetch: `retries` retries of any kind in all (a failure is only handed to it when
+    retrying may help: a timeout, a dropped connection, an empty body, a 429 or 5xx), exponential backoff with
+    jitter capped at max_backoff, Retry-After respected. Redirects are followed (and checked) by _attempt, never
+    here; Retry-After is read unclipped so one beyond max_retry_after can be refused with its value."""
+    return Retry(total=limits.retries, redirect=False, status_forcelist=_RETRY_STATUS, allowed_methods={"GET"},
+                 backoff_factor=limits.backoff, backoff_max=limits.max_backoff, backoff_jitter=limits.backoff / 4,
+                 respect_retry_after_header=True, raise_on_status=False, retry_after_max=2 ** 31)
 
 
-def _retry_after(resp: requests.Response) -> float | None:
-    """Retry-After in seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3); None when absent or unreadable."""
-    value = resp.headers.get("Retry-After", "").strip()
-    if value.isdigit():
-        return float(value)
-    if not value:
+def _retry_after(retry: Retry, failed: _FetchFailed) -> float | None:
+    """The server's Retry-After in seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
+    if failed.response is None:
         return None
-    from email.utils import parsedate_to_datetime
-
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return retry.get_retry_after(failed.response)
+    except InvalidHeader:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
 def _describe(exc: requests.RequestException, limits: FetchLimits) -> _FetchFailed:
@@ -436,7 +437,7 @@ def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLi
             if status == 304:
                 return FetchResult(url, 304, None, etag, modified, _now_iso(), not_modified=True, final_url=current)
             if status in _RETRY_STATUS:
-                raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), True, status, _retry_after(resp))
+                raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), True, status, resp.raw)
             if not 200 <= status < 300:
                 raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), False, status)
             ctype = _mime(resp.headers.get("Content-Type"))
@@ -468,28 +469,29 @@ def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None 
     session = session or new_session()
     headers = request_headers(state, lim, accept)
     deadline = time.monotonic() + lim.total_timeout
+    retry = retry_policy(lim)
     try:
-        for attempt in itertools.count():
+        while True:
             try:
                 with _Watchdog(deadline):
                     result = _attempt(session, url, headers, lim, deadline, only_types, public_only)
             except _FetchFailed as failed:
-                delay = backoff_delay(attempt, lim, failed.retry_after)
+                attempts = len(retry.history) + 1
                 reason = failed.reason
-                if failed.retryable and attempt < lim.retries:
-                    if failed.retry_after is not None and failed.retry_after > lim.max_retry_after:
-                        reason += (f"; the server asked to retry after Retry-After {failed.retry_after:g} s, more "
-                                   f"than max_retry_after {lim.max_retry_after:g} s")
-                    elif time.monotonic() + delay >= deadline:
-                        if failed.retry_after is not None:
-                            reason += (f"; Retry-After {failed.retry_after:g} s would pass total_timeout "
-                                       f"{lim.total_timeout:g} s")
+                if failed.retryable:
+                    try:
+                        retry = retry.increment("GET", url, response=failed.response,
+                                                error=None if failed.response is not None else failed)
+                    except MaxRetryError:
+                        pass  # no retry left: this attempt's reason is the fetch's
                     else:
-                        time.sleep(delay)
-                        continue
-                return FetchResult(url, failed.status, None, None, None, _now_iso(), error=reason,
-                                   attempts=attempt + 1)
-            result.attempts = attempt + 1
+                        delay, refused = _retry_delay(retry, failed, lim, deadline)
+                        if refused is None:
+                            time.sleep(delay)
+                            continue
+                        reason += refused
+                return FetchResult(url, failed.status, None, None, None, _now_iso(), error=reason, attempts=attempts)
+            result.attempts = len(retry.history) + 1
             if result.not_modified:
                 result.etag = result.etag or _validator(state, "etag")
                 result.last_modified = result.last_modified or _validator(state, "last_modified")
@@ -497,7 +499,21 @@ def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None 
     finally:
         if own:
             session.close()
-    raise AssertionError("unreachable")
+
+
+def _retry_delay(retry: Retry, failed: _FetchFailed, limits: FetchLimits, deadline: float
+                 ) -> tuple[float, str | None]:
+    """(seconds to wait before the next attempt, None), or (0, why not to retry): the server's Retry-After is
+    waited for in full, but one beyond max_retry_after, or any wait past the total deadline, ends the fetch."""
+    retry_after = _retry_after(retry, failed)
+    if retry_after is not None and retry_after > limits.max_retry_after:
+        return 0.0, (f"; the server asked to retry after Retry-After {retry_after:g} s, more than "
+                     f"max_retry_after {limits.max_retry_after:g} s")
+    delay = max(retry.get_backoff_time(), retry_after or 0.0)
+    if time.monotonic() + delay >= deadline:
+        return 0.0, (f"; Retry-After {retry_after:g} s would pass total_timeout {limits.total_timeout:g} s"
+                     if retry_after is not None else "")
+    return delay, None
 
 
 def new_session() -> requests.Session:
@@ -511,7 +527,7 @@ def new_session() -> requests.Session:
 
 # ------------------------------------------------------------------ XML safety (shared with file inputs)
 from transforms.feedsafety import (UnsafeFeedError, hidden_encoding, declared_encoding,  # noqa: E402,F401
-                                   looks_like_html, sanitize_feed_bytes)
+                                   looks_like_html, refuse_entity_declarations)
 
 
 # ------------------------------------------------------------------ content checks and raw inputs
@@ -523,7 +539,13 @@ def apply_http_charset(data: bytes, content_type: str | None) -> bytes:
 
     parse_raw hands feedparser bytes only (no headers); without this a windows-1251 feed served with
     `charset=windows-1251` but no XML encoding declaration would be read as windows-1252 mojibake. The result is
-    UTF-8, which is what an XML document without an encoding declaration means."""
+    UTF-8, which is what an XML document without an encoding declaration means.
+
+    Not `feedparser.parse(data, response_headers=...)`: feedparser follows RFC 3023, where the HTTP charset
+    overrides the document's own declaration and `text/xml` without a charset means us-ascii. On the 65 captured
+    feeds (../shared/data/feeds) that made 26 served as `text/xml` "partly readable" (CharacterEncodingOverride,
+    counted as feeds_partial) and decoded 21 UTF-8 or Latin-1 feeds as windows-1251 under a wrong server charset;
+    here the document's declaration, a BOM or valid UTF-8 wins and the header only fills the gap."""
     m = _CHARSET.search(content_type or "")
     if not m or declared_encoding(data) or hidden_encoding(data) or data.startswith(codecs.BOM_UTF8):
         return data
@@ -555,7 +577,7 @@ def feed_raw_inputs(result: FetchResult, max_entries: int = DEFAULT_MAX_ENTRIES)
                                    f"(Content-Type {result.content_type or 'unknown'}); expected RSS/Atom XML",
                            data[:1024])]
     try:
-        sanitize_feed_bytes(data)
+        refuse_entity_declarations(data)
     except UnsafeFeedError as exc:
         return [_error_raw(result, str(exc), data[:1024])]
     return [{"ref": result.url, "data": data, "fetched_at": result.fetched_at, "source": None,
@@ -675,9 +697,8 @@ class _FetchDoFn(beam.DoFn):
     One requests session per thread (connections reused across that thread's feeds); counters are counted here
     in the bundle's thread (Beam metrics belong to it), not in the fetching threads."""
 
-    def __init__(self, states: Mapping[str, Mapping], max_entries: int, limits: dict, with_state: bool,
-                 concurrency: int = DEFAULT_CONCURRENT_FETCHES):
-        self.states, self.max_entries, self.limits, self.with_state = dict(states), max_entries, limits, with_state
+    def __init__(self, max_entries: int, limits: dict, concurrency: int = DEFAULT_CONCURRENT_FETCHES):
+        self.max_entries, self.limits = max_entries, limits
         self.concurrency = concurrency
         self.fetched, self.not_modified = counter("feeds_fetched"), counter("feeds_not_modified")
         self.failed, self.refused = counter("feeds_failed"), counter("feeds_refused")
@@ -701,16 +722,13 @@ class _FetchDoFn(beam.DoFn):
         if session is None:
             session = self.local.session = new_session()
             self.sessions.append(session)
-        return fetch_feed(url, self.states.get(url), session=session, **self.limits)
+        return fetch_feed(url, session=session, **self.limits)
 
     def process(self, urls: list[str]):
         for url, result in zip(urls, self.pool.map(self._fetch, urls)):
             raws = feed_raw_inputs(result, self.max_entries)
             self._count(result, raws)
             yield from raws
-            if self.with_state:
-                yield beam.pvalue.TaggedOutput(FEED_STATE, {**result.state(), "status": result.status,
-                                                            "fetched_at": result.fetched_at, "error": result.error})
 
     def _count(self, result: FetchResult, raws: list[dict]) -> None:
         if result.not_modified:
@@ -728,26 +746,19 @@ class ReadFeeds(beam.PTransform):
     (304), feeds_failed (fetch error after retries), feeds_refused (fetched but HTML or unsafe XML).
 
     The URLs are spread over workers (Reshuffle) and, on each, fetched `concurrency` at a time (_FetchDoFn).
-    `states` maps url -> {"etag", "last_modified"} from a previous run (conditional GET). With `with_state=True`
-    the result is a tuple-like with `.raw` and a `feed_state` output of the new validators, to persist."""
+    Every feed is fetched unconditionally: conditional GET (ETag / Last-Modified) is streaming's, which polls."""
 
-    def __init__(self, urls: Iterable[str], states: Mapping[str, Mapping] | None = None,
-                 max_entries: int = DEFAULT_MAX_ENTRIES, with_state: bool = False,
+    def __init__(self, urls: Iterable[str], max_entries: int = DEFAULT_MAX_ENTRIES,
                  concurrency: int = DEFAULT_CONCURRENT_FETCHES, **limits: Any):
         super().__init__()
         self.urls = list(dict.fromkeys(validate_feed_url(u) for u in urls))
         FetchLimits(**limits)  # an unknown limit is a TypeError now, not inside a worker
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self.states, self.max_entries, self.with_state, self.limits = dict(states or {}), max_entries, \
-            with_state, limits
-        self.concurrency = concurrency
+        self.max_entries, self.limits, self.concurrency = max_entries, limits, concurrency
 
     def expand(self, pbegin):
-        fetch = beam.ParDo(_FetchDoFn(self.states, self.max_entries, self.limits, self.with_state,
-                                      self.concurrency))
-        if self.with_state:
-            fetch = fetch.with_outputs(FEED_STATE, main="raw")
+        fetch = beam.ParDo(_FetchDoFn(self.max_entries, self.limits, self.concurrency))
         batch = 4 * self.concurrency  # a batch ends with its slowest fetch: several per thread keep threads busy
         return (pbegin
                 | "FeedURLs" >> beam.Create(self.urls)
@@ -756,9 +767,10 @@ class ReadFeeds(beam.PTransform):
                 | "Fetch" >> fetch)
 
 
-def full_text_fetcher(limits: ParseLimits) -> Callable[[], FullTextFetcher]:
-    """The picklable factory ParseArticles makes its page fetcher with (once per worker), from the parse limits."""
+def full_text_fetcher(limits: ParseLimits, policy: FullTextPolicy) -> Callable[[], FullTextFetcher]:
+    """The picklable factory ParseArticles makes its page fetcher with (once per worker): the parse cap on text
+    length and the policy's host rule."""
     import functools
 
     return functools.partial(FullTextFetcher, max_chars=limits.max_chars,
-                             allow_private_hosts=limits.full_text_allow_private_hosts)
+                             allow_private_hosts=policy.allow_private_hosts)

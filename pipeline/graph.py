@@ -1,7 +1,20 @@
-"""The pipeline graph: read -> parse -> language -> dedup -> NER -> stance -> write, dead letters on the side.
+"""The pipeline graph, one for both modes: parse -> language -> dedup -> NER -> stance -> write, dead letters on
+the side. The modes differ only in three named choices:
 
-Dedup runs before the models (a duplicate costs no inference) against the cross-run MinHash index under
-<output>/_state/minhash/; its new index rows are written after the articles, only for those actually written."""
+                 batch (and backfill)                         streaming (--streaming)
+    source       files (--input) and/or one pull of --feeds  PollFeeds every --poll-interval, then NewEntries
+                                                              (conditional GET, backoff, the seen filter)
+    dedup        Deduplicate: grouped, against the cross-run  StreamDedup: keyed state over the last --dedup-ttl
+                 index under <output>/_state/minhash/
+    write        WriteOutputs: one file per day, side files   WriteStreamOutputs: each bundle's records in one
+                 sharded; merged with earlier runs (run) or   file per window, one writer per branch
+                 replacing each day (backfill)
+
+Parse (transforms.parse.ParseArticles, also --fetch-full-text), language, the model stages (routed inside one
+RunInference handler: transforms.inference) and validation (pipeline.sinks.validated) are the same code. Why the
+streaming branches are never flattened: on the local runner a Flatten or GroupByKey after an unbounded source
+only runs when the source stops (docs/streaming.md).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,22 +23,42 @@ import apache_beam as beam
 
 from transforms.common import DEAD, counter
 from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
+from transforms.dedup_stream import StreamDedup
 from transforms.langid import DetectLanguage
 from transforms.ner import RecogniseEntities, skip_ner
-from transforms.parse import ParseArticles, ParseLimits
+from transforms.parse import FullTextPolicy, ParseArticles, ParseLimits
 from transforms.stance import ClassifyStance, skip_stance
 
-from .feeds import full_text_fetcher
-from .layout import DEAD_LETTER, DUPLICATES, side_file
+from .feeds import DEFAULT_CONCURRENT_FETCHES, FetchLimits, full_text_fetcher
+from .layout import ARTICLES, DEAD_LETTER, DUPLICATES
+from .options import (DEFAULT_BAND_MAX, DEFAULT_DEDUP_TTL, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF,
+                      DEFAULT_POLL_INTERVAL, DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, DEFAULT_TEXT_MAX,
+                      DEFAULT_WINDOW_SECONDS)
 from .parquet_sink import FORMATS, WriteArticleFormats
-from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFile
+from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFiles, WriteWindowedFiles
 from .sources import ReadInputFiles
-
+from .streaming import NewEntries, PollFeeds
 
 MODELS_SKIPPED = "models disabled (--skip-models)"
 
 
 @dataclass
+class StreamConfig:
+    """What only streaming has (the --streaming options); the rest of its configuration is GraphConfig's."""
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    stop_after: float | None = None  # None: until killed
+    window_seconds: int = DEFAULT_WINDOW_SECONDS
+    seen_ttl: float = DEFAULT_SEEN_TTL
+    seen_max: int = DEFAULT_SEEN_MAX
+    dedup_ttl: float = DEFAULT_DEDUP_TTL  # exact and near-duplicate state
+    dedup_max: int = DEFAULT_TEXT_MAX
+    band_max: int = DEFAULT_BAND_MAX
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    fetch_retries: int = DEFAULT_FETCH_RETRIES
+    idle_sleep: float = 0.0  # the impulse's pacing, set by the runner choice (pipeline.streaming.streaming_runner)
+
+
+@dataclass(frozen=True)
 class GraphConfig:
     output: str
     targets: dict[str, list[str]]
@@ -39,14 +72,19 @@ class GraphConfig:
     num_perm: int = 128
     shingle_size: int = 3
     limits: ParseLimits = field(default_factory=ParseLimits)
+    full_text: FullTextPolicy = field(default_factory=FullTextPolicy)  # --fetch-full-text (fetch policy)
     auto_targets: int = 3
     torch_threads: int = 0  # intra-op threads per worker process for the model stages (0: torch's default)
     compile_models: bool = False  # torch.compile the models in each worker (pays off on long runs)
     precision: str = "auto"  # fp32 | bf16 | int8 | auto (modeling.precision: timed at load, quality-gated)
     date_range: tuple[str, str] | None = None  # backfill: only articles published in [since, until]
-    side_files_dir: str | None = None  # where duplicates.jsonl and dead_letter.jsonl go (default: output root)
+    side_files_dir: str | None = None  # where the duplicates/ and dead_letter/ shards go (default: output root)
     skip_models: bool = False  # NER and stance marked skipped, no model loaded (--skip-models)
+    max_entries_per_feed: int = 500
+    fetch_concurrency: int = DEFAULT_CONCURRENT_FETCHES  # batch feed pulls: feeds fetched at once
+    max_retry_after: float = FetchLimits.max_retry_after  # longest Retry-After a feed fetch waits for
     article_format: str = "jsonl"  # jsonl | parquet | both (--format; pipeline.parquet_sink)
+    stream: StreamConfig | None = None  # set: the streaming graph
 
 
 def in_date_range(article: dict, since: str, until: str) -> bool:
@@ -57,9 +95,15 @@ def in_date_range(article: dict, since: str, until: str) -> bool:
     return False
 
 
+def _models_skipped(article: dict, targets: dict, auto_targets: int) -> dict:
+    return skip_stance(skip_ner(article, MODELS_SKIPPED), targets, MODELS_SKIPPED, auto_targets)
+
+
 class ProcessArticles(beam.PTransform):
-    """Raw inputs -> {"articles": enriched kept articles, "duplicates": ..., "dead_letter": ...,
-    "index_rows": (id, cross-run index row) of each kept article, for `WriteOutputs` to write once it is written}."""
+    """Raw inputs -> {"articles": enriched kept articles, "duplicates*": duplicate records, "dead_letter*": the
+    dead letters of each stage, and in batch "index_rows": (id, cross-run index row) of each kept article, for
+    WriteOutputs to index once it is written}. Several duplicate and dead-letter outputs, never flattened here:
+    the batch writer flattens them, the streaming writer must not (see the module docstring)."""
 
     def __init__(self, cfg: GraphConfig):
         super().__init__()
@@ -67,44 +111,54 @@ class ProcessArticles(beam.PTransform):
 
     def expand(self, raws):
         cfg = self.cfg
-        fetcher = full_text_fetcher(cfg.limits) if cfg.limits.fetch_full_text else None
-        parsed = raws | "Parse" >> ParseArticles(cfg.limits, fetcher)
+        fetcher = full_text_fetcher(cfg.limits, cfg.full_text) if cfg.full_text.enabled else None
+        parsed = raws | "Parse" >> ParseArticles(cfg.limits, fetcher, cfg.full_text)
         articles = parsed.articles
         if cfg.date_range:
             articles = articles | "InDateRange" >> beam.Filter(in_date_range, *cfg.date_range)
         lang = articles | "Language" >> DetectLanguage()
-        # Dedup consults the cross-run index under <output>/_state/minhash (docs/dedup.md) but does not extend
-        # it: NER, stance or the writer may still dead-letter a kept article. Dedup before the models: a
-        # duplicate costs no inference.
-        dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
-                                                       index_root=cfg.output, write_index=False,
-                                                       rewrite_same_day=cfg.date_range is not None)
-        if cfg.skip_models:  # no model loaded: each article says why it has no entities and no stance labels
-            enriched = dedup["articles"] | "SkipModels" >> beam.Map(
-                lambda a, t, n: skip_stance(skip_ner(a, MODELS_SKIPPED), t, MODELS_SKIPPED, n),
-                cfg.targets, cfg.auto_targets)
-            model_dead = ()
+        out = {f"{DEAD}_parse": parsed[DEAD], f"{DEAD}_language": lang[DEAD]}
+        if cfg.stream is None:
+            # Against the cross-run index under <output>/_state/minhash (docs/dedup.md), not extending it: NER,
+            # stance or the writer may still dead-letter a kept article. Before the models: a duplicate costs
+            # no inference.
+            dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
+                                                           index_root=cfg.output, write_index=False,
+                                                           rewrite_same_day=cfg.date_range is not None)
+            out.update(duplicates=dedup["duplicates"], index_rows=dedup["index_rows"])
         else:
-            ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
-                                                                decoding=cfg.ner_decoding,
-                                                                max_batch_size=cfg.ner_batch_size,
-                                                                torch_threads=cfg.torch_threads,
-                                                                compile_model=cfg.compile_models,
-                                                                precision=cfg.precision)
-            stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
-                                                                 max_batch_size=cfg.stance_batch_size,
-                                                                 auto_top_n=cfg.auto_targets,
-                                                                 torch_threads=cfg.torch_threads,
-                                                                 compile_model=cfg.compile_models,
-                                                                 precision=cfg.precision)
-            enriched, model_dead = stance["articles"], (ner[DEAD], stance[DEAD])
-        dead = (parsed[DEAD], lang[DEAD], *model_dead) | "StageDeadLetters" >> beam.Flatten()
-        return {"articles": enriched, "duplicates": dedup["duplicates"], DEAD: dead,
-                "index_rows": dedup["index_rows"]}
+            s = cfg.stream
+            dedup = lang.articles | "Dedup" >> StreamDedup(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
+                                                           s.dedup_ttl, s.dedup_max, s.band_max)
+            out.update(duplicates=dedup["exact_duplicates"], duplicates_near=dedup["near_duplicates"])
+        if cfg.skip_models:  # no model loaded: each article says why it has no entities and no stance labels
+            out["articles"] = dedup["articles"] | "SkipModels" >> beam.Map(_models_skipped, cfg.targets,
+                                                                           cfg.auto_targets)
+            return out
+        ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
+                                                            decoding=cfg.ner_decoding,
+                                                            max_batch_size=cfg.ner_batch_size,
+                                                            torch_threads=cfg.torch_threads,
+                                                            compile_model=cfg.compile_models,
+                                                            precision=cfg.precision)
+        stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
+                                                             max_batch_size=cfg.stance_batch_size,
+                                                             auto_top_n=cfg.auto_targets,
+                                                             torch_threads=cfg.torch_threads,
+                                                             compile_model=cfg.compile_models,
+                                                             precision=cfg.precision)
+        out.update({f"{DEAD}_ner": ner[DEAD], f"{DEAD}_ner_batches": ner["failed_batches"],
+                    f"{DEAD}_stance": stance[DEAD], f"{DEAD}_stance_batches": stance["failed_batches"],
+                    "articles": stance["articles"]})
+        return out
+
+
+def _kind(key: str) -> str:
+    return ARTICLES if key == "articles" else DUPLICATES if key.startswith(DUPLICATES) else DEAD_LETTER
 
 
 class WriteOutputs(beam.PTransform):
-    """Articles, duplicates and dead letters to their files under the output root. With "index_rows" (and
+    """Batch: articles to their day's file, duplicates and dead letters to their shards. With "index_rows" (and
     `index_directory`): the rows of the articles actually written go to the cross-run dedup index, and copies of
     a kept article that was dead-lettered after dedup become dead letters (KeepWhatWasWritten)."""
 
@@ -121,33 +175,57 @@ class WriteOutputs(beam.PTransform):
         sink = (WriteArticles(self.output, merge=self.merge) if self.article_format == "jsonl" else
                 WriteArticleFormats(self.output, self.merge, FORMATS[self.article_format]))
         written = outputs["articles"] | "WriteArticles" >> sink
-        duplicates, orphans = outputs["duplicates"], None
+        dead = [pc for key, pc in sorted(outputs.items()) if key.startswith(DEAD)] + [written[DEAD]]
+        duplicates = [pc for key, pc in sorted(outputs.items()) if key.startswith(DUPLICATES)]
+        duplicates = duplicates[0] if len(duplicates) == 1 else tuple(duplicates) | "AllDuplicates" >> beam.Flatten()
         if outputs.get("index_rows") is not None:
             if self.index_directory is None:
                 raise ValueError("outputs carry dedup index rows but WriteOutputs was given no index_directory")
             checked = ({"rows": outputs["index_rows"], "written": written[WRITTEN_IDS], "duplicates": duplicates}
                        | "KeepWhatWasWritten" >> KeepWhatWasWritten(self.index_directory))
-            duplicates, orphans = checked["duplicates"], checked[DEAD]
-        dead = tuple(pc for pc in (outputs[DEAD], written[DEAD], orphans) if pc is not None) \
-            | "AllDeadLetters" >> beam.Flatten()
-        duplicates | "WriteDuplicates" >> WriteRecordFile(
-            side_file(self.side, DUPLICATES), "DuplicateRecord", "duplicates", merge=self.merge)
-        dead | "WriteDeadLetters" >> WriteRecordFile(
-            side_file(self.side, DEAD_LETTER), "DeadLetter", "dead_lettered", merge=self.merge)
+            duplicates = checked["duplicates"]
+            dead.append(checked[DEAD])
+        duplicates | "WriteDuplicates" >> WriteRecordFiles(self.side, DUPLICATES, merge=self.merge)
+        tuple(dead) | "AllDeadLetters" >> beam.Flatten() | "WriteDeadLetters" >> WriteRecordFiles(
+            self.side, DEAD_LETTER, merge=self.merge)
         return written["paths"]
 
 
-def build(p: beam.Pipeline, inputs: list[str] | None, cfg: GraphConfig, feeds: list[str] | None = None,
-          max_entries_per_feed: int = 500):
-    sources = []
-    if inputs:
-        sources.append(p | "ReadFiles" >> ReadInputFiles(inputs))
-    if feeds:
-        from .sources import ReadFeeds
+class WriteStreamOutputs(beam.PTransform):
+    """Streaming: every output branch into its own windowed writer (articles by published day, duplicates,
+    dead letters), each bundle's records written when the bundle ends."""
 
-        sources.append(p | "ReadFeeds" >> ReadFeeds(feeds, max_entries=max_entries_per_feed))
-    raws = sources[0] if len(sources) == 1 else tuple(sources) | "AllSources" >> beam.Flatten()
-    outputs = raws | "Process" >> ProcessArticles(cfg)
-    return outputs | "Write" >> WriteOutputs(cfg.output, cfg.side_files_dir,
-                                             index_directory=index_dir(cfg.output, cfg.shingle_size, cfg.num_perm),
-                                             merge=cfg.date_range is None, article_format=cfg.article_format)
+    def __init__(self, output: str, window_seconds: int):
+        super().__init__()
+        self.output, self.window_seconds = output, window_seconds
+
+    def expand(self, outputs):
+        for key, pcoll in sorted(outputs.items()):
+            pcoll | f"Write_{key}" >> WriteWindowedFiles(self.output, _kind(key), self.window_seconds)
+        return beam.pvalue.PDone(next(iter(outputs.values())).pipeline)
+
+
+def build(p: beam.Pipeline, cfg: GraphConfig, inputs: list[str] | None = None, feeds: list[str] | None = None):
+    """Both graphs, side by side: the source and the writer are the mode's; ProcessArticles is shared."""
+    if cfg.stream is None:  # batch: read once, process, write (merging with earlier runs unless backfill)
+        sources = []
+        if inputs:
+            sources.append(p | "ReadFiles" >> ReadInputFiles(inputs))
+        if feeds:
+            from .sources import ReadFeeds
+
+            sources.append(p | "ReadFeeds" >> ReadFeeds(feeds, max_entries=cfg.max_entries_per_feed,
+                                                        concurrency=cfg.fetch_concurrency,
+                                                        max_retry_after=cfg.max_retry_after))
+        raws = sources[0] if len(sources) == 1 else tuple(sources) | "AllSources" >> beam.Flatten()
+        outputs = raws | "Process" >> ProcessArticles(cfg)
+        return outputs | "Write" >> WriteOutputs(cfg.output, cfg.side_files_dir,
+                                                 index_dir(cfg.output, cfg.shingle_size, cfg.num_perm),
+                                                 merge=cfg.date_range is None, article_format=cfg.article_format)
+    s = cfg.stream  # streaming: poll, keep the new entries, process, write each branch per window
+    polled = p | "PollFeeds" >> PollFeeds(feeds or [], s.poll_interval, s.stop_after,
+                                          max_entries=cfg.max_entries_per_feed, max_backoff=s.max_backoff,
+                                          idle_sleep=s.idle_sleep, retries=s.fetch_retries)
+    new = polled | "NewEntries" >> NewEntries(s.seen_ttl, s.seen_max, cfg.max_entries_per_feed)
+    outputs = new["raws"] | "Process" >> ProcessArticles(cfg)
+    return {**outputs, f"{DEAD}_seen": new[DEAD]} | "Write" >> WriteStreamOutputs(cfg.output, s.window_seconds)

@@ -1,16 +1,19 @@
 """What every way of launching newsbeam shares: options checked into a GraphConfig (the one place configuration
-is validated), the runner chosen, and the counters read back into the summary. pipeline.run (batch and backfill)
-and pipeline.streaming both build on it, so neither imports the other's internals.
+is validated, batch and streaming), the runner chosen, and the counters read back into the summary. pipeline.run
+(batch, backfill and streaming) builds on it.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import sys
+import threading
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from .graph import GraphConfig
-from .options import NewsbeamOptions
+from .graph import GraphConfig, StreamConfig
+from .options import NewsbeamOptions, StreamingOptions
 
 COUNTERS = ("read", "written", "duplicates", "dead_lettered")
 OUTCOMES = ("written", "duplicates", "dead_lettered", "out_of_range")
@@ -24,23 +27,40 @@ class RunFailed(RuntimeError):
     """The pipeline itself failed (e.g. the output could not be written)."""
 
 
-def resolve_runner(options: PipelineOptions) -> None:
-    """DirectRunner -> Beam's FnApiRunner with an explicit running mode.
+def is_streaming(options: PipelineOptions) -> bool:
+    return bool(options.view_as(StandardOptions).streaming)
 
-    Beam's DirectRunner first tries to download the Prism runner binary (offline that fails and it falls back
-    to the FnApiRunner anyway); choosing the FnApiRunner directly skips the attempt. in_memory by default;
-    --direct_running_mode multi_processing --direct_num_workers N works too (the project is an installed package).
+
+def resolve_runner(options: PipelineOptions) -> float:
+    """The runner for this mode; returns the streaming impulse's idle sleep (0 in batch).
+
+    Batch: DirectRunner -> Beam's FnApiRunner with an explicit running mode. Beam's DirectRunner first tries to
+    download the Prism runner binary (offline that fails and it falls back to the FnApiRunner anyway); choosing
+    the FnApiRunner directly skips the attempt. in_memory by default; --direct_running_mode multi_processing
+    --direct_num_workers N works too (the project is an installed package). Streaming: see
+    pipeline.streaming.streaming_runner.
     """
+    if is_streaming(options):
+        from .streaming import streaming_runner
+
+        try:
+            return streaming_runner(options)
+        except ValueError as exc:
+            raise UsageError(f"--streaming: {exc}") from None
     std = options.view_as(StandardOptions)
     direct = options.view_as(DirectOptions)
     if std.runner in (None, "DirectRunner", "direct"):
         std.runner = "FnApiRunner"
         if not direct.direct_running_mode:
             direct.direct_running_mode = "in_memory"
+    return 0.0
 
 
-def graph_config(opts: NewsbeamOptions) -> GraphConfig:
-    from transforms.parse import ParseLimits
+def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = None,
+                 side_files_dir: str | None = None, idle_sleep: float = 0.0) -> GraphConfig:
+    """The one frozen configuration of a run, from its options (batch, backfill with `date_range` and
+    `side_files_dir`, or streaming with the impulse's `idle_sleep`)."""
+    from transforms.parse import FullTextPolicy, ParseLimits
     from transforms.stance import load_targets_config, parse_target_specs, with_config_aliases
 
     if opts.targets and opts.stance_targets:
@@ -61,20 +81,30 @@ def graph_config(opts: NewsbeamOptions) -> GraphConfig:
     for flag, value in (("--ner-batch-size", opts.ner_batch_size), ("--stance-batch-size", opts.stance_batch_size)):
         if value < 1:
             raise UsageError(f"{flag} must be a positive number of articles, not {value}")
-    if opts.fetch_full_text and opts.view_as(StandardOptions).streaming:
-        raise UsageError("--fetch-full-text works in batch runs only (streaming does not fetch entry pages yet)")
     if getattr(opts, "format", "jsonl") != "jsonl" and opts.view_as(StandardOptions).streaming:
         raise UsageError("--format parquet|both works in batch runs only (streaming writes JSONL windows)")
-    limits = ParseLimits(max_chars=opts.max_chars, fetch_full_text=opts.fetch_full_text,
-                         full_text_allow_private_hosts=opts.full_text_allow_private_hosts)
+    limits = ParseLimits(max_chars=opts.max_chars)
+    full_text = FullTextPolicy(enabled=opts.fetch_full_text, allow_private_hosts=opts.full_text_allow_private_hosts)
     return GraphConfig(output=opts.output, targets=targets, ner_model=opts.ner_model,
                        stance_model=opts.stance_model, ner_window=opts.ner_window, ner_decoding=opts.ner_decoding,
                        ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
-                       shingle_size=opts.shingle_size, limits=limits,
+                       shingle_size=opts.shingle_size, limits=limits, full_text=full_text,
                        auto_targets=opts.auto_targets, torch_threads=opts.torch_threads,
                        compile_models=opts.compile_models, precision=opts.precision,
-                       skip_models=opts.skip_models, article_format=getattr(opts, "format", "jsonl"))
+                       skip_models=opts.skip_models, article_format=getattr(opts, "format", "jsonl"),
+                       max_entries_per_feed=opts.max_entries_per_feed,
+                       fetch_concurrency=opts.fetch_concurrency, max_retry_after=opts.max_retry_after,
+                       date_range=date_range, side_files_dir=side_files_dir, stream=stream_config(opts, idle_sleep))
+
+
+def stream_config(opts: NewsbeamOptions, idle_sleep: float = 0.0) -> StreamConfig | None:
+    """The --streaming options as a StreamConfig (None in batch)."""
+    if not opts.view_as(StandardOptions).streaming:
+        return None
+    sopts = opts.view_as(StreamingOptions)
+    fields = {f.name for f in dataclasses.fields(StreamConfig)} - {"idle_sleep"}
+    return StreamConfig(idle_sleep=idle_sleep, **{name: getattr(sopts, name) for name in fields})
 
 
 def feed_urls(opts: NewsbeamOptions) -> list[str]:
@@ -121,9 +151,11 @@ def expand_directories(patterns: list[str]) -> list[str]:
 
 
 def validate(opts: NewsbeamOptions) -> None:
-    """Checks that need no runner; also expands --input directories (in place, on the options)."""
+    """Every check that needs no runner, batch and streaming; also expands --input directories (in place)."""
     from .sources import check_patterns
 
+    if opts.view_as(StandardOptions).streaming:
+        validate_streaming(opts)
     if not opts.input and not opts.feeds and not opts.feeds_file:
         raise UsageError("give --input (files or globs) and/or --feeds / --feeds-file")
     if not opts.output:
@@ -136,15 +168,71 @@ def validate(opts: NewsbeamOptions) -> None:
     if missing:
         raise UsageError(f"--input matches no file: {', '.join(missing)}")
     for flag, value in (("--ner-model", opts.ner_model), ("--stance-model", opts.stance_model)):
+        if opts.skip_models:
+            break
         looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1
         if looks_local and "://" not in value and not os.path.isdir(os.path.expanduser(value)):
             raise UsageError(f"{flag} {value}: no such model directory")
     if opts.max_entries_per_feed < 1:
         raise UsageError("--max-entries-per-feed must be at least 1")
+    if opts.fetch_concurrency < 1:
+        raise UsageError("--fetch-concurrency must be at least 1")
+    if opts.max_retry_after < 0:
+        raise UsageError("--max-retry-after must be 0 or more seconds")
+
+
+def validate_streaming(opts: NewsbeamOptions) -> None:
+    """What only --streaming has: feeds only, and positive times and bounds for its state."""
+    s = opts.view_as(StreamingOptions)
+    if opts.input:
+        raise UsageError("--streaming polls feeds only: --input (files) is for batch runs")
+    if not opts.feeds and not opts.feeds_file:
+        raise UsageError("--streaming needs --feeds and/or --feeds-file")
+    if s.poll_interval <= 0:
+        raise UsageError("--poll-interval must be > 0 seconds")
+    if s.stop_after is not None and s.stop_after <= 0:
+        raise UsageError("--stop-after must be > 0 seconds")
+    if s.window_seconds < 1:
+        raise UsageError("--window-seconds must be at least 1")
+    for flag, value, low in (("--seen-ttl", s.seen_ttl, 0), ("--dedup-ttl", s.dedup_ttl, 0),
+                             ("--max-backoff", s.max_backoff, 0), ("--seen-max", s.seen_max, 0),
+                             ("--dedup-max", s.dedup_max, 0), ("--band-max", s.band_max, 1),
+                             ("--fetch-retries", s.fetch_retries, -1)):
+        if value <= low:
+            raise UsageError(f"{flag} must be {'at least 2' if low == 1 else '>= 0' if low < 0 else 'positive'}, "
+                             f"not {value}")
 
 
 def counter_values(result, namespace: str = "newsbeam") -> dict[str, int]:
-    """Committed counter values by name, summed over steps (attempted where a runner has no committed)."""
+    """Committed counter values by name, summed over steps (attempted where a runner has no committed).
+
+    Read in a thread with a large stack and a raised recursion limit (both restored): after a streaming run the
+    FnApiRunner's monitoring data is a chain of lazy generators, one per bundle, so reading it recurses once per
+    bundle (RecursionError at the default limit, measured; docs/streaming.md)."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["values"] = _counter_values(result, namespace)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
+    try:
+        threading.stack_size(512 * 1024 * 1024)
+        sys.setrecursionlimit(max(old_limit, 200_000))
+        worker = threading.Thread(target=target, name="read-counters")
+        worker.start()
+        worker.join()
+    finally:
+        threading.stack_size(old_stack)
+        sys.setrecursionlimit(old_limit)
+    if "error" in box:
+        raise box["error"]
+    return box["values"]
+
+
+def _counter_values(result, namespace: str) -> dict[str, int]:
     from apache_beam.metrics.metric import MetricsFilter
 
     values: dict[str, int] = {}
@@ -183,7 +271,7 @@ def summary_lines(values: dict[str, int], seconds: float, reasons: dict[str, int
         lines += [f"    {n} \u00d7 {reason}" for reason, n in ranked[:TOP_REASONS]]
         if len(ranked) > TOP_REASONS:
             rest = ranked[TOP_REASONS:]
-            lines.append(f"    {sum(n for _, n in rest)} more with {len(rest)} other reasons (dead_letter.jsonl)")
+            lines.append(f"    {sum(n for _, n in rest)} more with {len(rest)} other reasons (dead_letter/)")
     detail = {k: v for k, v in sorted(values.items()) if k not in SHOWN}
     if verbose and detail:
         lines.append("  stages: " + ", ".join(f"{k} {v}" for k, v in detail.items()))

@@ -4,9 +4,11 @@ report, a notebook) must read to see all of it.
     <root>/dt=YYYY-MM-DD/articles-00000-of-00001.jsonl    batch and backfill articles, one file per published day
     <root>/dt=YYYY-MM-DD/articles-00000-of-00001.parquet  the same articles as Parquet (--format parquet|both)
     <root>/dt=YYYY-MM-DD/stream-<window>-<hash>.jsonl     streaming articles, one file per window and bundle
-    <root>/duplicates.jsonl, <root>/dead_letter.jsonl     batch runs (merged by id across runs)
-    <root>/_backfill/<since>_<until>/duplicates.jsonl ... a backfill range's (rewritten whole by a rerun)
+    <root>/duplicates/part-SSSSS-of-NNNNN.jsonl           batch runs: side records sharded by a hash of the line
+    <root>/dead_letter/part-SSSSS-of-NNNNN.jsonl          (merged across runs)
+    <root>/_backfill/<since>_<until>/duplicates/part-*   a backfill range's (rewritten whole by a rerun)
     <root>/duplicates/stream-*.jsonl, dead_letter/...     streaming
+    <root>/duplicates.jsonl, <root>/dead_letter.jsonl     read only: outputs written before side files were sharded
     <root>/_state/minhash/                                the cross-run dedup index (transforms.dedup.index_dir)
 """
 from __future__ import annotations
@@ -19,16 +21,18 @@ DEAD_LETTER = "dead_letter"
 BATCH_ARTICLE_FILE = "articles-00000-of-00001.jsonl"
 ARTICLES_PARQUET = "articles_parquet"  # a reader's kind: the Parquet copy of the batch and backfill articles
 BATCH_PARQUET_FILE = "articles-00000-of-00001.parquet"
-SIDE_FILES = {DUPLICATES: "duplicates.jsonl", DEAD_LETTER: "dead_letter.jsonl"}
+SIDE_SHARDS = 16  # fixed: a line's shard must not change between runs, or merging would keep it twice
+LEGACY_SIDE_FILES = {DUPLICATES: "duplicates.jsonl", DEAD_LETTER: "dead_letter.jsonl"}
 BACKFILL_DIR = "_backfill"
 
 # every file of each kind, whichever mode wrote it (globs relative to the output root)
 READ_GLOBS = {
-    ARTICLES: ("dt=*/articles-*.jsonl", "dt=*/stream-*.jsonl"),
-    DUPLICATES: ("duplicates.jsonl", f"{BACKFILL_DIR}/*/duplicates.jsonl", "duplicates/stream-*.jsonl"),
-    DEAD_LETTER: ("dead_letter.jsonl", f"{BACKFILL_DIR}/*/dead_letter.jsonl", "dead_letter/stream-*.jsonl"),
-    ARTICLES_PARQUET: ("dt=*/articles-*.parquet",),
+    kind: (f"{kind}/part-*.jsonl", f"{BACKFILL_DIR}/*/{kind}/part-*.jsonl", f"{kind}/stream-*.jsonl",
+           LEGACY_SIDE_FILES[kind], f"{BACKFILL_DIR}/*/{LEGACY_SIDE_FILES[kind]}")
+    for kind in (DUPLICATES, DEAD_LETTER)
 }
+READ_GLOBS[ARTICLES] = ("dt=*/articles-*.jsonl", "dt=*/stream-*.jsonl")
+READ_GLOBS[ARTICLES_PARQUET] = ("dt=*/articles-*.parquet",)
 
 
 def join_path(root: str, *parts: str) -> str:
@@ -48,9 +52,10 @@ def batch_parquet_file(root: str, day: str) -> str:
     return join_path(day_partition(root, day), BATCH_PARQUET_FILE)
 
 
-def side_file(side_root: str, kind: str) -> str:
-    """duplicates.jsonl / dead_letter.jsonl of a batch run (side_root = the output root) or of a backfill range."""
-    return join_path(side_root, SIDE_FILES[kind])
+def side_shard_file(side_root: str, kind: str, shard: int, shards: int = SIDE_SHARDS) -> str:
+    """One shard of the duplicates / dead letters of a batch run (side_root = the output root) or of a backfill
+    range (backfill_side_dir)."""
+    return join_path(side_root, kind, f"part-{shard:05d}-of-{shards:05d}.jsonl")
 
 
 def backfill_side_dir(root: str, since: str, until: str) -> str:
@@ -68,3 +73,9 @@ def output_files(root: str, kind: str) -> list[str]:
     for pattern in READ_GLOBS[kind]:
         found.update(m.path for m in FileSystems.match([join_path(root, pattern)])[0].metadata_list)
     return sorted(found)
+
+
+def side_files(side_root: str, kind: str) -> list[str]:
+    """The shard files of one kind written by a batch run (side_root = the output root) or a backfill range."""
+    pattern = join_path(side_root, kind, "part-*.jsonl")
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)

@@ -7,18 +7,18 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from modeling.ner import DEFAULT_WINDOW, FOREIGN_WINDOW
 from modeling.precision import CHOICES as PRECISION_CHOICES
 from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL, PackagePath  # noqa: F401 (re-exported)
+from transforms.dedup_stream import DEFAULT_BAND_MAX, DEFAULT_DEDUP_TTL, DEFAULT_TEXT_MAX  # noqa: F401 (re-exported)
+
+from .feeds import DEFAULT_CONCURRENT_FETCHES, FetchLimits
 
 DEFAULT_TARGETS_CONFIG = PackagePath("pipeline", "targets.yaml")  # read on the launcher only
 
-# Defaults of the streaming options (pipeline.streaming reads them from here: one place for the CLI's values).
+# Defaults of the streaming options (the dedup state's come from transforms.dedup_stream).
 DEFAULT_POLL_INTERVAL = 300.0
 DEFAULT_WINDOW_SECONDS = 300
 DEFAULT_SEEN_TTL = 7 * 24 * 3600.0  # an entry that left its feed is remembered this long (seconds)
 DEFAULT_SEEN_MAX = 10_000  # remembered entry keys per feed (the entries of the current document always kept)
-DEFAULT_DEDUP_TTL = 7 * 24 * 3600.0  # exact and near-duplicate dedup memory (seconds): --dedup-ttl
 DEFAULT_MAX_BACKOFF = 3600.0
-DEFAULT_TEXT_MAX = 200_000  # remembered exact keys in all (spread over TEXT_BUCKETS keys): --dedup-max
-DEFAULT_BAND_MAX = 256  # members per LSH bucket in the near-duplicate state (batch: max_bucket 256): --band-max
 DEFAULT_FETCH_RETRIES = 1  # in-poll retries; the next poll (with backoff) is the real retry
 
 
@@ -57,6 +57,11 @@ class NewsbeamOptions(PipelineOptions):
                            help="with --fetch-full-text, also fetch entry links whose host resolves to a "
                                 "loopback, private or link-local address (intranet feeds); off by default, "
                                 "since entry links come from untrusted feed content")
+        feeds.add_argument("--fetch-concurrency", metavar="N", type=int, default=DEFAULT_CONCURRENT_FETCHES,
+                           help="feeds fetched at once on each worker (batch pull)")
+        feeds.add_argument("--max-retry-after", metavar="SECONDS", type=float, default=FetchLimits.max_retry_after,
+                           help="a feed server's Retry-After is waited for up to this long; a longer one fails "
+                                "the fetch, saying so (batch pull)")
         output.add_argument("--output", metavar="ROOT", default=None, help="output root (local folder, gs://..., s3://...)")
         output.add_argument("--format", choices=["jsonl", "parquet", "both"], default="jsonl",
                             help="article files per day: JSONL, Parquet (pipeline/parquet_sink.py) or both (batch "

@@ -1,4 +1,5 @@
-"""`python -m pipeline.run` / `newsbeam run`: the batch pipeline over files, with a summary at the end.
+"""`python -m pipeline.run` / `newsbeam run`: the pipeline over files and/or feeds, batch or --streaming, with a
+summary at the end.
 
 Example:
     python -m pipeline.run --input 'seeds/*.txt' --output out/ --targets Armenia Azerbaijan --runner DirectRunner
@@ -16,36 +17,40 @@ from transforms.common import REASONS_NAMESPACE
 
 from .graph import build
 from .launch import (REMOTE_RUNNERS, RunFailed, UsageError, accounted, configure_logging, counter_values, feed_urls,
-                     graph_config, remote_result_line, resolve_runner, summary_lines, validate, validate_runner)
+                     graph_config, is_streaming, remote_result_line, resolve_runner, summary_lines, validate,
+                     validate_runner)
 from .options import NewsbeamOptions
 from .progress import LiveProgress
 
 
 def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None,
         side_files_dir: str | None = None) -> dict[str, int]:
+    """Validate, build (pipeline.graph.build: the batch or the streaming graph), run, print the summary and
+    return the counters. Raises UsageError for bad options before anything runs."""
     options = PipelineOptions(argv)
     opts = options.view_as(NewsbeamOptions)
+    streaming = is_streaming(options)
     validate(opts)
     validate_runner(options)
     feeds = feed_urls(opts)
-    cfg = graph_config(opts)
-    cfg.date_range = date_range
-    cfg.side_files_dir = side_files_dir
-    resolve_runner(options)
+    idle_sleep = resolve_runner(options)
+    cfg = graph_config(opts, date_range=date_range, side_files_dir=side_files_dir, idle_sleep=idle_sleep)
     options.view_as(SetupOptions).save_main_session = False
     started = time.time()
     p = beam.Pipeline(options=options)
-    build(p, opts.input, cfg, feeds=feeds, max_entries_per_feed=opts.max_entries_per_feed)
+    build(p, cfg, opts.input, feeds=feeds)
     remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
-    try:
-        with LiveProgress(enabled=not remote and LiveProgress.wanted(opts.quiet)):
+    what = "streaming graph" if streaming else "graph"
+    try:  # live progress in batch only: a streaming run logs each file it writes
+        with LiveProgress(enabled=not remote and not streaming and LiveProgress.wanted(opts.quiet)):
             result = p.run()
-            result.wait_until_finish()
+            if not remote or not streaming:  # a remote streaming job runs on until drained
+                result.wait_until_finish()
     except Exception as exc:
         raise RunFailed(f"the run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}. Outputs are "
                         f"written whole and atomically, so rerunning the same command is safe.") from exc
     if remote:
-        print(remote_result_line(result, options))
+        print(remote_result_line(result, options, what))
         return {}
     values = counter_values(result)
     reasons = counter_values(result, REASONS_NAMESPACE)
@@ -58,10 +63,6 @@ def main(argv: list[str] | None = None, **run_kwargs) -> int:
     """Run already-checked arguments (pipeline.cli parses them first; `python -m pipeline.run` goes there)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     configure_logging("--verbose" in argv)
-    if "--streaming" in argv:  # polling feeds forever (or --stop-after): its own graph and runner choice
-        from .streaming import main as streaming_main
-
-        return streaming_main(argv)
     try:
         values = run(argv, **run_kwargs)
     except UsageError as exc:
@@ -71,7 +72,10 @@ def main(argv: list[str] | None = None, **run_kwargs) -> int:
         logging.getLogger("newsbeam").debug("run failed", exc_info=exc.__cause__)
         print(f"newsbeam: error: {exc}", file=sys.stderr)
         return 1
-    return 0 if values.get("read", 0) == accounted(values) else 1
+    except KeyboardInterrupt:
+        print("newsbeam: run interrupted; every file already written is complete", file=sys.stderr)
+        return 130
+    return 0 if values.get("read", 0) == accounted(values) else 1  # a submitted remote job returns {}: 0 == 0
 
 
 if __name__ == "__main__":  # `python -m pipeline.run ...` is `newsbeam run ...`

@@ -1,4 +1,6 @@
-"""Sinks: validated JSONL, articles partitioned by published date, duplicates and dead letters in one file each.
+"""Sinks: validated JSONL (one validation for every mode: `validated`). Batch: articles partitioned by published
+day, duplicates and dead letters sharded by a hash of the line. Streaming: each bundle's records in one file per
+window (`WriteWindowedFiles`).
 
 Files are written whole to a temporary name and then renamed, and their lines are sorted by id, so a rerun over
 the same input gives byte-identical files and a crash never leaves a half-written partition behind.
@@ -13,40 +15,46 @@ One run at a time per output root: two concurrent runs merging the same day coul
 """
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
-import uuid
+import logging
+import math
+import time
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.common import DEAD, counter, dead_letter
+from transforms.files import write_atomically
 
-from .layout import batch_article_file
+from .layout import (ARTICLES, DEAD_LETTER, DUPLICATES, SIDE_SHARDS, batch_article_file, join_path,
+                     side_shard_file, stream_folder)
 
+log = logging.getLogger("newsbeam.sinks")
 WRITTEN_IDS = "written_ids"
+SCHEMAS = {ARTICLES: "Article", DUPLICATES: "DuplicateRecord", DEAD_LETTER: "DeadLetter"}
+COUNTERS = {ARTICLES: "written", DUPLICATES: "duplicates", DEAD_LETTER: "dead_lettered"}
+
+
+def validated(kind: str, record: dict) -> tuple[dict | None, dict | None]:
+    """(the record as written, None), or for an article that fails its schema (None, its dead letter). Our own
+    side records (duplicates, dead letters) failing their schema is a bug, not data: that raises."""
+    import schemas
+
+    try:
+        return getattr(schemas, SCHEMAS[kind]).model_validate(record).model_dump(mode="json"), None
+    except Exception as exc:
+        if kind != ARTICLES:
+            raise
+        counter("dead_letter_validate").inc()
+        dead = dead_letter(record.get("input_ref", "?"), "validate", f"schema validation failed: {exc}",
+                           article_id=record.get("id"))
+        return None, validated(DEAD_LETTER, dead)[0]
 
 
 def to_json_line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-
-
-def write_atomically(path: str, lines: list[str]) -> None:
-    """Write to a temporary sibling, then rename over the target (the rename replaces an older file).
-
-    Temporary files left by an interrupted earlier run for the same target are removed, so a rerun leaves
-    exactly what a clean run leaves.
-    """
-    directory, name = path.rsplit("/", 1)
-    if not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
-    stale = [m.path for m in FileSystems.match([f"{directory}/.tmp-*-{name}"])[0].metadata_list]
-    if stale:
-        FileSystems.delete(stale)
-    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
-    with FileSystems.create(tmp) as fh:
-        for line in lines:
-            fh.write(line.encode("utf-8") + b"\n")
-    FileSystems.rename([tmp], [path])  # replaces the old file in one step (local rename, GCS/S3 copy-over)
 
 
 def read_lines(path: str) -> list[str]:
@@ -65,18 +73,9 @@ def merge_by_id(old_lines: list[str], records: list[dict]) -> list[str]:
     return [by_id[k] for k in sorted(by_id)]
 
 
-class _ValidateArticle(beam.DoFn):
-    def process(self, article: dict):
-        from schemas import Article
-
-        try:
-            model = Article.model_validate(article)
-        except Exception as exc:
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(article.get("input_ref", "?"), "validate",
-                                                             f"schema validation failed: {exc}",
-                                                             article_id=article.get("id")))
-            return
-        yield model.model_dump(mode="json")
+def _validate_article(article: dict):
+    clean, dead = validated(ARTICLES, article)
+    yield clean if dead is None else beam.pvalue.TaggedOutput(DEAD, dead)
 
 
 class _WritePartition(beam.DoFn):
@@ -114,7 +113,7 @@ class WriteArticles(beam.PTransform):
         self.merge = merge
 
     def expand(self, articles):
-        valid = articles | "Validate" >> beam.ParDo(_ValidateArticle()).with_outputs(DEAD, main="valid")
+        valid = articles | "Validate" >> beam.FlatMap(_validate_article).with_outputs(DEAD, main="valid")
         paths = (valid.valid
                  | "ByDay" >> beam.Map(lambda r: (r["published"], r))
                  | "GroupDay" >> beam.GroupByKey()
@@ -122,41 +121,106 @@ class WriteArticles(beam.PTransform):
         return {"paths": paths.paths, WRITTEN_IDS: paths[WRITTEN_IDS], DEAD: valid[DEAD]}
 
 
-class _WriteWhole(beam.DoFn):
-    def __init__(self, path: str, model_name: str, counter_name: str, merge: bool = False):
-        self.path = path
-        self.model_name = model_name
-        self.counter_name = counter_name
-        self.merge = merge
-
-    def process(self, records: list):
-        import schemas
-
-        model = getattr(schemas, self.model_name)
-        lines = []
-        for r in records:
-            lines.append(to_json_line(model.model_validate(r).model_dump(mode="json")))
-        counter(self.counter_name).inc(len(lines))
-        if self.merge:  # earlier runs' records stay; a rerun's identical lines collapse into one
-            lines = sorted(set(lines) | set(read_lines(self.path)))
-        else:
-            lines.sort()
-        write_atomically(self.path, lines)
-        yield self.path
+def shard_of(line: str, shards: int = SIDE_SHARDS) -> int:
+    """A side record's shard: a hash of its line, so the same record always lands in the same file."""
+    return int.from_bytes(hashlib.sha256(line.encode("utf-8")).digest()[:8], "little") % shards
 
 
-class WriteRecordFile(beam.PTransform):
-    """All records into one sorted JSONL file (written even when empty, so no stale file survives a rerun);
-    merge=True keeps the lines earlier runs wrote there."""
+def _keyed_line(record: dict, kind: str) -> tuple[int, str]:
+    line = to_json_line(validated(kind, record)[0])
+    return shard_of(line), line
 
-    def __init__(self, path: str, model_name: str, counter_name: str, merge: bool = False):
+
+class _WriteShard(beam.DoFn):
+    """One shard's lines -> its file, sorted (reruns are byte-identical). merge: earlier runs' lines stay and a
+    rerun's identical lines collapse into one (a shard with no new line is left alone); otherwise the shard is
+    rewritten with exactly this run's lines, empty if none, so no stale record survives a rerun."""
+
+    def __init__(self, side_root: str, kind: str, merge: bool):
+        self.side_root, self.kind, self.merge = side_root, kind, merge
+        self.count = counter(COUNTERS[kind])
+
+    def process(self, item):
+        shard, lines = item
+        lines = [line for line in lines if line is not None]
+        path = side_shard_file(self.side_root, self.kind, shard)
+        self.count.inc(len(lines))
+        if self.merge:
+            if not lines:
+                return
+            lines = set(lines) | set(read_lines(path))
+        write_atomically(path, sorted(lines))
+        yield path
+
+
+class WriteRecordFiles(beam.PTransform):
+    """Duplicates or dead letters (`kind`) of a batch run -> SIDE_SHARDS files under <side_root>/<kind>/, each
+    line validated and placed by a hash of its content: no worker gathers every record. merge=True keeps the
+    lines earlier runs wrote (run); False rewrites all SIDE_SHARDS files with this run's lines (backfill)."""
+
+    def __init__(self, side_root: str, kind: str, merge: bool = False):
         super().__init__()
-        self.path = path
-        self.model_name = model_name
-        self.counter_name = counter_name
-        self.merge = merge
+        self.side_root, self.kind, self.merge = side_root, kind, merge
 
     def expand(self, records):
-        return (records
-                | "Collect" >> beam.combiners.ToList()
-                | "Write" >> beam.ParDo(_WriteWhole(self.path, self.model_name, self.counter_name, self.merge)))
+        every_shard = (records.pipeline
+                       | "EveryShard" >> beam.Create([(s, None) for s in range(SIDE_SHARDS)]))
+        return ((records | "Line" >> beam.Map(_keyed_line, self.kind), every_shard)
+                | "WithEveryShard" >> beam.Flatten()
+                | "GroupShard" >> beam.GroupByKey()
+                | "WriteShard" >> beam.ParDo(_WriteShard(self.side_root, self.kind, self.merge)))
+
+
+# ------------------------------------------------------------------ streaming: files while the run goes on
+def window_start(epoch: float, window_seconds: int) -> float:
+    return math.floor(epoch / window_seconds) * window_seconds
+
+
+def stream_file_name(window_epoch: float, lines: list[str]) -> str:
+    """`stream-<window start, UTC>-<hash of the content>.jsonl`: a retried bundle rewrites the same file."""
+    stamp = dt.datetime.fromtimestamp(window_epoch, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
+    return f"stream-{stamp}-{digest}.jsonl"
+
+
+class _WindowedFileWriter(beam.DoFn):
+    """Each bundle's records -> one file per (folder, window), written atomically in finish_bundle. Windows are
+    of processing time (when the record is written): Beam windows only fire when the source stops on the local
+    runner (docs/streaming.md). An invalid article is written as a dead letter (`validated`)."""
+
+    def __init__(self, output: str, kind: str, window_seconds: int):
+        if kind not in SCHEMAS:
+            raise ValueError(f"unknown output kind {kind!r}")
+        self.output, self.kind, self.window_seconds = output, kind, window_seconds
+        self.buffer: dict[tuple[str, str, float], list[str]] = {}
+
+    def start_bundle(self):
+        self.buffer = {}
+
+    def process(self, record: dict):
+        clean, dead = validated(self.kind, record)
+        kind, record = (self.kind, clean) if dead is None else (DEAD_LETTER, dead)
+        folder = stream_folder(kind, record["published"] if kind == ARTICLES else None)
+        window = window_start(time.time(), self.window_seconds)
+        self.buffer.setdefault((kind, folder, window), []).append(to_json_line(record))
+
+    def finish_bundle(self):
+        for (kind, folder, window), lines in sorted(self.buffer.items()):
+            lines = sorted(lines)
+            path = join_path(self.output, folder, stream_file_name(window, lines))
+            write_atomically(path, lines)
+            counter(COUNTERS[kind]).inc(len(lines))
+            log.info("wrote %s (%d records)", path, len(lines))
+        self.buffer = {}
+
+
+class WriteWindowedFiles(beam.PTransform):
+    """Records of one kind -> <output>/<folder>/stream-<window>-<hash>.jsonl, per bundle (streaming: every
+    writer is its own ParDo fused after the source, since a Flatten or GroupByKey would wait for its end)."""
+
+    def __init__(self, output: str, kind: str, window_seconds: int):
+        super().__init__()
+        self.writer = _WindowedFileWriter(output, kind, window_seconds)
+
+    def expand(self, records):
+        return records | "WriteWindows" >> beam.ParDo(self.writer)

@@ -112,7 +112,7 @@ class ReadInputFiles(beam.PTransform):
 
     Paths that are not readable regular files (FIFO, socket, device, directory, dangling symlink, a name that
     is not UTF-8, an mtime out of range) become raw inputs carrying the reason, so they are dead letters named
-    in dead_letter.jsonl and counted (`inputs_skipped` for what is not a file), not hangs, crashes or silence."""
+    in dead_letter/ and counted (`inputs_skipped` for what is not a file), not hangs, crashes or silence."""
 
     def __init__(self, patterns: Sequence[str]):
         super().__init__()

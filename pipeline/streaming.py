@@ -1,33 +1,15 @@
-"""Streaming mode: poll RSS/Atom feeds forever (or for `--stop-after` seconds) and write each new entry once.
+"""Streaming mode's own steps: what polling feeds forever needs that a batch run does not. The graph itself (parse,
+language, dedup, models, writers) is pipeline.graph's, shared with batch; docs/streaming.md says why each step
+is a ParDo fused after the source (on the local runner a GroupByKey or Flatten runs only when the source stops).
 
-    python -m pipeline.streaming --streaming --feeds https://example.org/rss.xml --output out/ \\
-        --poll-interval 300 [--stop-after 3600] [--window-seconds 300] [--skip-models]
+    Ticks      a PeriodicImpulse schedule, paced (sleeps until the next tick instead of spinning)
+    PollFeeds  stateful, keyed by feed URL: conditional GET (ETag / Last-Modified kept in state), exponential
+               backoff after failures (failure count and next allowed poll kept in state)
+    NewEntries stateful, keyed by feed URL: each polled document reduced to the entries never emitted before
+               (bounded: TTL + cap per feed), the raw input then parsed by transforms.parse.ParseArticles
+    streaming_runner  the local runner that runs this graph in real time, and the idle sleep for it
 
-The graph (every step after the source is a ParDo fused into the source's stage; see docs/streaming.md for why:
-on the local runner a GroupByKey, a Flatten or a windowed file sink only runs when the source stops):
-
-    ticks (a PeriodicImpulse schedule, paced)  -> (feed URL, tick) per feed
-      -> Poll        stateful, keyed by feed URL: conditional GET (ETag / Last-Modified kept in state), per-feed
-                     exponential backoff after failures (failure count and next allowed poll kept in state)
-      -> Entries     parse the document into entries, each with a key (guid, else link, else article id)
-      -> Seen        stateful, keyed by feed URL: drop entries already emitted (bounded: TTL + cap per feed)
-      -> records     count `read`; article, or dead letter with the reason
-      -> Language    transforms.langid.DetectLanguage
-      -> Dedup       the batch signature (modeling.minhash.text_signature: identity tokens, MinHash), then
-                     Exact: stateful, keyed by a bucket of the batch exact key: exact duplicates across feeds;
-                     Bands: stateful, keyed by LSH band key: each bucket's verdict on the article (a similar
-                            earlier member?), then the article joins the bucket (bounded: TTL + cap per key);
-                     Decide: stateful, keyed by the article's arrival: near duplicate once all bands answered
-      -> NER, Stance RunInference with the batch stages' model handlers (routing by language inside the
-                     handler, not with Partition + Flatten)
-      -> writers     one per output branch: each bundle's records into
-                     <output>/dt=YYYY-MM-DD/stream-<window start>-<content hash>.jsonl (articles),
-                     <output>/duplicates/stream-....jsonl, <output>/dead_letter/stream-....jsonl,
-                     written whole to a temporary name and renamed (apache_beam.io.filesystems, so gs:// works)
-
-Counters (namespace newsbeam) as in batch: read = written + duplicates + dead_lettered, where `read` counts new
-entries (an entry seen in an earlier poll is not read again; it is counted as `entries_seen_before`) and
-feed-level failures (one dead letter per failed poll).
+`read` counts new entries (an entry met again in a later poll is `entries_seen_before`) and failed polls.
 """
 from __future__ import annotations
 
@@ -35,41 +17,25 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
-import os
-import sys
 import threading
 import time
-import uuid
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Iterable, Mapping, Sequence, Tuple
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.coders import PickleCoder
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
-from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, SetupOptions,
-                                                  StandardOptions)
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.transforms import userstate
 from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSeqGenRestrictionProvider
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
-from transforms.common import DEAD, REASONS_NAMESPACE, counter, dead_letter, tagged_dead
-from modeling.minhash import agreements_needed
-from transforms.ner import NerModelHandler
-from transforms.parse import ParseError, ParseLimits, feed_records, guarded
-from transforms.stance import StanceModelHandler
+from transforms.common import DEAD, counter, tagged_dead
+from transforms.parse import ParseError, feed_entries
 
 from .feeds import DEFAULT_MAX_ENTRIES, FetchLimits, feed_raw_inputs, fetch_feed, new_session, validate_feed_url
-from .options import (DEFAULT_BAND_MAX, DEFAULT_DEDUP_TTL, DEFAULT_TEXT_MAX, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF,
-                      DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, DEFAULT_WINDOW_SECONDS, StreamingOptions)
-from .layout import ARTICLES, join_path, stream_folder
-from .sinks import to_json_line, write_atomically
+from .options import DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF, DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL
 
 log = logging.getLogger("newsbeam.streaming")
-
-TEXT_BUCKETS = 256  # exact-dedup state keys: the first two hex digits of the exact key
-from .graph import MODELS_SKIPPED as MODELS_OFF  # noqa: E402  (one wording in both modes)
 
 
 # ------------------------------------------------------------------ the schedule
@@ -281,7 +247,7 @@ class PollFeeds(beam.PTransform):
                                                      self.limits)).with_input_types(Tuple[str, float]))
 
 
-# ------------------------------------------------------------------ entries and the seen filter
+# ------------------------------------------------------------------ the seen filter
 def entry_key(record: Mapping[str, Any]) -> str:
     """What makes an entry 'the same entry' across polls: its guid, else its link, else the article id (content
     hash), else a hash of its raw fields (an entry that failed to parse)."""
@@ -293,35 +259,38 @@ def entry_key(record: Mapping[str, Any]) -> str:
     return "raw:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:24]
 
 
-def feed_entry_records(raw: Mapping[str, Any], limits: ParseLimits = ParseLimits()) -> list[dict]:
-    """One polled document -> entries: {"key", "ref", "article"} or {"key", "ref", "error"[, "excerpt"]}.
-
-    Feed-level problems (fetch failed, not a feed, no entries) have key None: they are never filtered as seen.
-    Unlike batch parse_raw, `max_entries` is applied later, to the *new* entries of a poll (Seen)."""
-    ref, data = raw["ref"], raw.get("data")
-    if raw.get("error"):
-        return [{"key": None, "ref": ref, "error": raw["error"], "excerpt": data or None}]
-    if not data or not data.strip():
-        return [{"key": None, "ref": ref, "error": "empty feed document"}]
-    fetched_at = raw.get("fetched_at")
-    if isinstance(fetched_at, str):
-        fetched_at = dt.datetime.fromisoformat(fetched_at)
-    out = []
-    # the batch per-entry code (transforms.parse.feed_records): a bad entry is its own error, keyed by its
-    # guid/link when it has one, so it is reported once and the good entries of the document still pass
-    for entry_ref, result, fields in guarded(feed_records(data, ref, fetched_at, limits), ref, 3):
-        if isinstance(result, ParseError):
-            key = entry_key(fields) if fields and entry_ref != ref else None
-            out.append({"key": key, "ref": entry_ref, "error": str(result),
-                        **({"excerpt": data} if entry_ref == ref else {})})
+def document_entries(raw: Mapping[str, Any]) -> list[tuple[str, str | None, bool]] | None:
+    """A polled document -> (entry ref, key, is an entry with readable fields) per entry; None for a document
+    that is a problem as a whole (a failed poll, no readable entry): parse reports that, never filtered as
+    seen. An entry whose fields could not be read is keyed by what was readable (guid, link), else None."""
+    if raw.get("error") or not raw.get("data") or not raw["data"].strip():
+        return None
+    entries = []
+    for ref, fields in feed_entries(raw["data"], raw["ref"]):
+        if ref == raw["ref"]:
+            return None
+        if isinstance(fields, ParseError):
+            keys = getattr(fields, "fields", None)
+            entries.append((ref, entry_key(keys) if keys else None, False))
         else:
-            out.append({"key": entry_key(result), "ref": entry_ref, "article": result})
-    return out
+            entries.append((ref, entry_key(fields), True))
+    return entries
 
 
-def _entries(item, limits: ParseLimits):
-    url, raw = item
-    yield url, {"poll_time": raw.get("poll_time"), "entries": feed_entry_records(raw, limits)}
+def select_new(entries: Sequence[tuple[str, str | None, bool]], known: Mapping[str, float], max_entries: int
+               ) -> tuple[list[str], list[str], int]:
+    """(refs to parse, refs of new entries over `max_entries` in this poll, entries seen before): an entry is new
+    if its key is neither remembered nor met earlier in the document; keyless entries always pass."""
+    take, over, fresh, before, taken = [], [], set(), 0, 0
+    for ref, key, readable in entries:
+        if key is not None and (key in known or key in fresh):
+            before += 1
+            continue
+        if key is not None:
+            fresh.add(key)
+        taken += readable
+        (over if readable and taken > max_entries else take).append(ref)
+    return take, over, before
 
 
 def remember(known: dict[str, float], present: Iterable[str], now: float, ttl: float, cap: int) -> dict[str, float]:
@@ -340,710 +309,70 @@ def remember(known: dict[str, float], present: Iterable[str], now: float, ttl: f
 
 
 class _SeenEntriesDoFn(beam.DoFn):
-    """(feed URL, {"entries": [...]}) -> entries not emitted before for that feed (key None: always emitted).
+    """(feed URL, raw input) -> the raw input restricted to its new entries (`entries`, for parse_raw), and a
+    dead letter for each new entry beyond `max_entries` in one poll (remembered, so reported once).
 
-    State per feed URL: {entry key: last time present in the feed}, bounded by `remember` (an entry is
-    remembered while its feed carries it, and for `ttl` seconds after; at most max(cap, current entries) keys).
-    At most `max_entries` new entries per poll are emitted as articles; further new ones become dead letters
-    (and are remembered, so they are reported once)."""
+    State per feed URL: {entry key: last time present in the feed}, bounded by `remember`."""
 
     SEEN = userstate.ReadModifyWriteStateSpec("seen", PickleCoder())
 
     def __init__(self, ttl: float, cap: int, max_entries: int):
         self.ttl, self.cap, self.max_entries = ttl, cap, max_entries
-        self.already = counter("entries_seen_before")
+        self.already, self.read = counter("entries_seen_before"), counter("read")
 
     def process(self, item, seen=beam.DoFn.StateParam(SEEN)):
-        url, polled = item
-        entries = polled["entries"]
-        keys = [e["key"] for e in entries if e.get("key") is not None]
-        if not keys:  # only feed-level errors: nothing to remember
-            yield from entries
+        url, raw = item
+        entries = document_entries(raw)
+        if entries is None:
+            yield raw
             return
         known = seen.read() or {}
-        fresh: set[str] = set()
-        taken = 0
-        for e in entries:
-            key = e.get("key")
-            if key is None:
-                yield e
-            elif key in known or key in fresh:
-                self.already.inc()
-            else:
-                fresh.add(key)
-                taken += "article" in e
-                if "article" in e and taken > self.max_entries:
-                    e = {"key": key, "ref": e["ref"],
-                         "error": f"more than max_entries {self.max_entries} new entries in one poll of {url}; "
-                                  f"this entry was skipped"}
-                yield e
-        seen.write(remember(known, keys, time.time(), self.ttl, self.cap))
-
-
-class _EntryRecordDoFn(beam.DoFn):
-    """A new entry -> its article (main) or a parse dead letter; every one counted as `read`."""
-
-    def __init__(self):
-        self.read = counter("read")
-
-    def process(self, entry: dict):
-        self.read.inc()
-        if "article" in entry:
-            yield entry["article"]
-        else:
-            yield tagged_dead(entry["ref"], "parse", entry["error"], excerpt=entry.get("excerpt"))
+        take, over, before = select_new(entries, known, self.max_entries)
+        self.already.inc(before)
+        for ref in over:
+            self.read.inc()
+            yield tagged_dead(ref, "parse", f"more than max_entries {self.max_entries} new entries in one poll "
+                                            f"of {url}; this entry was skipped")
+        if take:
+            yield dict(raw, entries=take, max_entries=None)
+        keys = [key for _ref, key, _readable in entries if key is not None]
+        if keys:
+            seen.write(remember(known, keys, time.time(), self.ttl, self.cap))
 
 
 class NewEntries(beam.PTransform):
-    """(feed URL, raw input) -> {"articles": articles of entries never emitted before, "dead_letter": ...}."""
+    """(feed URL, raw input) -> {"raws": raw inputs of the new entries only, for ParseArticles,
+    "dead_letter": new entries over the per-poll cap}."""
 
-    def __init__(self, limits: ParseLimits = ParseLimits(), seen_ttl: float = DEFAULT_SEEN_TTL,
-                 seen_max: int = DEFAULT_SEEN_MAX, max_entries: int = DEFAULT_MAX_ENTRIES):
+    def __init__(self, seen_ttl: float = DEFAULT_SEEN_TTL, seen_max: int = DEFAULT_SEEN_MAX,
+                 max_entries: int = DEFAULT_MAX_ENTRIES):
         super().__init__()
-        self.limits, self.seen_ttl, self.seen_max, self.max_entries = limits, seen_ttl, seen_max, max_entries
+        self.seen = _SeenEntriesDoFn(seen_ttl, seen_max, max_entries)
 
     def expand(self, raws):
-        records = (raws
-                   | "Entries" >> beam.FlatMap(_entries, self.limits).with_output_types(Tuple[str, Any])
-                   | "Seen" >> beam.ParDo(_SeenEntriesDoFn(self.seen_ttl, self.seen_max, self.max_entries)
-                                          ).with_input_types(Tuple[str, Any])
-                   | "Records" >> beam.ParDo(_EntryRecordDoFn()).with_outputs(DEAD, main="articles"))
-        return {"articles": records.articles, DEAD: records[DEAD]}
+        out = raws | "Seen" >> beam.ParDo(self.seen).with_input_types(Tuple[str, Any]).with_outputs(
+            DEAD, main="raws")
+        return {"raws": out.raws, DEAD: out[DEAD]}
 
 
-# ------------------------------------------------------------------ dedup: exact text, then near duplicates
-def signed(article: dict, shingle_size: int = 3, num_perm: int = 128, seed: int = 1) -> tuple[dict, str, bytes]:
-    """article -> (article, exact key, MinHash signature bytes), exactly as batch computes them
-    (modeling.minhash.text_signature over the identity tokens: the text, or title + text for a short text)."""
-    from modeling.minhash import text_signature
-
-    exact, sig = text_signature(article["text"], shingle_size, num_perm, seed, title=article.get("title"))
-    return article, exact, sig.tobytes()
-
-
-def _text_bucket(item: tuple[dict, str, bytes]):
-    return item[1][:2], item
-
-
-class _ExactTextDedupDoFn(beam.DoFn):
-    """(bucket, (article, exact key, signature)) -> the first article with that identity (main, unchanged item);
-    later ones -> `duplicates` (a DuplicateRecord, kind exact). State per bucket: {exact key: (kept id, last
-    seen)}, bounded by TTL + cap."""
-
-    TEXTS = userstate.ReadModifyWriteStateSpec("texts", PickleCoder())
-
-    def __init__(self, ttl: float, cap_per_bucket: int):
-        self.ttl, self.cap = ttl, cap_per_bucket
-
-    def process(self, item, texts=beam.DoFn.StateParam(TEXTS)):
-        from transforms.dedup import duplicate_record
-
-        _bucket, signed_article = item
-        article, key, _sig = signed_article
-        known = texts.read() or {}
-        now = time.time()
-        if key in known:
-            kept_id, _ = known[key]
-            known[key] = (kept_id, now)
-            counter("duplicates_exact").inc()
-            yield beam.pvalue.TaggedOutput("duplicates", duplicate_record(article, kept_id, "exact", 1.0))
-        else:
-            known[key] = (article["id"], now)
-            yield signed_article
-        for k in [k for k, (_, t) in known.items() if now - t > self.ttl]:
-            del known[k]
-        if len(known) > self.cap:
-            for k in sorted(known, key=lambda k: known[k][1])[: len(known) - self.cap]:
-                del known[k]
-        texts.write(known)
-
-
-class ExactTextDedup(beam.PTransform):
-    """`signed` articles -> {"articles": the first of each identity, still signed (what NearDuplicateDedup takes,
-    so the text is tokenised and hashed once), "duplicates": DuplicateRecords}. The identity is the batch exact
-    key: normalised words of the text, with the title in front for a text under modeling.minhash.SHORT_TEXT_WORDS
-    words. Streaming keeps the first arrival (batch keeps the earliest published)."""
-
-    def __init__(self, ttl: float = DEFAULT_DEDUP_TTL, max_texts: int = DEFAULT_TEXT_MAX):
-        super().__init__()
-        self.ttl, self.cap = ttl, max(1, math.ceil(max_texts / TEXT_BUCKETS))
-
-    def expand(self, signed_articles):
-        out = (signed_articles
-               | "ByTextHash" >> beam.Map(_text_bucket).with_output_types(Tuple[str, Any])
-               | "FirstText" >> beam.ParDo(_ExactTextDedupDoFn(self.ttl, self.cap)).with_input_types(
-                   Tuple[str, Any]).with_outputs("duplicates", main="articles"))
-        return {"articles": out.articles, "duplicates": out.duplicates}
-
-
-class BandMember(NamedTuple):
-    """One article in one LSH bucket's state. `order` is (arrival time, id), taken once per article before the
-    fan-out to its bands, so every band compares the same way; `root` is the order of the earliest article this
-    one was found similar to in this bucket (its own order if none); `sig` is its band signature (16-bit
-    MinHash values, modeling.minhash.band_signature, as batch buckets carry)."""
-    added: float  # when this bucket's state took it (the TTL counts from here)
-    order: Tuple[float, str]
-    root: Tuple[float, str]
-    sig: bytes
-
-
-def live_members(members: Sequence[BandMember], now: float, ttl: float) -> list[BandMember]:
-    """Lazy expiry: the members taken at most `ttl` seconds ago."""
-    return [m for m in members if now - m.added <= ttl]
-
-
-def band_verdict(members: Sequence[BandMember], order: Tuple[float, str], sig: bytes, need: int
-                 ) -> Optional[Tuple[Tuple[float, str], float]]:
-    """(root order, similarity) for an article against one bucket's members, or None.
-
-    Only members that precede it (smaller order, never itself) count, and only those whose band signature
-    agrees in at least `need` positions (estimated Jaccard >= threshold). Of those, the one with the earliest
-    root wins: the article then points at that root, with its similarity to the member it matched (as batch
-    reports a chain's similarity). Edges only ever point at an earlier order, so there is no cycle."""
-    from modeling.minhash import BAND_SIG_DTYPE
-
-    earlier = [m for m in members if m.order < order and order[1] not in (m.order[1], m.root[1])]
-    if not earlier:
-        return None
-    mine = np.frombuffer(sig, dtype=BAND_SIG_DTYPE)
-    theirs = np.frombuffer(b"".join(m.sig for m in earlier), dtype=BAND_SIG_DTYPE).reshape(len(earlier), -1)
-    agree = (theirs == mine).sum(axis=1)
-    hits = [(earlier[i].root, float(agree[i]) / mine.size) for i in np.flatnonzero(agree >= need)]
-    return min(hits, key=lambda h: h[0]) if hits else None
-
-
-def admit(members: list[BandMember], member: BandMember, cap: int) -> list[BandMember]:
-    """Add `member`; beyond `cap` members, evict first the copies (members whose root is another article: they
-    only link later copies to their root), then the kept ones, oldest first."""
-    members = list(members) + [member]
-    excess = len(members) - max(1, cap)
-    if excess > 0:
-        victims = sorted(range(len(members)), key=lambda i: (members[i].root == members[i].order,
-                                                             members[i].added, members[i].order))[:excess]
-        gone = set(victims)
-        members = [m for i, m in enumerate(members) if i not in gone]
-    return members
-
-
-def _band_members(item: tuple[dict, str, bytes], bands: int, rows: int):
-    """A kept-so-far article -> (band key, (order, band signature, decision key, band index, article or None))
-    for each of its `bands` LSH buckets; the article itself rides on band 0 only."""
-    from modeling.minhash import band_keys, band_signature
-
-    article, _exact, sig = item
-    order = (time.time(), article["id"])
-    token = f"{article['id']}/{uuid.uuid4().hex[:16]}"  # one decision per arrival, even of the same id
-    bsig = band_signature(sig)
-    for i, key in enumerate(band_keys(sig, bands, rows)):
-        yield key, (order, bsig, token, i, article if i == 0 else None)
-
-
-class _NearBandDoFn(beam.DoFn):
-    """(band key, member) -> (decision key, (band index, verdict, article or None)): the verdict of one LSH
-    bucket on one article (band_verdict), then the article joins the bucket's state (admit).
-
-    State per band key: the bucket's members (BandMember), at most `cap`, dropped `ttl` seconds after they
-    joined. Expiry is lazy (on the bucket's next access): on the local runner timers do not fire at their time
-    (docs/streaming.md), so a bucket never touched again keeps its members until the process ends."""
-
-    MEMBERS = userstate.ReadModifyWriteStateSpec("members", PickleCoder())
-
-    def __init__(self, need: int, ttl: float, cap: int):
-        self.need, self.ttl, self.cap = need, ttl, cap
-
-    def process(self, item, state=beam.DoFn.StateParam(MEMBERS)):
-        _key, (order, bsig, token, band, article) = item
-        now = time.time()
-        members = live_members(state.read() or [], now, self.ttl)
-        verdict = band_verdict(members, order, bsig, self.need)
-        state.write(admit(members, BandMember(now, order, verdict[0] if verdict else order, bsig), self.cap))
-        yield token, (band, verdict, article)
-
-
-class _NearDecideDoFn(beam.DoFn):
-    """(decision key, band verdict) -> once all `bands` verdicts of an arrival are in: the article (main), or a
-    DuplicateRecord (kind near, `duplicate_of` the earliest root any bucket named) in `duplicates`. State per
-    decision key: the verdicts so far; cleared when the decision is made."""
-
-    PENDING = userstate.ReadModifyWriteStateSpec("pending", PickleCoder())
-
-    def __init__(self, bands: int):
-        self.bands = bands
-
-    def process(self, item, state=beam.DoFn.StateParam(PENDING)):
-        from transforms.dedup import duplicate_record
-
-        _token, (band, verdict, article) = item
-        pending = state.read() or {"bands": set(), "best": None, "article": None}
-        pending["bands"].add(band)
-        if article is not None:
-            pending["article"] = article
-        if verdict is not None and (pending["best"] is None or verdict[0] < pending["best"][0]):
-            pending["best"] = verdict
-        if len(pending["bands"]) < self.bands:
-            state.write(pending)
-            return
-        state.clear()
-        article, best = pending["article"], pending["best"]
-        if best is None:
-            yield article
-        else:
-            counter("duplicates_near").inc()
-            yield beam.pvalue.TaggedOutput("duplicates", duplicate_record(article, best[0][1], "near", best[1]))
-
-
-class NearDuplicateDedup(beam.PTransform):
-    """Signed articles (the main output of ExactTextDedup) -> {"articles": kept articles,
-    "duplicates": DuplicateRecords of kind near}: MinHash + LSH as batch (transforms.dedup: the same signature,
-    lsh_params bands and rows, 16-bit band signatures, the same threshold rule), against the articles seen in
-    the last `ttl` seconds. No GroupByKey: two stateful DoFns, keyed by LSH band key and then by arrival."""
-
-    def __init__(self, threshold: float = 0.8, num_perm: int = 128, ttl: float = DEFAULT_DEDUP_TTL,
-                 max_per_band: int = DEFAULT_BAND_MAX):
-        super().__init__()
-        from modeling.minhash import lsh_params
-
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError("dedup threshold must be in (0, 1]")
-        self.threshold, self.num_perm, self.ttl, self.cap = threshold, num_perm, ttl, max_per_band
-        self.bands, self.rows = lsh_params(threshold, num_perm)
-
-    def expand(self, signed_articles):
-        decided = (signed_articles
-                   | "BandMembers" >> beam.FlatMap(_band_members, self.bands, self.rows).with_output_types(
-                       Tuple[bytes, Any])
-                   | "Bands" >> beam.ParDo(_NearBandDoFn(agreements_needed(self.threshold, self.num_perm),
-                                                         self.ttl, self.cap)).with_input_types(
-                       Tuple[bytes, Any]).with_output_types(Tuple[str, Any])
-                   | "Decide" >> beam.ParDo(_NearDecideDoFn(self.bands)).with_input_types(
-                       Tuple[str, Any]).with_outputs("duplicates", main="articles"))
-        return {"articles": decided.articles, "duplicates": decided.duplicates}
-
-
-class StreamDedup(beam.PTransform):
-    """Articles -> {"articles", "exact_duplicates", "near_duplicates"}: ExactTextDedup, then NearDuplicateDedup
-    on what it kept (each article signed once)."""
-
-    def __init__(self, threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 3,
-                 ttl: float = DEFAULT_DEDUP_TTL, max_texts: int = DEFAULT_TEXT_MAX,
-                 max_per_band: int = DEFAULT_BAND_MAX):
-        super().__init__()
-        self.exact = ExactTextDedup(ttl, max_texts)
-        self.near = NearDuplicateDedup(threshold, num_perm, ttl, max_per_band)
-        self.shingle_size, self.num_perm = shingle_size, num_perm
-
-    def expand(self, articles):
-        exact = (articles
-                 | "Signature" >> beam.Map(signed, self.shingle_size, self.num_perm)
-                 | "Exact" >> self.exact)
-        near = exact["articles"] | "Near" >> self.near
-        return {"articles": near["articles"], "exact_duplicates": exact["duplicates"],
-                "near_duplicates": near["duplicates"]}
-
-
-# ------------------------------------------------------------------ model stages without Partition/Flatten
-class _Skip:
-    """The 'inference' of an article the handler did not send to the model, with the reason."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-
-def _run_routed(handler_cls, self, batch, model, inference_args, route):
-    """Run the model on the articles `route` accepts (reason None); the rest get a _Skip in their place."""
-    from apache_beam.ml.inference.base import PredictionResult
-
-    batch = list(batch)
-    reasons = [route(a) for a in batch]
-    todo = [a for a, r in zip(batch, reasons) if r is None]
-    done = iter(handler_cls.run_inference(self, todo, model, inference_args) if todo else [])
-    return [next(done) if r is None else PredictionResult(example=a, inference=_Skip(r), model_id=self.model_name)
-            for a, r in zip(batch, reasons)]
-
-
-def _ner_route(languages: Sequence[str]):
-    def route(article):
-        code = (article.get("language") or {}).get("code", "und")
-        return None if code in languages else f"unsupported language: {code} (NER covers {', '.join(languages)})"
-    return route
-
-
-def _stance_route(languages: Sequence[str], targets: Mapping[str, list[str]]):
-    def route(article):
-        if not (article.get("targets") or targets):
-            return "no targets configured"
-        code = (article.get("language") or {}).get("code", "und")
-        return None if code in languages else f"unsupported language: {code} (stance covers {', '.join(languages)})"
-    return route
-
-
-class StreamNerHandler(NerModelHandler):
-    """NerModelHandler that sends only articles in `languages` to the model (the rest: _Skip with the reason)."""
-
-    def __init__(self, model: str, languages: Sequence[str], **kw):
-        super().__init__(model, **kw)
-        self.languages = tuple(languages)
-
-    def run_inference(self, batch, model, inference_args=None):
-        return _run_routed(NerModelHandler, self, batch, model, inference_args, _ner_route(self.languages))
-
-
-class StreamStanceHandler(StanceModelHandler):
-    """StanceModelHandler that sends only targeted articles in `languages` to the model (the rest: _Skip)."""
-
-    def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str], **kw):
-        super().__init__(model, targets, **kw)
-        self.languages = tuple(languages)
-
-    def run_inference(self, batch, model, inference_args=None):
-        return _run_routed(StanceModelHandler, self, batch, model, inference_args,
-                           _stance_route(self.languages, self.targets))
-
-
-def _attach_ner(result, model_name: str):
-    from transforms.ner import attach_entities, skip_ner
-
-    if isinstance(result.inference, _Skip):
-        yield skip_ner(result.example, result.inference.reason)
-    else:
-        yield from attach_entities(result, model_name)
-
-
-def _attach_stance(result, model_name: str, targets):
-    from transforms.stance import attach_stance, skip_stance
-
-    if isinstance(result.inference, _Skip):
-        yield skip_stance(result.example, targets, result.inference.reason)
-    else:
-        yield from attach_stance(result, model_name)
-
-
-class StreamRecogniseEntities(beam.PTransform):
-    """transforms.ner.RecogniseEntities without Partition/Flatten (a Flatten stalls everything after it until
-    the source stops on the local streaming runner): unsupported languages are skipped inside the handler.
-    Returns {"articles", "dead_letter" (attach failures), "failed_batches" (dead letters of failed batches)}."""
-
-    def __init__(self, model: str, window: int | None = None, max_batch_size: int = 32, languages: Sequence[str] = (),
-                 torch_threads: int = 0, compile_model: bool = False, decoding: str | None = None):
-        super().__init__()
-        from transforms.ner import NER_LANGUAGES
-
-        self.model = model
-        self.handler = StreamNerHandler(model, tuple(languages or NER_LANGUAGES), window=window, decoding=decoding,
-                                        max_batch_size=max_batch_size, torch_threads=torch_threads,
-                                        compile_model=compile_model)
-
-    def expand(self, articles):
-        from apache_beam.ml.inference.base import RunInference
-        from transforms.ner import failed_batch_to_dead_letters
-
-        main, other = articles | "RunInference" >> RunInference(self.handler).with_exception_handling()
-        tagged = main | "Attach" >> beam.ParDo(_attach_ner, self.model).with_outputs(DEAD, main="articles")
-        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
-        return {"articles": tagged.articles, DEAD: tagged[DEAD], "failed_batches": failed}
-
-
-class StreamClassifyStance(beam.PTransform):
-    """transforms.stance.ClassifyStance without Partition/Flatten (see StreamRecogniseEntities)."""
-
-    def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32,
-                 auto_top_n: int = 3, languages: Sequence[str] = (), torch_threads: int = 0,
-                 compile_model: bool = False):
-        super().__init__()
-        from transforms.stance import STANCE_LANGUAGES
-
-        self.model, self.targets = model, dict(targets)
-        self.handler = StreamStanceHandler(model, self.targets, tuple(languages or STANCE_LANGUAGES),
-                                           max_batch_size=max_batch_size, auto_top_n=auto_top_n,
-                                           torch_threads=torch_threads, compile_model=compile_model)
-
-    def expand(self, articles):
-        from apache_beam.ml.inference.base import RunInference
-        from transforms.stance import failed_batch_to_dead_letters
-
-        main, other = articles | "RunInference" >> RunInference(self.handler).with_exception_handling()
-        done = main | "Attach" >> beam.ParDo(_attach_stance, self.model, self.targets).with_outputs(
-            DEAD, main="articles")
-        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
-        return {"articles": done.articles, DEAD: done[DEAD], "failed_batches": failed}
-
-
-def _models_off(article: dict, targets: Mapping[str, list[str]]) -> dict:
-    from transforms.ner import skip_ner
-    from transforms.stance import skip_stance
-
-    return skip_stance(skip_ner(article, MODELS_OFF), targets, MODELS_OFF)
-
-
-# ------------------------------------------------------------------ writing while the stream runs
-def window_start(epoch: float, window_seconds: int) -> float:
-    return math.floor(epoch / window_seconds) * window_seconds
-
-
-def stream_file_name(window_epoch: float, lines: Sequence[str]) -> str:
-    """`stream-<window start, UTC>-<hash of the content>.jsonl`: a retried bundle rewrites the same file."""
-    stamp = dt.datetime.fromtimestamp(window_epoch, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
-    return f"stream-{stamp}-{digest}.jsonl"
-
-
-class _StreamFileWriter(beam.DoFn):
-    """Each bundle's records -> one JSONL file per (folder, window), written atomically in finish_bundle.
-
-    kind "articles": validated against schemas.Article, into dt=<published>/; an invalid article is written as
-    a dead letter (stage validate). kind "duplicates" / "dead_letter": validated DuplicateRecord / DeadLetter
-    into duplicates/ or dead_letter/. Windows are fixed windows of *processing time* (when the record is
-    written): see docs/streaming.md for why not Beam windows. Counters: written, duplicates, dead_lettered."""
-
-    MODELS = {"articles": "Article", "duplicates": "DuplicateRecord", "dead_letter": "DeadLetter"}
-    COUNTERS = {"articles": "written", "duplicates": "duplicates", "dead_letter": "dead_lettered"}
-
-    def __init__(self, output: str, kind: str, window_seconds: int):
-        if kind not in self.MODELS:
-            raise ValueError(f"unknown output kind {kind!r}")
-        self.output, self.kind, self.window_seconds = output, kind, window_seconds
-        self.buffer: dict[tuple[str, str, float], list[str]] = {}
-
-    def start_bundle(self):
-        self.buffer = {}
-
-    def _add(self, kind: str, folder: str, line: str) -> None:
-        self.buffer.setdefault((kind, folder, window_start(time.time(), self.window_seconds)), []).append(line)
-
-    def process(self, record: dict):
-        import schemas
-
-        model = getattr(schemas, self.MODELS[self.kind])
-        try:
-            clean = model.model_validate(record).model_dump(mode="json")
-        except Exception as exc:
-            if self.kind != "articles":
-                raise  # our own records: a bug, not data
-            counter("dead_letter_validate").inc()
-            dead = dead_letter(record.get("input_ref", "?"), "validate", f"schema validation failed: {exc}",
-                               article_id=record.get("id"))
-            self._add("dead_letter", "dead_letter",
-                      to_json_line(schemas.DeadLetter.model_validate(dead).model_dump(mode="json")))
-            return
-        folder = stream_folder(self.kind, clean["published"] if self.kind == ARTICLES else None)
-        self._add(self.kind, folder, to_json_line(clean))
-
-    def finish_bundle(self):
-        for (kind, folder, window), lines in sorted(self.buffer.items()):
-            lines = sorted(lines)
-            path = join_path(self.output, folder, stream_file_name(window, lines))
-            write_atomically(path, lines)
-            counter(self.COUNTERS[kind]).inc(len(lines))
-            log.info("wrote %s (%d records)", path, len(lines))
-        self.buffer = {}
-
-
-def _write(pcoll, label: str, output: str, kind: str, window_seconds: int):
-    return pcoll | f"Write{label}" >> beam.ParDo(_StreamFileWriter(output, kind, window_seconds))
-
-
-# ------------------------------------------------------------------ the graph
-@dataclass
-class StreamSettings:
-    """Everything streaming adds to GraphConfig (CLI: the StreamingOptions below)."""
-    window_seconds: int = DEFAULT_WINDOW_SECONDS
-    skip_models: bool = False
-    max_entries: int = DEFAULT_MAX_ENTRIES
-    seen_ttl: float = DEFAULT_SEEN_TTL
-    seen_max: int = DEFAULT_SEEN_MAX
-    text_ttl: float = DEFAULT_DEDUP_TTL  # exact and near-duplicate state (--dedup-ttl)
-    text_max: int = DEFAULT_TEXT_MAX
-    dedup_threshold: Optional[float] = None  # None: cfg.dedup_threshold (--dedup-threshold, as batch)
-    max_per_band: int = DEFAULT_BAND_MAX
-    max_backoff: float = DEFAULT_MAX_BACKOFF
-    idle_sleep: float = 0.0  # see _PacedImpulseSeqGenDoFn; run_streaming sets it for the local runner
-    fetch_limits: Optional[dict] = None  # FetchLimits overrides (retries defaults to DEFAULT_FETCH_RETRIES)
-
-
-def build_streaming(p: beam.Pipeline, feeds: Sequence[str], cfg, poll_interval: float,
-                    stop_after: float | None = None, settings: StreamSettings | None = None) -> None:
-    """Add the streaming graph to `p`: poll `feeds` every `poll_interval` s (until `stop_after` s, or forever),
-    process new entries with `cfg` (pipeline.graph.GraphConfig) and write windowed JSONL under cfg.output."""
-    from transforms.langid import DetectLanguage
-
-    s = settings or StreamSettings()
-    out, win = cfg.output, s.window_seconds
-    raws = p | "PollFeeds" >> PollFeeds(feeds, poll_interval, stop_after, max_entries=s.max_entries,
-                                         max_backoff=s.max_backoff, idle_sleep=s.idle_sleep,
-                                         **(s.fetch_limits or {}))
-    new = raws | "NewEntries" >> NewEntries(cfg.limits, s.seen_ttl, s.seen_max, s.max_entries)
-    _write(new[DEAD], "ParseDeadLetters", out, "dead_letter", win)
-    lang = new["articles"] | "Language" >> DetectLanguage()
-    _write(lang[DEAD], "LanguageDeadLetters", out, "dead_letter", win)
-    threshold = cfg.dedup_threshold if s.dedup_threshold is None else s.dedup_threshold
-    dedup = lang.articles | "Dedup" >> StreamDedup(threshold, cfg.num_perm, cfg.shingle_size, s.text_ttl,
-                                                   s.text_max, s.max_per_band)
-    _write(dedup["exact_duplicates"], "Duplicates", out, "duplicates", win)
-    _write(dedup["near_duplicates"], "NearDuplicates", out, "duplicates", win)
-    articles = dedup["articles"]
-    if s.skip_models:
-        articles = articles | "ModelsOff" >> beam.Map(_models_off, dict(cfg.targets))
-    else:
-        ner = articles | "NER" >> StreamRecogniseEntities(cfg.ner_model, window=cfg.ner_window,
-                                                          decoding=cfg.ner_decoding,
-                                                          max_batch_size=cfg.ner_batch_size,
-                                                          torch_threads=cfg.torch_threads,
-                                                          compile_model=cfg.compile_models)
-        _write(ner[DEAD], "NerDeadLetters", out, "dead_letter", win)
-        _write(ner["failed_batches"], "NerFailedBatches", out, "dead_letter", win)
-        stance = ner["articles"] | "Stance" >> StreamClassifyStance(cfg.stance_model, cfg.targets,
-                                                                    max_batch_size=cfg.stance_batch_size,
-                                                                    auto_top_n=cfg.auto_targets,
-                                                                    torch_threads=cfg.torch_threads,
-                                                                    compile_model=cfg.compile_models)
-        _write(stance[DEAD], "StanceDeadLetters", out, "dead_letter", win)
-        _write(stance["failed_batches"], "StanceFailedBatches", out, "dead_letter", win)
-        articles = stance["articles"]
-    _write(articles, "Articles", out, "articles", win)
-
-
-# ------------------------------------------------------------------ CLI
-def resolve_streaming_runner(options: PipelineOptions) -> float:
+# ------------------------------------------------------------------ the runner
+def streaming_runner(options: PipelineOptions) -> float:
     """Pick the runner for a streaming run; returns the impulse's idle sleep for it.
 
     DirectRunner (or none) -> FnApiRunner, in_memory, one worker: the only local runner measured to run
     PeriodicImpulse in real time (docs/streaming.md). BundleBasedDirectRunner cannot run PeriodicImpulse, and
-    more than one worker gives stateful DoFns inconsistent state, so both are refused."""
-    from .launch import UsageError
-
+    more than one worker gives stateful DoFns inconsistent state, so both are refused (ValueError)."""
     std, direct = options.view_as(StandardOptions), options.view_as(DirectOptions)
     std.streaming = True
     runner = std.runner if isinstance(std.runner, str) or std.runner is None else type(std.runner).__name__
     if runner in (None, "DirectRunner", "direct", "SwitchingDirectRunner", "FnApiRunner"):
         if (direct.direct_num_workers or 1) > 1:
-            raise UsageError("--streaming runs locally with one worker: with --direct_num_workers > 1 the "
+            raise ValueError("--streaming runs locally with one worker: with --direct_num_workers > 1 the "
                              "seen-entries state was measured inconsistent (entries emitted twice)")
         std.runner = "FnApiRunner"
         direct.direct_running_mode = direct.direct_running_mode or "in_memory"
         return 3600.0  # sleep until the next tick (capped at an hour per wait)
     if runner in ("BundleBasedDirectRunner", "BundleBasedDirectRunner()"):
-        raise UsageError("--streaming: BundleBasedDirectRunner cannot run PeriodicImpulse (Beam 2.77: 'Transform "
+        raise ValueError("--streaming: BundleBasedDirectRunner cannot run PeriodicImpulse (Beam 2.77: 'Transform "
                          "node ...ProcessKeyedElements/GroupByKey... was not replaced'); use DirectRunner")
     return 0.0
-
-
-def _check_streaming(opts, sopts) -> None:
-    from .launch import UsageError
-
-    if opts.input:
-        raise UsageError("--streaming polls feeds only: --input (files) is for batch runs")
-    if not opts.feeds and not opts.feeds_file:
-        raise UsageError("--streaming needs --feeds and/or --feeds-file")
-    if not opts.output:
-        raise UsageError("--output is required")
-    if sopts.poll_interval <= 0:
-        raise UsageError("--poll-interval must be > 0 seconds")
-    if sopts.stop_after is not None and sopts.stop_after <= 0:
-        raise UsageError("--stop-after must be > 0 seconds")
-    if sopts.window_seconds < 1:
-        raise UsageError("--window-seconds must be at least 1")
-    if opts.max_entries_per_feed < 1:
-        raise UsageError("--max-entries-per-feed must be at least 1")
-    if (sopts.seen_ttl <= 0 or sopts.dedup_ttl <= 0 or sopts.seen_max < 1 or sopts.max_backoff <= 0
-            or sopts.fetch_retries < 0 or sopts.dedup_max < 1 or sopts.band_max < 2):
-        raise UsageError("--seen-ttl, --dedup-ttl, --seen-max, --dedup-max and --max-backoff must be positive, "
-                         "--band-max at least 2, --fetch-retries >= 0")
-    if not opts.skip_models:
-        for flag, value in (("--ner-model", opts.ner_model), ("--stance-model", opts.stance_model)):
-            looks_local = value.startswith((".", "/", "~")) or value.count("/") > 1
-            if looks_local and "://" not in value and not os.path.isdir(os.path.expanduser(value)):
-                raise UsageError(f"{flag} {value}: no such model directory (or give --skip-models)")
-
-
-def read_counters(result) -> tuple[dict[str, int], dict[str, int]]:
-    """pipeline.launch.counter_values, working around the FnApiRunner's metrics recursion.
-
-    After a streaming run the FnApiRunner's per-stage monitoring data is a chain of lazy generators, one per
-    bundle, so reading it recurses once per bundle: RecursionError at the default limit (measured). It is read
-    in a thread with a large stack and a raised recursion limit (restored afterwards)."""
-    from .launch import counter_values
-
-    box: dict[str, Any] = {}
-
-    def target():
-        try:
-            box["values"] = counter_values(result)
-            box["reasons"] = counter_values(result, REASONS_NAMESPACE)
-        except BaseException as exc:  # reported in the caller's thread
-            box["error"] = exc
-
-    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
-    try:
-        threading.stack_size(512 * 1024 * 1024)
-        sys.setrecursionlimit(max(old_limit, 200_000))
-        worker = threading.Thread(target=target, name="read-counters")
-        worker.start()
-        worker.join()
-    finally:
-        threading.stack_size(old_stack)
-        sys.setrecursionlimit(old_limit)
-    if "error" in box:
-        raise box["error"]
-    return box["values"], box["reasons"]
-
-
-def run_streaming(argv: list[str] | None = None) -> dict[str, int]:
-    """`newsbeam run --streaming ...`: build, run until --stop-after (or forever), print the summary, return the
-    counters. Raises pipeline.launch.UsageError for bad options."""
-    from .options import NewsbeamOptions
-    from .launch import REMOTE_RUNNERS, feed_urls, graph_config, remote_result_line, summary_lines, validate_runner
-
-    options = PipelineOptions(argv)
-    opts, sopts = options.view_as(NewsbeamOptions), options.view_as(StreamingOptions)
-    _check_streaming(opts, sopts)
-    validate_runner(options)  # on Dataflow: gs:// temp/staging, project/region, a cloud --output, up front
-    feeds = feed_urls(opts)
-    cfg = graph_config(opts)
-    idle_sleep = resolve_streaming_runner(options)
-    remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
-    options.view_as(SetupOptions).save_main_session = False
-    settings = StreamSettings(window_seconds=sopts.window_seconds, skip_models=opts.skip_models,
-                              max_entries=opts.max_entries_per_feed, seen_ttl=sopts.seen_ttl,
-                              seen_max=sopts.seen_max, text_ttl=sopts.dedup_ttl, max_backoff=sopts.max_backoff,
-                              idle_sleep=idle_sleep, fetch_limits={"retries": sopts.fetch_retries},
-                              text_max=sopts.dedup_max, max_per_band=sopts.band_max)
-    started = time.time()
-    p = beam.Pipeline(options=options)
-    build_streaming(p, feeds, cfg, sopts.poll_interval, sopts.stop_after, settings)
-    result = p.run()
-    if remote:  # a streaming job runs on until drained: report the submission, counters are in the console
-        print(remote_result_line(result, options, "streaming graph"))
-        return {}
-    result.wait_until_finish()
-    values, reasons = read_counters(result)
-    for line in summary_lines(values, time.time() - started, reasons, verbose=opts.verbose):
-        print(line)
-    return values
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .launch import UsageError
-
-    from .launch import configure_logging
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    configure_logging("--verbose" in argv)
-    try:
-        values = run_streaming(argv)
-    except UsageError as exc:
-        print(f"newsbeam: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("newsbeam: streaming run interrupted; every file already written is complete", file=sys.stderr)
-        return 130
-    from .launch import accounted
-
-    return 0 if values.get("read", 0) == accounted(values) else 1  # a submitted remote job returns {}: 0 == 0
-
-
-if __name__ == "__main__":  # `python -m pipeline.streaming ...` is `newsbeam run --streaming ...`
-    from .arguments import check_pipeline_args
-
-    _argv = sys.argv[1:] if "--streaming" in sys.argv[1:] else ["--streaming", *sys.argv[1:]]
-    check_pipeline_args("run", _argv)
-    raise SystemExit(main(_argv))

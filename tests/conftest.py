@@ -54,8 +54,15 @@ def read_output(out: Path) -> dict:
     articles = []
     for f in sorted(out.glob("dt=*/articles-*.jsonl")):
         articles += read_jsonl(f)
-    return {"articles": articles, "duplicates": read_jsonl(out / "duplicates.jsonl"),
-            "dead": read_jsonl(out / "dead_letter.jsonl")}
+    return {"articles": articles, "duplicates": read_side(out, "duplicates"), "dead": read_side(out, "dead_letter")}
+
+
+def read_side(side_root: Path, kind: str) -> list[dict]:
+    """The duplicates or dead letters of a batch run (side_root = the output root) or a backfill range: every
+    shard, found through pipeline.layout."""
+    from pipeline.layout import side_files
+
+    return [r for path in side_files(str(side_root), kind) for r in read_jsonl(Path(path))]
 
 
 @pytest.fixture(scope="session")

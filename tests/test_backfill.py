@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import read_side, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_backfill_is_idempotent_and_overlaps_rewrite_only_their_days(reuters_jso
                     str(reprint), "--output", str(out), "--targets", "U.S.", "Japan"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     after = _partitions(out)
-    dups = _jsonl(out / "_backfill" / "1987-03-20_1987-04-10" / "duplicates.jsonl")
+    dups = read_side(out / "_backfill" / "1987-03-20_1987-04-10", "duplicates")
     reprinted = [d for d in dups if d["duplicate_of"] == written[original["url"]]]
     assert len(reprinted) == 1 and reprinted[0]["kind"] == "exact", dups
     all_ids = {a["id"] for day in after for a in _jsonl(out / day / "articles-00000-of-00001.jsonl")}

@@ -91,3 +91,22 @@ def test_only_http_entry_links_are_stored():
     with beam_pipeline() as p:
         _ = p | beam.Create([{"ref": "f.xml", "data": doc}]) | ParseArticles()
     assert counter_values(p.result)["entry_links_dropped"] == 4
+
+
+def test_fetch_concurrency_and_retry_after_cap_are_options(tmp_path):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.launch import UsageError, validate
+    from pipeline.options import NewsbeamOptions
+
+    def opts(*flags):
+        return PipelineOptions(["--feeds", "https://example.org/rss", "--output", str(tmp_path / "out"), *flags]
+                               ).view_as(NewsbeamOptions)
+
+    assert (opts().fetch_concurrency, opts().max_retry_after) == (8, 30.0)
+    assert (opts("--fetch-concurrency", "2").fetch_concurrency, opts("--max-retry-after", "5").max_retry_after) \
+        == (2, 5.0)
+    with pytest.raises(UsageError, match="--fetch-concurrency must be at least 1"):
+        validate(opts("--fetch-concurrency", "0"))
+    with pytest.raises(UsageError, match="--max-retry-after must be 0 or more"):
+        validate(opts("--max-retry-after", "-1"))

@@ -19,12 +19,13 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.feeds import (FEED_STATE, USER_AGENT, FetchResult, ReadFeeds, UnsafeFeedError, apply_http_charset,
+from pipeline.feeds import (USER_AGENT, FetchResult, ReadFeeds, UnsafeFeedError, apply_http_charset,
                             feed_raw_inputs, fetch_feed, full_text_fetcher, looks_like_html, read_feed_list,
-                            sanitize_feed_bytes, validate_feed_url)
+                            refuse_entity_declarations, validate_feed_url)
 from tests.conftest import beam_pipeline
 from tests.feed_server import FeedServer, Route
-from transforms.parse import ParseArticles, ParseError, ParseLimits, cap_entries, feed_entries, parse_raw
+from transforms.parse import (FullTextPolicy, ParseArticles, ParseError, ParseLimits, cap_entries,
+                              feed_entries, parse_raw)
 
 FAST = dict(connect_timeout=1.0, read_timeout=0.3, total_timeout=10.0, retries=2, backoff=0.01, max_backoff=0.05)
 PASSWD_MARK = "root:"  # first field of /etc/passwd's first line; must never surface anywhere
@@ -345,7 +346,7 @@ def test_entity_attacks_are_refused_as_dead_letters(server, doc):
     assert errors == [raws[0]["error"]] and errors[0].startswith("refused: the document's DOCTYPE declares entities")
     assert "lollol" not in repr(raws) + repr(errors) and PASSWD_MARK not in repr(raws) + repr(errors)
     with pytest.raises(UnsafeFeedError):
-        sanitize_feed_bytes(doc)
+        refuse_entity_declarations(doc)
 
 
 def test_entities_hidden_by_encoding_are_refused():
@@ -357,7 +358,7 @@ def test_entities_hidden_by_encoding_are_refused():
     assert b"<!DOCTYPE" not in utf7 and "<!DOCTYPE rss [<!ENTITY" in utf7.decode("utf-7")
     for doc in (utf16, utf16_bomless, utf7, XXE.decode().encode("utf-32")):
         with pytest.raises(UnsafeFeedError):
-            sanitize_feed_bytes(doc)
+            refuse_entity_declarations(doc)
 
 
 def test_external_dtd_is_never_fetched(server):
@@ -378,7 +379,7 @@ def test_no_captured_feed_is_refused(feeds_dir):
     assert len(files) > 60
     for f in files:
         data = f.read_bytes()
-        assert sanitize_feed_bytes(data) is data, f.name
+        assert refuse_entity_declarations(data) is data, f.name
 
 
 _misc = st.lists(st.sampled_from([" ", "\n", "<!-- <a> b -->", "<?pi x?>", "<!-- ]> -->", "\t"]), max_size=6)
@@ -393,9 +394,9 @@ def test_any_prolog_with_entity_declarations_is_refused(before, between, keyword
     doc = (f'{"".join(before)}<?xml version="1.0"?>{"".join(between)}<!{keyword} rss{ext} [{entity}]>'
            f"<rss/>").encode()
     with pytest.raises(UnsafeFeedError):
-        sanitize_feed_bytes(doc.lstrip())
+        refuse_entity_declarations(doc.lstrip())
     safe = f'<?xml version="1.0"?>{"".join(between)}<!DOCTYPE rss{ext}><rss><x>&lt;!ENTITY in text</x></rss>'
-    assert sanitize_feed_bytes(safe.encode()) == safe.encode()
+    assert refuse_entity_declarations(safe.encode()) == safe.encode()
 
 
 # ------------------------------------------------------------------ Beam
@@ -406,18 +407,15 @@ def test_read_feeds_in_a_pipeline(server, feeds_dir):
     html = server.add("/page", Route(body=b"<html><body>hi</body></html>", content_type="text/html"))
     laughs = server.add("/laughs.xml", Route(body=ONE_LINE_LAUGHS))
     urls = [bbc, atom, down, html, laughs, atom]  # a duplicate is fetched once
-    states = {bbc: {"etag": '"bbc-1"', "last_modified": None}}
 
     p = beam_pipeline()
-    out = p | ReadFeeds(urls, states=states, with_state=True, **FAST)
-    assert_that(out.raw | beam.Map(lambda r: (r["ref"], (r.get("error") or "ok").split(":")[0])),
-                equal_to([(atom, "ok"), (down, "feed fetch failed"), (html, "not a feed"), (laughs, "refused")]),
-                label="raw")
-    assert_that(out[FEED_STATE] | beam.Map(lambda s: (s["url"], s["status"], s["etag"])),
-                equal_to([(bbc, 304, '"bbc-1"'), (atom, 200, '"atom-1"'), (down, 500, None), (html, 200, None),
-                          (laughs, 200, None)]), label="state")
-    parsed_out = out.raw | ParseArticles()
-    assert_that(parsed_out.articles | beam.Map(lambda a: a["title"]), equal_to(["Atom draft-07 snapshot"]),
+    out = p | ReadFeeds(urls, **FAST)
+    assert_that(out | beam.Map(lambda r: (r["ref"], (r.get("error") or "ok").split(":")[0])),
+                equal_to([(bbc, "ok"), (atom, "ok"), (down, "feed fetch failed"), (html, "not a feed"),
+                          (laughs, "refused")]), label="raw")
+    parsed_out = out | ParseArticles()
+    assert_that(parsed_out.articles | beam.Map(lambda a: a["title"]),
+                equal_to(expected_titles(feeds_dir / "rss2/rss_2.0_bbc.xml") + ["Atom draft-07 snapshot"]),
                 label="articles")
     assert_that(parsed_out.dead_letter | beam.Map(lambda d: d["input_ref"]), equal_to([down, html, laughs]),
                 label="dead")
@@ -426,7 +424,7 @@ def test_read_feeds_in_a_pipeline(server, feeds_dir):
     counters = {c.key.metric.name: c.committed
                 for c in result.metrics().query(MetricsFilter().with_namespace("newsbeam"))["counters"]}
     assert {k: counters.get(k) for k in ("feeds_fetched", "feeds_not_modified", "feeds_failed", "feeds_refused")} \
-        == {"feeds_fetched": 3, "feeds_not_modified": 1, "feeds_failed": 1, "feeds_refused": 2}
+        == {"feeds_fetched": 4, "feeds_not_modified": None, "feeds_failed": 1, "feeds_refused": 2}
     assert len(server.requests_to("/atom.xml")) == 1
 
 
@@ -590,8 +588,8 @@ def test_fetch_full_text_replaces_summaries_with_the_page_text(server, tmp_path)
                                                    ' xmlns:content="http://purl.org/rss/1.0/modules/content/"')))
     out = tmp_path / "out"
     p = beam_pipeline()
-    limits = ParseLimits(fetch_full_text=True, full_text_allow_private_hosts=True)
-    parsed_out = p | ReadFeeds([feed], **FAST) | ParseArticles(limits, full_text_fetcher(limits))
+    limits, policy = ParseLimits(), FullTextPolicy(enabled=True, allow_private_hosts=True)
+    parsed_out = p | ReadFeeds([feed], **FAST) | ParseArticles(limits, full_text_fetcher(limits, policy), policy)
     _write(parsed_out.articles, out)
     result = p.run()
     result.wait_until_finish()
@@ -640,18 +638,17 @@ def test_fetch_full_text_option_is_wired(tmp_path):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.options import NewsbeamOptions
-    from pipeline.launch import UsageError, graph_config
+    from pipeline.launch import graph_config
 
     def cfg(*flags):
         return graph_config(PipelineOptions(["--output", str(tmp_path), "--targets", "A", *flags])
                             .view_as(NewsbeamOptions))
 
-    assert cfg().limits.fetch_full_text is False
-    assert cfg("--fetch-full-text").limits.fetch_full_text is True
-    assert cfg("--fetch-full-text").limits.full_text_allow_private_hosts is False
-    assert cfg("--fetch-full-text", "--full-text-allow-private-hosts").limits.full_text_allow_private_hosts is True
-    with pytest.raises(UsageError, match="--fetch-full-text works in batch runs only"):
-        cfg("--fetch-full-text", "--streaming")
+    assert cfg().full_text.enabled is False
+    assert cfg("--fetch-full-text").full_text.enabled is True
+    assert cfg("--fetch-full-text").full_text.allow_private_hosts is False
+    assert cfg("--fetch-full-text", "--full-text-allow-private-hosts").full_text.allow_private_hosts is True
+    assert cfg("--fetch-full-text", "--streaming").full_text.enabled is True  # streaming fetches too
 
 
 # ------------------------------------------------------------------ SSRF: entry links must be public hosts

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import beam_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.parse import (ParseArticles, ParseError, ParseLimits, article_id, decode_utf8, detect_format,
+from transforms.parse import (ParseArticles, ParseError, ParseLimits, article_id, decode_text, detect_format,
                               first_sentence, html_to_text, normalise_text, parse_date, parse_jsonl_record,
                               parse_raw, parse_seed)
 
@@ -126,10 +126,10 @@ def test_jsonl_record_and_wrong_types():
 
 def test_decode_refuses_binary_and_latin1():
     with pytest.raises(ParseError, match="binary"):
-        decode_utf8(b"\x89PNG\x00\x00")
+        decode_text(b"\x89PNG\x00\x00")
     with pytest.raises(ParseError, match="not valid UTF-8"):
-        decode_utf8("date 2020-01-01\ncaf\xe9".encode("latin-1"))
-    assert decode_utf8("\ufeffhello".encode("utf-8")) == "hello"
+        decode_text("date 2020-01-01\ncaf\xe9".encode("latin-1"))
+    assert decode_text("\ufeffhello".encode("utf-8")) == "hello"
 
 
 def test_detect_format():

@@ -119,12 +119,17 @@ def test_parse_articles_counts_records_not_files():
 
 
 def test_streaming_entries_keep_the_good_ones():
-    """pipeline.streaming parses a polled document with the shared per-entry code: the good entries of a feed
-    with a bad one are articles, the bad one a keyed error (so it is reported once, not every poll)."""
-    from pipeline.streaming import feed_entry_records
+    """Streaming keys a polled document's entries (pipeline.streaming.document_entries, for the seen filter) and
+    parses the new ones with the batch code (parse_raw): the good entries of a feed with a bad one are articles,
+    the bad one a keyed error (so it is reported once, not every poll)."""
+    from pipeline.streaming import document_entries
+    from transforms.parse import ParseError, parse_raw
 
     for kind in ("rss date 9999 -05:00 (RFC 822)", "rss &#xD800; in an item", "atom date 9999 -05:00"):
         data = BAD_FEEDS[kind][0]
-        recs = feed_entry_records({"ref": "http://h/f.xml", "data": data, "fetched_at": "2020-11-10T12:00:00+00:00"})
-        assert ["article" in r for r in recs] == [True, False, True], (kind, recs)
-        assert recs[1]["key"] is not None and BAD_FEEDS[kind][1] in recs[1]["error"], recs[1]
+        raw = {"ref": "http://h/f.xml", "data": data, "fetched_at": "2020-11-10T12:00:00+00:00"}
+        keyed = document_entries(raw)
+        assert len(keyed) == 3 and keyed[1][1] is not None, (kind, keyed)
+        recs = [r for _ref, r in parse_raw(dict(raw, entries=[ref for ref, _key, _ok in keyed]))]
+        assert [not isinstance(r, ParseError) for r in recs] == [True, False, True], (kind, recs)
+        assert BAD_FEEDS[kind][1] in str(recs[1]), recs[1]

@@ -125,7 +125,9 @@ def test_every_good_record_written_every_bad_one_its_own_dead_letter(files):
                     good_refs.add(ref)
                 else:
                     bad_refs[ref] = word
-        proc = run_cli(["run", "--input", str(inp / "*"), "--output", str(out), "--targets", "Armenia"])
+        # the models run on the fixed example; the generated ones test parsing and accounting, without models
+        models = [] if files == EVERY_KIND else ["--skip-models"]
+        proc = run_cli(["run", "--input", str(inp / "*"), "--output", str(out), "--targets", "Armenia", *models])
         assert proc.returncode == 0, proc.stdout + proc.stderr
         res = read_output(out)
         written = [a["input_ref"] for a in res["articles"]]

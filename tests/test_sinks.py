@@ -40,13 +40,40 @@ def _dead(i: int, error: str) -> dict:
             "excerpt": LINE_BREAKS_INSIDE}
 
 
-def test_record_file_merge_keeps_earlier_runs_lines(tmp_path):
-    from pipeline.sinks import WriteRecordFile
+def _side(directory) -> list[dict]:
+    from pipeline.layout import DEAD_LETTER, side_files
 
-    path = str(tmp_path / "dead_letter.jsonl")
+    return [json.loads(line) for path in side_files(str(directory), DEAD_LETTER) for line in read_lines(path)]
+
+
+def test_record_file_merge_keeps_earlier_runs_lines(tmp_path):
+    from pipeline.layout import DEAD_LETTER
+    from pipeline.sinks import WriteRecordFiles
+
     for batch in ([_dead(1, "empty file")], [_dead(2, "binary content"), _dead(1, "empty file")]):
         with beam_pipeline() as p:
-            p | beam.Create(batch) | WriteRecordFile(path, "DeadLetter", "dead_lettered", merge=True)
-    rows = [json.loads(line) for line in read_lines(path)]
+            p | beam.Create(batch) | WriteRecordFiles(str(tmp_path), DEAD_LETTER, merge=True)
+    rows = _side(tmp_path)
     assert sorted(r["input_ref"] for r in rows) == ["f1.txt", "f2.txt"]  # run 1's kept, the repeat collapsed
     assert all(r["excerpt"] == LINE_BREAKS_INSIDE for r in rows)
+
+
+def test_side_records_are_sharded_by_content_and_replaced_whole(tmp_path):
+    """Side records spread over shard files by a hash of their line (no single writer), each shard sorted; a
+    replacing write (backfill) leaves exactly its own records: every shard is rewritten, empty if need be."""
+    from pipeline.layout import DEAD_LETTER, SIDE_SHARDS, side_files
+    from pipeline.sinks import WriteRecordFiles, shard_of
+
+    many = [_dead(i, f"reason {i}") for i in range(40)]
+    with beam_pipeline() as p:
+        p | beam.Create(many) | WriteRecordFiles(str(tmp_path), DEAD_LETTER, merge=False)
+    files = side_files(str(tmp_path), DEAD_LETTER)
+    assert len(files) == SIDE_SHARDS and sum(1 for path in files if read_lines(path)) > 1
+    for path in files:
+        lines = read_lines(path)
+        assert lines == sorted(lines) and all(path.endswith(f"part-{shard_of(line):05d}-of-{SIDE_SHARDS:05d}.jsonl")
+                                              for line in lines)
+    assert sorted(r["input_ref"] for r in _side(tmp_path)) == sorted(f"f{i}.txt" for i in range(40))
+    with beam_pipeline() as p:
+        p | beam.Create(many[:1]) | WriteRecordFiles(str(tmp_path), DEAD_LETTER, merge=False)
+    assert [r["input_ref"] for r in _side(tmp_path)] == ["f0.txt"]

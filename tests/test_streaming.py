@@ -1,4 +1,5 @@
-"""Streaming mode (pipeline/streaming.py): one bounded run (`python -m pipeline.streaming`, a child process)
+"""Streaming mode (pipeline/streaming.py and the streaming graph of pipeline/graph.py): one bounded run
+(`python -m pipeline.cli run --streaming`, a child process)
 against loopback feeds that change between polls, checked from outside while it runs and after; plus unit tests
 of the pieces that need no pipeline.
 
@@ -44,7 +45,7 @@ def _weights_present() -> bool:
 
 MODELS = _weights_present()
 # With the models, loading them (torch import, two models) delays the first poll by 20-30 s; the schedule moves
-# by that lag (pipeline.streaming._PacedImpulseSeqGenDoFn), and inference makes a tick slower than 2 s here, so
+# by that lag (the paced generator of pipeline.streaming), and inference makes a tick slower than 2 s here, so
 # the run gets more ticks to let the feeds change between polls. Ticks are 0, 2, ... < STOP_AFTER after the lag.
 FAST_TICKS = 5  # a run without the model stages
 TICKS = 8 if MODELS else FAST_TICKS
@@ -169,7 +170,7 @@ def _stream(out: Path, models: bool, ticks: int) -> dict:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         started = time.monotonic()
         try:
-            proc = subprocess.run([sys.executable, "-m", "pipeline.streaming", *args], cwd=ROOT, env=env,
+            proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", *args], cwd=ROOT, env=env,
                                   capture_output=True, text=True, timeout=1800)  # it stops itself; a hang guard only
         finally:
             ended = time.monotonic()
@@ -397,6 +398,7 @@ def test_entry_cap_per_poll_and_each_entry_once():
     from pipeline.feeds import feed_raw_inputs, fetch_feed
     from pipeline.streaming import NewEntries
     from tests.conftest import beam_pipeline
+    from transforms.parse import ParseArticles
 
     items = [item(f"c{i}", f"Story {i}", f"Story number {i} from the capped feed, with its own text.")
              for i in range(6)]
@@ -407,7 +409,8 @@ def test_entry_cap_per_poll_and_each_entry_once():
     assert len(polls) == 2 and all(not raw.get("error") for _, raw in polls)
     with beam_pipeline() as p:
         new = p | beam.Create(polls) | NewEntries(max_entries=4)
-        assert_that(new["articles"] | beam.Map(lambda a: a["guid"]), equal_to(["c0", "c1", "c2", "c3"]),
+        parsed = new["raws"] | ParseArticles()
+        assert_that(parsed.articles | beam.Map(lambda a: a["guid"]), equal_to(["c0", "c1", "c2", "c3"]),
                     label="articles")
         assert_that(new["dead_letter"] | beam.Map(lambda d: (d["input_ref"], d["error"].split(";")[0])),
                     equal_to([(f"{url}#{i}", f"more than max_entries 4 new entries in one poll of {url}")
@@ -436,7 +439,7 @@ def test_seen_set_is_bounded():
 
 
 def _member(added, order, sig, root=None):
-    from pipeline.streaming import BandMember
+    from transforms.dedup_stream import BandMember
 
     return BandMember(added, order, root or order, sig)
 
@@ -448,7 +451,7 @@ def _sig(values):
 
 
 def test_band_state_expires_after_the_ttl():
-    from pipeline.streaming import live_members
+    from transforms.dedup_stream import live_members
 
     members = [_member(0.0, (0.0, "a"), _sig([1] * 8)), _member(50.0, (50.0, "b"), _sig([2] * 8))]
     assert live_members(members, now=100.0, ttl=100.0) == members  # a: exactly ttl old, still live
@@ -457,7 +460,7 @@ def test_band_state_expires_after_the_ttl():
 
 
 def test_band_state_is_bounded_per_key_copies_go_first():
-    from pipeline.streaming import admit
+    from transforms.dedup_stream import admit
 
     kept = [_member(float(t), (float(t), f"k{t}"), _sig([t] * 8)) for t in range(3)]
     copy = _member(3.0, (3.0, "c3"), _sig([0] * 8), root=(0.0, "k0"))  # a copy of k0
@@ -472,7 +475,8 @@ def test_band_state_is_bounded_per_key_copies_go_first():
 
 
 def test_band_verdict_points_at_the_earliest_root():
-    from pipeline.streaming import agreements_needed, band_verdict
+    from modeling.minhash import agreements_needed
+    from transforms.dedup_stream import band_verdict
 
     need = agreements_needed(0.75, 8)  # 6 of 8 positions
     assert need == 6
@@ -508,7 +512,7 @@ def test_entry_key_prefers_guid_then_link_then_id():
 
 
 def test_stream_file_name_is_content_addressed():
-    from pipeline.streaming import stream_file_name, window_start
+    from pipeline.sinks import stream_file_name, window_start
 
     w = window_start(1_700_000_123, 300)
     assert w % 300 == 0 and 0 <= 1_700_000_123 - w < 300
@@ -531,13 +535,20 @@ def test_stream_file_name_is_content_addressed():
     (["--feeds", "file:///etc/passwd", "--output", "o", "--skip-models"], "http"),
     (["--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--skip-models", "--band-max", "1"], "--band-max"),
     (["--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--skip-models", "--dedup-max", "0"], "--dedup-max"),
+    (["--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--skip-models", "--seen-ttl", "0"], "--seen-ttl"),
+    (["--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--skip-models", "--fetch-retries", "-1"],
+     "--fetch-retries"),
+    (["--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--skip-models", "--window-seconds", "0"],
+     "--window-seconds"),
+    (["--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--skip-models", "--dedup-threshold", "1.5"],
+     "--dedup-threshold"),
 ])
 def test_usage_errors(argv, message):
     from pipeline.launch import UsageError
-    from pipeline.streaming import run_streaming
+    from pipeline.run import run
 
     with pytest.raises(UsageError, match=re.escape(message)):
-        run_streaming(["--streaming", *argv])
+        run(["--streaming", *argv])
 
 
 # ------------------------------------------------------------------ model stages, with stand-in models
@@ -566,13 +577,14 @@ def _load_fake_stance():
 
 
 def test_model_stage_routing_with_stand_in_models():
-    """The streaming NER/stance stages (no Partition/Flatten: routing inside the handler) send only supported,
-    targeted articles to the model and skip the others with the reason, as the batch stages do."""
+    """The NER/stance stages (one for both modes; no Partition/Flatten: routing inside the handler) send only
+    supported, targeted articles to the model and skip the others with the reason."""
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipeline.streaming import StreamClassifyStance, StreamRecogniseEntities
     from tests.conftest import beam_pipeline
+    from transforms.ner import RecogniseEntities
+    from transforms.stance import ClassifyStance
 
     def art(i, code, text):
         return {"id": i, "input_ref": f"feed#{i}", "text": text, "title": "t",
@@ -581,9 +593,9 @@ def test_model_stage_routing_with_stand_in_models():
     arts = [art("en", "en", "Armenia and Azerbaijan met in Brussels."),
             art("fr", "fr", "L'Armenie et l'Azerbaidjan se sont rencontres."),
             art("de", "de", "Armenia und Azerbaijan trafen sich in Brussel.")]
-    ner = StreamRecogniseEntities("stand-in-ner")
+    ner = RecogniseEntities("stand-in-ner")
     ner.handler.load_model = _load_fake_tagger
-    stance = StreamClassifyStance("stand-in-stance", {"Armenia": [], "Azerbaijan": []})
+    stance = ClassifyStance("stand-in-stance", {"Armenia": [], "Azerbaijan": []})
     stance.handler.load_model = _load_fake_stance
 
     def summary(a):
@@ -601,3 +613,73 @@ def test_model_stage_routing_with_stand_in_models():
         ]))
         assert_that(n["failed_batches"], equal_to([]), label="NoFailedNer")
         assert_that(s["failed_batches"], equal_to([]), label="NoFailedStance")
+
+
+# ------------------------------------------------------------------ the shared graph, in streaming mode
+PAGE = ("<html><head><title>Talks</title></head><body><nav><a href='/'>Home</a></nav><article><h1>Talks resume"
+        "</h1>" + "".join(f"<p>Paragraph {i} of the full story: negotiators from Armenia and Azerbaijan met in "
+                           f"Brussels for a long day of talks about the border, transport links and prisoners."
+                           f"</p>" for i in range(6)) + "</article><footer>All rights reserved.</footer></body></html>")
+
+
+def test_fetch_full_text_in_streaming_fetches_new_entries_once():
+    """--fetch-full-text in streaming: the streaming graph's processing (seen filter, then the shared
+    ParseArticles with the page fetcher, language, stream dedup) replaces a summary with its page's main text,
+    and an entry met again in the next poll is neither read nor fetched again."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipeline.feeds import feed_raw_inputs, fetch_feed
+    from pipeline.graph import ProcessArticles
+    from pipeline.launch import graph_config
+    from pipeline.options import NewsbeamOptions
+    from pipeline.streaming import NewEntries
+    from tests.conftest import beam_pipeline
+
+    with FeedServer() as srv:
+        page = srv.add("/story.html", Route(body=PAGE.encode(), content_type="text/html", charset="utf-8"))
+        url = srv.add("/summary.xml", Route(body=rss("Summary", [item("t1", "Talks resume", "Negotiators met.",
+                                                                      link=page)])))
+        polls = [(url, dict(raw, poll_time=float(n))) for n in range(2)
+                 for raw in feed_raw_inputs(fetch_feed(url, retries=0))]
+        cfg = graph_config(PipelineOptions(["--streaming", "--feeds", url, "--output", "unused", "--skip-models",
+                                            "--targets", "Armenia", "--fetch-full-text",
+                                            "--full-text-allow-private-hosts"]).view_as(NewsbeamOptions))
+        assert cfg.stream is not None and cfg.full_text.enabled
+        p = beam_pipeline()
+        new = p | beam.Create(polls) | NewEntries()
+        out = new["raws"] | ProcessArticles(cfg)
+        assert_that(out["articles"] | beam.Map(lambda a: (a["guid"], a["text"].count("Paragraph"))),
+                    equal_to([("t1", 6)]))
+        result = p.run()
+        result.wait_until_finish()
+        fetched = len(srv.requests_to("/story.html"))
+    from pipeline.launch import counter_values
+
+    counters = counter_values(result)
+    assert counters["read"] == 1 and counters["entries_seen_before"] == 1
+    assert counters.get("full_text_fetched") == 1 and fetched == 1
+
+
+def test_every_streaming_option_reaches_the_config():
+    """Each --streaming option is a field of the one StreamConfig, set from the command line."""
+    import dataclasses
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.graph import StreamConfig
+    from pipeline.launch import graph_config
+    from pipeline.options import NewsbeamOptions
+
+    flags = {"--poll-interval": 7.0, "--stop-after": 9.0, "--window-seconds": 11, "--seen-ttl": 13.0,
+             "--seen-max": 17, "--dedup-ttl": 19.0, "--dedup-max": 23, "--band-max": 29, "--max-backoff": 31.0,
+             "--fetch-retries": 2}
+    argv = ["--streaming", "--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--targets", "A",
+            "--dedup-threshold", "0.7", *[str(x) for kv in flags.items() for x in kv]]
+    cfg = graph_config(PipelineOptions(argv).view_as(NewsbeamOptions), idle_sleep=5.0)
+    got = dataclasses.asdict(cfg.stream)
+    assert {f.name for f in dataclasses.fields(StreamConfig)} == {f[2:].replace("-", "_") for f in flags} | {
+        "idle_sleep"}
+    assert got == {**{f[2:].replace("-", "_"): v for f, v in flags.items()}, "idle_sleep": 5.0}
+    assert cfg.dedup_threshold == 0.7  # the dedup threshold is the batch option, in both modes

@@ -48,3 +48,20 @@ def test_a_source_cap_of_its_own_wins_over_its_family_cap():
     assert source_cap(caps, "wikiann-pl") == 6000
     assert source_cap(caps, "conll-en") is None
 
+
+
+def test_the_schedule_warms_up_to_the_peak_rate_then_decays_to_zero():
+    import torch
+
+    from modeling.training import make_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8))
+    opt, sched = make_optimizer(model, 1e-3, 0.01, total_steps=20, warmup_ratio=0.1)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]  # no decay on biases and norms
+    rates = []
+    for _ in range(20):
+        opt.step()
+        sched.step()
+        rates.append(sched.get_last_lr()[0])
+    assert rates[1] == pytest.approx(1e-3) and rates[-1] == 0.0  # peak after the 2 warm-up steps, 0 at the end
+    assert rates[:2] == sorted(rates[:2]) and rates[2:] == sorted(rates[2:], reverse=True)

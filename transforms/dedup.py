@@ -34,6 +34,7 @@ from modeling.minhash import (BAND_SIG_DTYPE, SCHEME_VERSION, agreement_counts, 
                               band_keys, band_signature, lsh_params, text_signature)
 
 from .common import DEAD, counter, dead_letter
+from .files import write_atomically
 
 # ---------------------------------------------------------------------------------------------- keep rule
 # A member of an exact group or an LSH bucket: (prio, published, id, signature bytes); prio 0 = already written.
@@ -169,7 +170,7 @@ def _shard_of(article_id: str, shards: int) -> int:
 
 
 class _WriteShard(beam.DoFn):
-    """One shard: rows sorted by id, named by the sha256 of its content, written to a temp name then renamed.
+    """One shard: rows sorted by id, named by the sha256 of its content, written by write_atomically.
     The same rows give the same file name, so a retried or repeated write is a no-op."""
 
     def __init__(self, directory: str):
@@ -177,15 +178,12 @@ class _WriteShard(beam.DoFn):
 
     def process(self, item):
         _shard, rows = item
-        rows = sorted(rows, key=lambda r: r["id"])
-        data = "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in rows).encode("utf-8")
+        lines = [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in sorted(rows, key=lambda r: r["id"])]
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
         name = f"part-{hashlib.sha256(data).hexdigest()[:32]}.jsonl"
         final = FileSystems.join(self.directory, name)
         if not FileSystems.exists(final):
-            tmp = FileSystems.join(self.directory, f".tmp-{name}")
-            with FileSystems.create(tmp) as f:
-                f.write(data)
-            FileSystems.rename([tmp], [final])
+            write_atomically(final, lines)
             counter("dedup_index_shards_written").inc()
             counter("dedup_index_rows_written").inc(len(rows))
         yield final

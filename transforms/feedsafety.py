@@ -74,8 +74,9 @@ def _declares_entities(view: bytes) -> bool:
     return _ENTITY.search(view, pos) is not None
 
 
-def sanitize_feed_bytes(data: bytes) -> bytes:
-    """`data` unchanged if no XML parser reading it could meet an entity declaration; UnsafeFeedError otherwise.
+def refuse_entity_declarations(data: bytes) -> bytes:
+    """`data` unchanged if no XML parser reading it could meet an entity declaration; UnsafeFeedError otherwise
+    (a check, never a rewrite: nothing is removed from the document).
 
     Why: feedparser strips DOCTYPE/ENTITY lines with line-anchored regexes only, so a one-line
     `<?xml ...?><!DOCTYPE x [<!ENTITY ...>]>` reaches expat, which expands it (billion laughs: ~0.5 s and ~70 MB

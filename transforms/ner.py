@@ -7,13 +7,15 @@ passed through with `ner.status = skipped` and the reason, never given made-up e
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from .common import (DEAD, InferenceFailure, counter, dead_letter, fixed_batches, infer_with_single_retry,
                      set_torch_threads)
+from .inference import LanguageRoute, RoutedInference
 
 # The six with training data, and the zero-shot languages measured on BSNLP-2017 dev (cs, sl, uk: relaxed
 # document-level F1 as high as pl and ru on the same data; docs/quality.md). Others stay skipped: not measured.
@@ -88,41 +90,21 @@ def skip_ner(article: dict, reason: str) -> dict:
     return dict(article, entities=[], ner={"status": "skipped", "reason": reason})
 
 
-def skip_unsupported(article: dict, languages: Sequence[str]) -> dict:
-    """NER not run: the article's language is not one the model is measured on (the reason names those)."""
-    code = (article.get("language") or {}).get("code", "und")
-    return skip_ner(article, f"unsupported language: {code} (NER covers {', '.join(languages)})")
-
-
-def failed_batch_to_dead_letters(item) -> list[dict]:
-    batch, exc = item
-    return [dead_letter(a["input_ref"], "ner", f"model failed on this batch: {type(exc).__name__}: {exc}",
-                        article_id=a["id"]) for a in batch]
-
-
 class RecogniseEntities(beam.PTransform):
-    """Articles -> articles with `entities` (main) and dead letters (tag `dead_letter`) for failed batches."""
+    """Articles -> {"articles": with `entities` (or `ner.status` skipped and the reason), "dead_letter": articles
+    the model failed on, "failed_batches": dead letters of failed batches}. Routing by language is inside the
+    model handler (transforms.inference), the same stage in batch and streaming."""
 
     def __init__(self, model: str, languages: Sequence[str] = NER_LANGUAGES, window: int | None = None, overlap: int = 32,
                  max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False,
                  decoding: str | None = None, precision: str = "auto"):
         super().__init__()
-        self.model = model
-        self.languages = tuple(languages)
+        self.model, self.languages = model, tuple(languages)
         self.handler = NerModelHandler(model, window=window, overlap=overlap, max_batch_size=max_batch_size,
                                        torch_threads=torch_threads, compile_model=compile_model, decoding=decoding,
                                        precision=precision)
 
     def expand(self, articles):
-        languages = self.languages
-
-        def route(article, n):
-            return 0 if (article.get("language") or {}).get("code") in languages else 1
-
-        supported, unsupported = articles | "ByLanguage" >> beam.Partition(route, 2)
-        skipped = unsupported | "Skip" >> beam.Map(skip_unsupported, languages)
-        main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
-        tagged = main | "Attach" >> beam.ParDo(attach_entities, self.model).with_outputs(DEAD, main="articles")
-        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
-        out = (tagged.articles, skipped) | "Merge" >> beam.Flatten()
-        return {"articles": out, DEAD: (tagged[DEAD], failed) | "Dead" >> beam.Flatten()}
+        return articles | "Routed" >> RoutedInference("ner", self.handler, LanguageRoute("NER", self.languages),
+                                                      functools.partial(attach_entities, model_name=self.model),
+                                                      skip_ner)

@@ -52,13 +52,21 @@ def unexpected(exc: BaseException) -> ParseError:
 
 @dataclass(frozen=True)
 class ParseLimits:
+    """What a record may hold and still become an article (the caps of parsing; no network policy here)."""
     max_chars: int = 200_000  # a long news article is ~50k characters; beyond this it is rejected, not truncated
     future_days: int = 2  # a published date more than this many days after today is implausible
-    # --fetch-full-text: a feed entry without <content>, or with less text than full_text_min_chars, is only a
-    # summary; its link is downloaded (the fetcher given to ParseArticles) and the page's main text replaces it
-    fetch_full_text: bool = False
-    full_text_min_chars: int = 600
-    full_text_allow_private_hosts: bool = False  # entry links resolving to non-public addresses are refused
+
+
+@dataclass(frozen=True)
+class FullTextPolicy:
+    """--fetch-full-text: which feed entries get their article page downloaded, and from which hosts.
+
+    Fetch policy, apart from the parse caps: an entry without <content>, or with less text than `min_chars`, is
+    only a summary; its link is downloaded (the fetcher given to ParseArticles) and the page's main text
+    replaces it. Entry links resolving to non-public addresses are refused unless `allow_private_hosts`."""
+    enabled: bool = False
+    min_chars: int = 600
+    allow_private_hosts: bool = False
 
 
 # ------------------------------------------------------------------ normalisation and identity
@@ -183,9 +191,10 @@ _TEXT_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), 
               (b"\xfe\xff", "utf-16"))
 
 
-def decode_utf8(data: bytes) -> str:
+def decode_text(data: bytes) -> str:
     """Bytes -> str: UTF-8 (BOM or not), or UTF-16/32 announced by a BOM; binary and other encodings are refused
-    with a clear reason (guessing an 8-bit code page would silently corrupt names)."""
+    with a clear reason (guessing an 8-bit code page would silently corrupt names). Not `decode_utf8`: it reads
+    UTF-16/32 too."""
     for bom, codec in _TEXT_BOMS:
         if data.startswith(bom):
             try:
@@ -302,14 +311,40 @@ def parse_jsonl_record(line: str, ref: str, default_source: str, fetched_at=None
                         targets=obj.get("targets"), limits=limits)
 
 
-def html_to_text(html: str) -> str:
-    """Strip tags from a feed's HTML summary/content (block elements become line breaks)."""
-    import html as htmllib
+_LINE_END_TAGS = frozenset({"br", "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote"})
+_NO_TEXT_TAGS = frozenset({"script", "style"})
+_SPACES = re.compile(r"[ \t\u00a0]+")
 
-    html = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", html)
-    html = re.sub(r"(?i)<br\s*/?>|</(p|div|li|h[1-6]|tr|blockquote)\s*>", "\n", html)
-    text = htmllib.unescape(re.sub(r"(?s)<[^>]+>", " ", html))
-    return "\n".join(re.sub(r"[ \t\u00a0]+", " ", ln).strip() for ln in text.split("\n"))
+
+def html_to_text(html: str) -> str:
+    """The text of a feed's HTML summary/content or title, parsed by lxml's HTML parser (so a `>` inside an
+    attribute, a comment or an unclosed tag cannot leak markup into the text, and entities are decoded once).
+
+    Layout: the end of a paragraph, div, list item, heading, table row or blockquote and a <br> are line breaks;
+    any other tag is a space (`<td>a</td><td>b</td>` is "a b"); script and style contents are dropped; runs of
+    spaces, tabs and no-break spaces become one space and each line is trimmed."""
+    if "<" not in html and "&" not in html:
+        text = html
+    else:
+        from lxml import html as lxml_html
+
+        # NUL is refused by lxml; normalise_text drops it (a control character) anyway
+        root = lxml_html.fragment_fromstring(html.replace("\x00", ""), create_parent="div")
+        parts: list[str] = []
+        todo: list = [*reversed(root), root.text or ""]  # a stack popped in document order: no recursion limit
+        while todo:
+            item = todo.pop()
+            if isinstance(item, str):
+                parts.append(item)
+                continue
+            tag = item.tag.lower() if isinstance(item.tag, str) else ""  # "" for a comment or processing instruction
+            if tag and tag != "br" and tag not in _NO_TEXT_TAGS:
+                end = "\n" if tag in _LINE_END_TAGS else " "
+                todo += [item.tail or "", end, *reversed(item), item.text or "", " "]
+            else:
+                todo += [item.tail or "", "\n" if tag == "br" else " "]
+        text = "".join(parts)
+    return "\n".join(_SPACES.sub(" ", ln).strip() for ln in text.split("\n"))
 
 
 def cap_entries(records: Iterable[tuple[str, Any]], max_entries: int | None) -> Iterator[tuple[str, Any]]:
@@ -405,7 +440,7 @@ def _entry_fields(e: Any, feed_title: str, with_content_flag: bool) -> dict:
 
 def _entry_keys(e: Any) -> dict:
     """guid, link and title of an entry whose fields could not be read, those usable (streaming's seen filter
-    keys the entry by them, pipeline.streaming.entry_key)."""
+    keys the entry by them: pipeline.streaming)."""
     keys = {}
     for name, key in (("guid", "id"), ("url", "link"), ("title", "title")):
         try:
@@ -431,10 +466,10 @@ def feed_entries(data: bytes, ref: str, with_content_flag: bool = False
     """
     import feedparser
 
-    from .feedsafety import UnsafeFeedError, looks_like_html, sanitize_feed_bytes
+    from .feedsafety import UnsafeFeedError, looks_like_html, refuse_entity_declarations
 
     try:
-        sanitize_feed_bytes(data)
+        refuse_entity_declarations(data)
     except UnsafeFeedError as exc:
         yield ref, ParseError(str(exc))
         return
@@ -469,22 +504,29 @@ FullText = Callable[[Any, str], "tuple[str | None, str | None]"]  # (link, summa
 
 
 def feed_records(data: bytes, ref: str, fetched_at, limits: ParseLimits, full_text: FullText | None = None,
-                 max_entries: int | None = None) -> Iterator[tuple[str, dict | ParseError, dict | None]]:
+                 max_entries: int | None = None, full_text_min_chars: int = FullTextPolicy.min_chars,
+                 only: Iterable[str] | None = None
+                 ) -> Iterator[tuple[str, dict | ParseError, dict | None]]:
     """(entry ref, article or ParseError, the entry's fields) for each entry of a feed document, the first
     `max_entries` only (cap_entries); the fields are None for a problem of the whole document. Shared by batch
-    (parse_raw) and streaming (pipeline.streaming.feed_entry_records), so both isolate a bad entry the same way.
+    (parse_raw) and streaming (through parse_raw too), so both isolate a bad entry the same way.
 
-    With `full_text` (--fetch-full-text), an entry that carries only a summary gets its page's main text before
-    the article (and its id) is made; when that fails the summary is kept (the fetcher counts and logs why)."""
-    for entry_ref, fields in cap_entries(feed_entries(data, ref, with_content_flag=full_text is not None),
-                                         max_entries):
+    With `full_text` (--fetch-full-text), an entry that carries only a summary (no <content>, or fewer than
+    `full_text_min_chars` characters) gets its page's main text before the article (and its id) is made; when that fails the summary is kept (the fetcher counts and logs why).
+    `only` (streaming: the entries its seen filter found new) keeps just those entry refs, so an entry already
+    written is neither parsed again nor its page fetched again."""
+    entries = feed_entries(data, ref, with_content_flag=full_text is not None)
+    if only is not None:
+        keep = set(only)
+        entries = (e for e in entries if e[0] in keep or e[0] == ref)
+    for entry_ref, fields in cap_entries(entries, max_entries):
         if isinstance(fields, ParseError):
             yield entry_ref, fields, (fields.fields if entry_ref != ref else None)
             continue
         try:
             has_content = fields.pop("_has_content", True)
             summary = fields.get("text") or ""
-            if full_text is not None and (not has_content or len(summary) < limits.full_text_min_chars):
+            if full_text is not None and (not has_content or len(summary) < full_text_min_chars):
                 text, _reason = full_text(fields.get("url"), summary)
                 if text:
                     fields["text"] = text
@@ -515,14 +557,15 @@ def guarded(records: Iterable[tuple], ref: str, width: int = 2) -> Iterator[tupl
         yield rec
 
 
-def parse_raw(raw: dict, limits: ParseLimits = ParseLimits(), full_text: FullText | None = None
-              ) -> Iterator[tuple[str, dict | ParseError]]:
+def parse_raw(raw: dict, limits: ParseLimits = ParseLimits(), full_text: FullText | None = None,
+              full_text_min_chars: int = FullTextPolicy.min_chars) -> Iterator[tuple[str, dict | ParseError]]:
     """(record ref, article dict or ParseError) for every record in one raw input. `full_text` (a
     pipeline.feeds.FullTextFetcher) fetches the page of feed entries that carry only a summary."""
-    return guarded(_parse_raw(raw, limits, full_text), raw.get("ref", "?"))
+    return guarded(_parse_raw(raw, limits, full_text, full_text_min_chars), raw.get("ref", "?"))
 
 
-def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None) -> Iterator[tuple[str, Any]]:
+def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None,
+               full_text_min_chars: int) -> Iterator[tuple[str, Any]]:
     ref, data = raw["ref"], raw["data"]
     fetched_at = raw.get("fetched_at")
     if isinstance(fetched_at, str):
@@ -537,11 +580,12 @@ def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None) -> It
     fmt = detect_format(ref, data)
     if fmt == "feed":
         for entry_ref, result, _fields in feed_records(data, ref, fetched_at, limits, full_text,
-                                                       raw.get("max_entries")):
+                                                       raw.get("max_entries"), full_text_min_chars,
+                                                       only=raw.get("entries")):
             yield entry_ref, result
         return
     try:
-        text = decode_utf8(data)
+        text = decode_text(data)
     except ParseError as exc:
         yield ref, exc
         return
@@ -565,9 +609,9 @@ def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None) -> It
 
 
 class _ParseDoFn(beam.DoFn):
-    def __init__(self, limits: ParseLimits, full_text_fetcher: Callable[[], Any] | None):
+    def __init__(self, limits: ParseLimits, full_text_fetcher: Callable[[], Any] | None, full_text_min_chars: int):
         self.limits = limits
-        self.full_text_fetcher = full_text_fetcher
+        self.full_text_fetcher, self.full_text_min_chars = full_text_fetcher, full_text_min_chars
         self.read = counter("read")
         self.full_text = None
 
@@ -581,7 +625,7 @@ class _ParseDoFn(beam.DoFn):
 
     def process(self, raw: dict):
         # parse_raw never raises: each bad record is its own ParseError (guarded keeps the records before a bug)
-        for ref, result in parse_raw(raw, self.limits, self.full_text):
+        for ref, result in parse_raw(raw, self.limits, self.full_text, self.full_text_min_chars):
             self.read.inc()
             if isinstance(result, ParseError):
                 yield tagged_dead(ref, "parse", str(result), excerpt=raw.get("data") if ref == raw["ref"] else None)
@@ -592,17 +636,18 @@ class _ParseDoFn(beam.DoFn):
 class ParseArticles(beam.PTransform):
     """Raw inputs -> article dicts (main) and dead letters (tag `dead_letter`).
 
-    `full_text_fetcher`: with `limits.fetch_full_text`, a picklable factory of the page fetcher (a FullText
+    `full_text_fetcher`: with `full_text.enabled`, a picklable factory of the page fetcher (a FullText
     callable with a close(); the pipeline passes its HTTP client, pipeline.feeds.FullTextFetcher), made once per
     worker. Injected, so parsing does not import the network layer above it."""
 
-    def __init__(self, limits: ParseLimits = ParseLimits(), full_text_fetcher: Callable[[], Any] | None = None):
+    def __init__(self, limits: ParseLimits = ParseLimits(), full_text_fetcher: Callable[[], Any] | None = None,
+                 full_text: FullTextPolicy = FullTextPolicy()):
         super().__init__()
-        if limits.fetch_full_text and full_text_fetcher is None:
-            raise ValueError("limits.fetch_full_text needs full_text_fetcher (e.g. pipeline.feeds.full_text_fetcher)")
-        self.limits = limits
-        self.full_text_fetcher = full_text_fetcher if limits.fetch_full_text else None
+        if full_text.enabled and full_text_fetcher is None:
+            raise ValueError("full_text.enabled needs full_text_fetcher (e.g. pipeline.feeds.full_text_fetcher)")
+        self.limits, self.full_text_min_chars = limits, full_text.min_chars
+        self.full_text_fetcher = full_text_fetcher if full_text.enabled else None
 
     def expand(self, raws):
-        return raws | "Parse" >> beam.ParDo(_ParseDoFn(self.limits, self.full_text_fetcher)).with_outputs(
-            DEAD, main="articles")
+        fn = _ParseDoFn(self.limits, self.full_text_fetcher, self.full_text_min_chars)
+        return raws | "Parse" >> beam.ParDo(fn).with_outputs(DEAD, main="articles")

@@ -10,15 +10,17 @@ call. An article's own `targets` (JSONL input) replace the configured ones.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from schemas.article import NOT_MENTIONED
 
 from .common import (DEAD, InferenceFailure, counter, dead_letter, fixed_batches, infer_with_single_retry,
                      set_torch_threads)
+from .inference import LanguageRoute, RoutedInference
 
 STANCE_LANGUAGES = ("en", "ru")
 MAX_MENTIONS = 16
@@ -226,59 +228,26 @@ def skip_stance(article: dict, targets: Mapping[str, list[str]], reason: str, au
     return dict(article, stance=stance, stance_status={"status": "skipped", "reason": reason})
 
 
-NO_TARGETS = "no targets configured"
-SUPPORTED, UNSUPPORTED, UNTARGETED = 0, 1, 2
-
-
-def stance_route(article: dict, targets: Mapping[str, list[str]], languages: Sequence[str]) -> int:
-    """SUPPORTED (classify), UNSUPPORTED (a language the model does not cover) or UNTARGETED (no targets)."""
-    if not (article.get("targets") or targets):
-        return UNTARGETED
-    return SUPPORTED if (article.get("language") or {}).get("code") in languages else UNSUPPORTED
-
-
-def skip_unrouted(article: dict, route: int, targets: Mapping[str, list[str]], languages: Sequence[str],
-                  auto_top_n: int = 3) -> dict:
-    """The stance of an article routed UNSUPPORTED or UNTARGETED: no model call, the reason says why."""
-    if route == UNTARGETED:
-        return skip_stance(article, targets, NO_TARGETS)
-    code = (article.get("language") or {}).get("code", "und")
-    return skip_stance(article, targets, f"unsupported language: {code} (stance covers {', '.join(languages)})",
-                       auto_top_n)
-
-
-def failed_batch_to_dead_letters(item) -> list[dict]:
-    batch, exc = item
-    return [dead_letter(a["input_ref"], "stance", f"model failed on this batch: {type(exc).__name__}: {exc}",
-                        article_id=a["id"]) for a in batch]
-
-
 class ClassifyStance(beam.PTransform):
-    """Articles -> articles with `stance` per target (main) and dead letters (tag `dead_letter`)."""
+    """Articles -> {"articles": with `stance` per target (or `stance_status` skipped and the reason),
+    "dead_letter", "failed_batches"}; routed inside the model handler as RecogniseEntities."""
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str] = STANCE_LANGUAGES,
                  max_batch_size: int = 32, auto_top_n: int = 3, torch_threads: int = 0,
                  compile_model: bool = False, precision: str = "auto"):
         super().__init__()
         self.model = model
-        self.targets = dict(targets)
-        self.languages = tuple(languages)
-        self.auto_top_n = auto_top_n
+        self.targets, self.languages, self.auto_top_n = dict(targets), tuple(languages), auto_top_n
         self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size, auto_top_n=auto_top_n,
                                           torch_threads=torch_threads, compile_model=compile_model,
                                           precision=precision)
 
     def expand(self, articles):
-        languages, targets, top_n = self.languages, self.targets, self.auto_top_n
+        return articles | "Routed" >> RoutedInference(
+            "stance", self.handler, LanguageRoute("stance", self.languages, self.targets),
+            functools.partial(attach_stance, model_name=self.model),
+            functools.partial(_skip, targets=self.targets, auto_top_n=self.auto_top_n))
 
-        def route(article, n):
-            return stance_route(article, targets, languages)
 
-        supported, unsupported, untargeted = articles | "ByLanguage" >> beam.Partition(route, 3)
-        skipped = unsupported | "Skip" >> beam.Map(skip_unrouted, UNSUPPORTED, targets, languages, top_n)
-        no_targets = untargeted | "NoTargets" >> beam.Map(skip_unrouted, UNTARGETED, targets, languages)
-        main, other = supported | "RunInference" >> RunInference(self.handler).with_exception_handling()
-        done = main | "Attach" >> beam.ParDo(attach_stance, self.model).with_outputs(DEAD, main="articles")
-        failed = other.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_to_dead_letters)
-        return {"articles": (done.articles, skipped, no_targets) | "Merge" >> beam.Flatten(),
-                DEAD: (done[DEAD], failed) | "Dead" >> beam.Flatten()}
+def _skip(article: dict, reason: str, targets: Mapping[str, list[str]], auto_top_n: int) -> dict:
+    return skip_stance(article, targets, reason, auto_top_n)

@@ -1,0 +1,26 @@
+"""Whole-file writes through Beam's FileSystems (local, gs://, s3://): the one atomic writer of the project."""
+from __future__ import annotations
+
+import uuid
+
+from apache_beam.io.filesystems import FileSystems
+
+
+def write_atomically(path: str, lines: list[str]) -> None:
+    """Write to a temporary sibling, then rename over the target (the rename replaces an older file), so a reader
+    or a crash never meets a half-written file.
+
+    Temporary files left by an interrupted earlier run for the same target are removed, so a rerun leaves
+    exactly what a clean run leaves.
+    """
+    directory, name = path.rsplit("/", 1)
+    if not FileSystems.exists(directory):
+        FileSystems.mkdirs(directory)
+    stale = [m.path for m in FileSystems.match([f"{directory}/.tmp-*-{name}"])[0].metadata_list]
+    if stale:
+        FileSystems.delete(stale)
+    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
+    with FileSystems.create(tmp) as fh:
+        for line in lines:
+            fh.write(line.encode("utf-8") + b"\n")
+    FileSystems.rename([tmp], [path])  # replaces the old file in one step (local rename, GCS/S3 copy-over)
