@@ -13,7 +13,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-import apache_beam as beam
 
 from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
 from pipeline.graph import MODELS_SKIPPED
@@ -22,10 +21,11 @@ from schemas import Article, DeadLetter, DuplicateRecord
 from transforms.common import dead_letter
 from transforms.dedup_local import deduplicate_list
 from transforms.langid import detect_language, load_detector
-from transforms.ner import NER_LANGUAGES, NerModelHandler, attach_entities, skip_ner, skip_unsupported
+from transforms.inference import RoutedInference
+from transforms.ner import RecogniseEntities, skip_ner
 from transforms.parse import ParseError, ParseLimits, parse_raw
-from transforms.stance import (STANCE_LANGUAGES, SUPPORTED, StanceModelHandler, attach_stance, load_targets_config,
-                               parse_target_specs, skip_stance, skip_unrouted, stance_route, with_config_aliases)
+from transforms.stance import (ClassifyStance, load_targets_config, parse_target_specs, skip_stance,
+                               with_config_aliases)
 
 Item = Union[str, bytes, dict, "os.PathLike[str]"]
 
@@ -118,10 +118,11 @@ class Enricher:
         self.limits = ParseLimits(max_chars=max_chars)
         self.dedup = dict(threshold=dedup_threshold, num_perm=num_perm, shingle_size=shingle_size)
         self.auto_targets, self.batch_size, self.skip_models = auto_targets, batch_size, skip_models
-        self.ner = NerModelHandler(ner_model, window=ner_window, decoding=ner_decoding, precision=precision,
-                                   max_batch_size=batch_size)
-        self.stance = StanceModelHandler(stance_model, self.targets, max_batch_size=batch_size,
-                                         auto_top_n=auto_targets, precision=precision)
+        # the pipeline's own stages (handler, language route, attach, skip), run without Beam
+        self.ner = RecogniseEntities(str(ner_model), window=ner_window, decoding=ner_decoding, precision=precision,
+                                     max_batch_size=batch_size).routed()
+        self.stance = ClassifyStance(str(stance_model), self.targets, max_batch_size=batch_size,
+                                     auto_top_n=auto_targets, precision=precision).routed()
         self.ner_key = ("ner", str(ner_model), ner_window, ner_decoding, precision)
         self.stance_key = ("stance", str(stance_model), precision)
 
@@ -165,40 +166,25 @@ class Enricher:
                 dead.append(dead_letter(a["input_ref"], "langid", f"{type(exc).__name__}: {exc}", article_id=a["id"]))
         return out
 
-    def _infer(self, handler, key: tuple, articles: list[dict], attach, dead: list[dict]) -> dict[int, dict]:
-        """Run a handler over fixed batches and attach its results: {position: enriched article}."""
+    def _model_stage(self, stage: RoutedInference, key: tuple, articles: list[dict], dead: list[dict]
+                     ) -> list[dict]:
+        """One model stage over fixed batches, in order: each article attached, skipped with the reason, or
+        dead-lettered, exactly as the graph's stage does (RoutedInference.run_in_process)."""
         if not articles:
-            return {}
-        model = _cached(key, handler.load_model)
-        done = {}
+            return []
+        model = _cached(key, stage.handler.load_model)
+        out: list[dict] = []
         for start in range(0, len(articles), self.batch_size):
-            batch = articles[start:start + self.batch_size]
-            for result in handler.run_inference(batch, model):
-                for out in attach(result, handler.model_name):
-                    if isinstance(out, beam.pvalue.TaggedOutput):
-                        dead.append(out.value)
-                    else:
-                        done[id(result.example)] = out
-        return done
+            done, failed = stage.run_in_process(model, articles[start:start + self.batch_size])
+            out += done
+            dead += failed
+        return out
 
     def _entities(self, articles: list[dict], dead: list[dict]) -> list[dict]:
-        supported = [a for a in articles if (a.get("language") or {}).get("code") in NER_LANGUAGES]
-        done = self._infer(self.ner, self.ner_key, supported, attach_entities, dead)
-        tried = {id(a) for a in supported}  # tried and not done: dead-lettered by the stage
-        return [done[id(a)] if id(a) in done else skip_unsupported(a, NER_LANGUAGES) for a in articles
-                if id(a) in done or id(a) not in tried]
+        return self._model_stage(self.ner, self.ner_key, articles, dead)
 
     def _stance(self, articles: list[dict], dead: list[dict]) -> list[dict]:
-        routes = [stance_route(a, self.targets, STANCE_LANGUAGES) for a in articles]
-        supported = [a for a, r in zip(articles, routes) if r == SUPPORTED]
-        done = self._infer(self.stance, self.stance_key, supported, attach_stance, dead)
-        out = []
-        for a, route in zip(articles, routes):
-            if route != SUPPORTED:
-                out.append(skip_unrouted(a, route, self.targets, STANCE_LANGUAGES, self.auto_targets))
-            elif id(a) in done:
-                out.append(done[id(a)])
-        return out
+        return self._model_stage(self.stance, self.stance_key, articles, dead)
 
 
 def enrich(items: Iterable[Item], targets: Sequence[str] | Mapping[str, Sequence[str]] | None = None, *,

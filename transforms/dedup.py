@@ -272,12 +272,12 @@ class KeepWhatWasWritten(beam.PTransform):
 
 
 # ---------------------------------------------------------------------------------------------- Beam
-class _SplitExact(beam.DoFn):
+class SplitExact(beam.DoFn):
     """One exact-key group (new articles of this run plus index rows with that text).
 
     The keeper is the smallest member in (prio, published, id) order: an already-written article if there is one.
     Every other new article is an exact duplicate of it. A new article with the id of an already-written keeper
-    is decided by `_Decide` (`same_as_written`: the same record again, or a later copy and so a duplicate): the
+    is decided by `DecideKeep` (`same_as_written`: the same record again, or a later copy and so a duplicate): the
     keeper's published day and record go out tagged "written". The keeper goes on to the LSH bands; if it is new,
     its index row is offered for writing (written only if it is still kept after the near-duplicate stage). The
     group is streamed twice, never held in memory."""
@@ -307,17 +307,17 @@ class _SplitExact(beam.DoFn):
             yield beam.pvalue.TaggedOutput("index_rows", (keeper[2], index_row(keeper, exact)))
 
 
-def _new_member(article: dict, shingle_size: int, num_perm: int, seed: int) -> tuple[str, tuple]:
+def new_member(article: dict, shingle_size: int, num_perm: int, seed: int) -> tuple[str, tuple]:
     exact, sig = text_signature(article["text"], shingle_size, num_perm, seed, title=article.get("title"))
     return exact, (NEW, article["published"], article["id"], sig.tobytes(), record_fingerprint(article))
 
 
-def _bucket_edges(item, threshold: float, max_bucket: int):
+def bucket_edges(item, threshold: float, max_bucket: int):
     _key, members = item
     return near_duplicate_edges(members, threshold, max_bucket)
 
 
-def _jump(item):
+def jump_to_root(item):
     """One pointer-jumping round over child -> (parent, kind, similarity, parent_is_root). In node n's group: its
     own entry (`up`, at most one) and the entries of its children (`down`); each child moves to n's parent.
     An exact copy of n inherits n's kind and similarity (same text); a near copy keeps its own similarity."""
@@ -332,7 +332,7 @@ def _jump(item):
             yield child, (up[0], "near", sim, up[3])
 
 
-class _Decide(beam.DoFn):
+class DecideKeep(beam.DoFn):
     """Per id: the article(s), its resolved parent if any, its new index row if any, and what an earlier run
     wrote under this id if it did -> kept or duplicate. An id is written once per output root: a copy of an
     article an earlier run wrote is its exact duplicate, unless it is that very record again (a rerun, which is
@@ -407,7 +407,7 @@ class Deduplicate(beam.PTransform):
 
     def expand(self, articles):
         with_index = self.index_root is not None
-        members = articles | "Signature" >> beam.Map(_new_member, self.shingle_size, self.num_perm, self.seed)
+        members = articles | "Signature" >> beam.Map(new_member, self.shingle_size, self.num_perm, self.seed)
         if with_index:
             directory = index_dir(self.index_root, self.shingle_size, self.num_perm)
             indexed = (articles.pipeline
@@ -416,12 +416,12 @@ class Deduplicate(beam.PTransform):
             members = (members, indexed) | "WithIndex" >> beam.Flatten()
         exact = (members
                  | "GroupExact" >> beam.GroupByKey()
-                 | "SplitExact" >> beam.ParDo(_SplitExact(self.bands, self.rows, with_index))
+                 | "SplitExact" >> beam.ParDo(SplitExact(self.bands, self.rows, with_index))
                  .with_output_types(tuple[bytes, tuple])  # the main output; without it Beam infers a Union
                  .with_outputs("parents", "index_rows", "written", main="bands"))
         near = (exact.bands
                 | "GroupBand" >> beam.GroupByKey()
-                | "BucketEdges" >> beam.FlatMap(_bucket_edges, self.threshold, self.max_bucket))
+                | "BucketEdges" >> beam.FlatMap(bucket_edges, self.threshold, self.max_bucket))
         # child id -> (parent id, kind, similarity, parent is known to be a root)
         parents = ((exact.parents, near)
                    | "AllEdges" >> beam.Flatten()
@@ -431,14 +431,14 @@ class Deduplicate(beam.PTransform):
             down = parents | f"ByParent{r}" >> beam.MapTuple(lambda child, e: (e[0], (child, e[1], e[2], e[3])))
             parents = ({"up": parents, "down": down}
                        | f"JoinParents{r}" >> beam.CoGroupByKey()
-                       | f"Jump{r}" >> beam.FlatMap(_jump))
+                       | f"Jump{r}" >> beam.FlatMap(jump_to_root))
         joined = {"article": articles | "ById" >> beam.Map(lambda a: (a["id"], a)), "parent": parents}
         if with_index:
             joined["index_row"] = exact.index_rows
             joined["written"] = exact.written
         decided = (joined
                    | "JoinArticles" >> beam.CoGroupByKey()
-                   | "Decide" >> beam.ParDo(_Decide(self.rewrite_same_day))
+                   | "Decide" >> beam.ParDo(DecideKeep(self.rewrite_same_day))
                    .with_outputs("duplicates", "index_rows", main="kept"))
         out = {"articles": decided.kept, "duplicates": decided.duplicates}
         if with_index and not self.write_index:

@@ -1,7 +1,7 @@
 """Deduplication of an in-memory list (newsbeam.enrich): the steps of `transforms.dedup.Deduplicate` without Beam.
 
-Each step runs the very code the graph runs on one group (`_new_member`, `_SplitExact`, `near_duplicate_edges`,
-`_jump`, `_Decide`), only the grouping is a dict here instead of a GroupByKey, so the keep rule (which copy is
+Each step runs the very code the graph runs on one group (`new_member`, `SplitExact`, `near_duplicate_edges`,
+`jump_to_root`, `DecideKeep`), only the grouping is a dict here instead of a GroupByKey, so the keep rule (which copy is
 kept, what a duplicate points at) cannot drift from the pipeline's. No cross-run index: a list has no output root.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import apache_beam as beam
 
 from modeling.minhash import lsh_params
 
-from .dedup import _bucket_edges, _Decide, _jump, _new_member, _SplitExact
+from .dedup import bucket_edges, DecideKeep, jump_to_root, new_member, SplitExact
 
 
 def _split(outputs: Iterable) -> dict[str, list]:
@@ -40,22 +40,22 @@ def deduplicate_list(articles: list[dict], threshold: float = 0.8, num_perm: int
     if not 0.0 < threshold <= 1.0:
         raise ValueError("dedup threshold must be in (0, 1]")
     bands, rows = lsh_params(threshold, num_perm)
-    split_exact = _SplitExact(bands, rows, with_index=False)
+    split_exact = SplitExact(bands, rows, with_index=False)
     exact = defaultdict(list)
-    for group in _grouped(_new_member(a, shingle_size, num_perm, seed) for a in articles).items():
+    for group in _grouped(new_member(a, shingle_size, num_perm, seed) for a in articles).items():
         for tag, values in _split(split_exact.process(group)).items():
             exact[tag] += values
-    near = [edge for bucket in _grouped(exact["main"]).items() for edge in _bucket_edges(bucket, threshold, max_bucket)]
+    near = [edge for bucket in _grouped(exact["main"]).items() for edge in bucket_edges(bucket, threshold, max_bucket)]
     parents = {child: (e[1], e[2], e[3], False)
                for child, e in ((child, min(es)) for child, es in _grouped(exact["parents"] + near).items())}
     for _ in range(resolve_rounds):
         down = _grouped((e[0], (child, e[1], e[2], e[3])) for child, e in parents.items())
         nodes = sorted(set(parents) | set(down))
         parents = dict(pair for node in nodes
-                       for pair in _jump((node, {"up": [parents[node]] if node in parents else [],
+                       for pair in jump_to_root((node, {"up": [parents[node]] if node in parents else [],
                                                  "down": down.get(node, [])})))
     by_id = _grouped((a["id"], a) for a in articles)
-    decide = _Decide()
+    decide = DecideKeep()
     kept_ids: set[int] = set()  # the kept copies themselves (object ids): one id may be read twice
     duplicates: list[dict] = []
     for article_id, copies in by_id.items():

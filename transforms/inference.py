@@ -100,6 +100,23 @@ class RoutedInference(beam.PTransform):
         self.stage, self.attach, self.skip = stage, attach, skip
         self.handler = RoutedModelHandler(handler, route)
 
+    def run_in_process(self, model, batch: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+        """(articles attached or skipped, dead letters) of one batch, without Beam (newsbeam.enrich): the same
+        handler, routing, attach and skip as `expand`, and a batch failing as a whole dead-letters each article
+        as RunInference's exception handling does."""
+        try:
+            results = list(self.handler.run_inference(list(batch), model))
+        except Exception as exc:
+            return [], failed_batch_dead_letters((batch, exc), self.stage)
+        articles, dead = [], []
+        for result in results:
+            for out in _attach_or_skip(result, self.attach, self.skip):
+                if isinstance(out, beam.pvalue.TaggedOutput):
+                    dead.append(out.value)
+                else:
+                    articles.append(out)
+        return articles, dead
+
     def expand(self, articles):
         main, other = articles | "RunInference" >> RunInference(self.handler).with_exception_handling()
         done = main | "Attach" >> beam.ParDo(_attach_or_skip, self.attach, self.skip).with_outputs(

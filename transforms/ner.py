@@ -104,7 +104,11 @@ class RecogniseEntities(beam.PTransform):
                                        torch_threads=torch_threads, compile_model=compile_model, decoding=decoding,
                                        precision=precision)
 
+    def routed(self) -> RoutedInference:
+        """The stage itself: the handler behind the language route, attach and skip (also run without Beam by
+        newsbeam.enrich through RoutedInference.run_in_process)."""
+        return RoutedInference("ner", self.handler, LanguageRoute("NER", self.languages),
+                               functools.partial(attach_entities, model_name=self.model), skip_ner)
+
     def expand(self, articles):
-        return articles | "Routed" >> RoutedInference("ner", self.handler, LanguageRoute("NER", self.languages),
-                                                      functools.partial(attach_entities, model_name=self.model),
-                                                      skip_ner)
+        return articles | "Routed" >> self.routed()

@@ -242,11 +242,14 @@ class ClassifyStance(beam.PTransform):
                                           torch_threads=torch_threads, compile_model=compile_model,
                                           precision=precision)
 
+    def routed(self) -> RoutedInference:
+        """The stage itself (see RecogniseEntities.routed)."""
+        return RoutedInference("stance", self.handler, LanguageRoute("stance", self.languages, self.targets),
+                               functools.partial(attach_stance, model_name=self.model),
+                               functools.partial(_skip, targets=self.targets, auto_top_n=self.auto_top_n))
+
     def expand(self, articles):
-        return articles | "Routed" >> RoutedInference(
-            "stance", self.handler, LanguageRoute("stance", self.languages, self.targets),
-            functools.partial(attach_stance, model_name=self.model),
-            functools.partial(_skip, targets=self.targets, auto_top_n=self.auto_top_n))
+        return articles | "Routed" >> self.routed()
 
 
 def _skip(article: dict, reason: str, targets: Mapping[str, list[str]], auto_top_n: int) -> dict:
