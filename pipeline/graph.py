@@ -34,7 +34,7 @@ from .layout import ARTICLES, DEAD_LETTER, DUPLICATES
 from .options import (DEFAULT_BAND_MAX, DEFAULT_DEDUP_TTL, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF,
                       DEFAULT_POLL_INTERVAL, DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, DEFAULT_TEXT_MAX,
                       DEFAULT_WINDOW_SECONDS)
-from .parquet_sink import FORMATS, WriteArticleFormats
+from .parquet_sink import FORMATS
 from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFiles, WriteWindowedFiles
 from .sources import ReadInputFiles
 from .streaming import NewEntries, PollFeeds
@@ -172,9 +172,8 @@ class WriteOutputs(beam.PTransform):
         self.merge = merge  # add to what earlier runs wrote (run); False: replace each day (backfill)
 
     def expand(self, outputs):
-        sink = (WriteArticles(self.output, merge=self.merge) if self.article_format == "jsonl" else
-                WriteArticleFormats(self.output, self.merge, FORMATS[self.article_format]))
-        written = outputs["articles"] | "WriteArticles" >> sink
+        written = outputs["articles"] | "WriteArticles" >> WriteArticles(self.output, self.merge,
+                                                                         FORMATS[self.article_format])
         dead = [pc for key, pc in sorted(outputs.items()) if key.startswith(DEAD)] + [written[DEAD]]
         duplicates = [pc for key, pc in sorted(outputs.items()) if key.startswith(DUPLICATES)]
         duplicates = duplicates[0] if len(duplicates) == 1 else tuple(duplicates) | "AllDuplicates" >> beam.Flatten()

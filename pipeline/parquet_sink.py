@@ -2,9 +2,10 @@
 `<root>/dt=YYYY-MM-DD/articles-00000-of-00001.parquet`, so pandas, DuckDB or Spark read the folder directly.
 
 The Arrow schema is derived from the pydantic models (schemas.Article): nested entities and stance stay lists of
-structs, days are date32, timestamps UTC. The files follow the JSONL sink's pattern (pipeline.sinks): validated,
-grouped by day, rows sorted by id, written whole to a temporary name and renamed, merged by id with what earlier
-runs wrote (run) or replacing the day (backfill); the same rows give the same bytes (no write time is stored).
+structs, days are date32, timestamps UTC. pipeline.sinks.WriteArticles writes them
+beside (or instead of) the JSONL, from the same validated records grouped by day: rows sorted by id, written
+whole to a temporary name and renamed, merged by id with what earlier runs wrote (run) or replacing the day
+(backfill); the same rows give the same bytes (no write time is stored).
 """
 from __future__ import annotations
 
@@ -12,17 +13,14 @@ import datetime as dt
 import io
 import types
 import typing
-import uuid
 from typing import Any, Literal, Union
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from pydantic import BaseModel
 
-from transforms.common import DEAD, counter
+from transforms.files import write_atomically
 
 from .layout import batch_parquet_file
-from .sinks import WRITTEN_IDS, _ValidateArticle, _WritePartition
 
 JSONL, PARQUET = "jsonl", "parquet"
 FORMATS = {"jsonl": (JSONL,), "parquet": (PARQUET,), "both": (JSONL, PARQUET)}
@@ -92,65 +90,10 @@ def read_parquet_records(path: str) -> list[dict]:
     return [Article.model_validate(r).model_dump(mode="json") for r in table.to_pylist()]
 
 
-def write_bytes_atomically(path: str, data: bytes) -> None:
-    """As pipeline.sinks.write_atomically, for bytes: a temporary sibling renamed over the target."""
-    directory, name = path.rsplit("/", 1)
-    if not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
-    stale = [m.path for m in FileSystems.match([f"{directory}/.tmp-*-{name}"])[0].metadata_list]
-    if stale:
-        FileSystems.delete(stale)
-    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
-    with FileSystems.create(tmp) as fh:
-        fh.write(data)
-    FileSystems.rename([tmp], [path])
-
-
 def write_parquet_day(output: str, day: str, records: list[dict], merge: bool) -> str:
     """One day's Parquet file: earlier runs' rows (merge) plus these, one per id (these win), sorted by id."""
     path = batch_parquet_file(output, day)
     by_id = {r["id"]: r for r in (read_parquet_records(path) if merge else [])}
     by_id.update((r["id"], r) for r in records)
-    write_bytes_atomically(path, parquet_bytes([by_id[k] for k in sorted(by_id)]))
+    write_atomically(path, parquet_bytes([by_id[k] for k in sorted(by_id)]))
     return path
-
-
-class _WriteDayFormats(beam.DoFn):
-    """One day's articles -> its JSONL (pipeline.sinks' own partition writer) and/or Parquet file; the paths,
-    then (tagged WRITTEN_IDS) the ids of the articles, once every file of the day is in place."""
-
-    def __init__(self, output: str, merge: bool, formats: tuple[str, ...]):
-        self.output, self.merge, self.formats = output, merge, formats
-        self.jsonl = _WritePartition(output, merge) if JSONL in formats else None
-
-    def process(self, item):
-        day, records = item
-        records = sorted(records, key=lambda r: r["id"])
-        path = write_parquet_day(self.output, day, records, self.merge)
-        counter("written_parquet").inc(len(records))
-        if self.jsonl is not None:
-            yield path
-            yield from self.jsonl.process((day, records))
-            return
-        counter("written").inc(len(records))
-        yield path
-        for r in records:
-            yield beam.pvalue.TaggedOutput(WRITTEN_IDS, r["id"])
-
-
-class WriteArticleFormats(beam.PTransform):
-    """pipeline.sinks.WriteArticles with a Parquet file per day as well as (both) or instead of (parquet) the
-    JSONL; the same outputs: {"paths", "written_ids", "dead_letter"}."""
-
-    def __init__(self, output: str, merge: bool = True, formats: tuple[str, ...] = (JSONL, PARQUET)):
-        super().__init__()
-        self.output, self.merge, self.formats = output, merge, tuple(formats)
-
-    def expand(self, articles):
-        valid = articles | "Validate" >> beam.ParDo(_ValidateArticle()).with_outputs(DEAD, main="valid")
-        paths = (valid.valid
-                 | "ByDay" >> beam.Map(lambda r: (r["published"], r))
-                 | "GroupDay" >> beam.GroupByKey()
-                 | "WriteDay" >> beam.ParDo(_WriteDayFormats(self.output, self.merge, self.formats))
-                 .with_outputs(WRITTEN_IDS, main="paths"))
-        return {"paths": paths.paths, WRITTEN_IDS: paths[WRITTEN_IDS], DEAD: valid[DEAD]}

@@ -30,6 +30,7 @@ from transforms.files import write_atomically
 
 from .layout import (ARTICLES, DEAD_LETTER, DUPLICATES, SIDE_SHARDS, batch_article_file, join_path,
                      side_shard_file, stream_folder)
+from .parquet_sink import JSONL, PARQUET, write_parquet_day
 
 log = logging.getLogger("newsbeam.sinks")
 WRITTEN_IDS = "written_ids"
@@ -79,45 +80,50 @@ def _validate_article(article: dict):
 
 
 class _WritePartition(beam.DoFn):
-    """One day's articles -> its partition file (main output: the path); then, tagged WRITTEN_IDS, the id of
-    every article in it, emitted only once the file is in place, so downstream (the cross-run dedup index) sees
-    only what was really written."""
+    """One day's articles -> its partition file(s), JSONL and/or Parquet (main output: the paths); then, tagged
+    WRITTEN_IDS, the id of every article in it, emitted only once every file of the day is in place, so
+    downstream (the cross-run dedup index) sees only what was really written."""
 
-    def __init__(self, output: str, merge: bool = True):
-        self.output = output
-        self.merge = merge
+    def __init__(self, output: str, merge: bool = True, formats: tuple[str, ...] = (JSONL,)):
+        self.output, self.merge, self.formats = output, merge, tuple(formats)
         self.written = counter("written")
 
     def process(self, item):
         day, records = item
         records = sorted(records, key=lambda r: r["id"])
-        path = batch_article_file(self.output, day)
-        old = read_lines(path) if self.merge else []
-        write_atomically(path, merge_by_id(old, records))
+        if PARQUET in self.formats:
+            yield write_parquet_day(self.output, day, records, self.merge)
+        if JSONL in self.formats:
+            path = batch_article_file(self.output, day)
+            old = read_lines(path) if self.merge else []
+            write_atomically(path, merge_by_id(old, records))
+            yield path
         self.written.inc(len(records))
-        yield path
         for r in records:
             yield beam.pvalue.TaggedOutput(WRITTEN_IDS, r["id"])
 
 
 class WriteArticles(beam.PTransform):
-    """Validate against schemas.Article and write `<output>/dt=YYYY-MM-DD/articles-*.jsonl`.
+    """Validate against schemas.Article and write `<output>/dt=YYYY-MM-DD/articles-*.jsonl` (and/or `.parquet`:
+    `formats`, --format; pipeline.parquet_sink).
 
     Returns {"paths": written file paths, "written_ids": ids of the articles written, "dead_letter": articles
     that failed validation}. merge=False replaces each day's partition instead of adding to it (backfill).
     """
 
-    def __init__(self, output: str, merge: bool = True):
+    def __init__(self, output: str, merge: bool = True, formats: tuple[str, ...] = (JSONL,)):
         super().__init__()
         self.output = output
         self.merge = merge
+        self.formats = tuple(formats)
 
     def expand(self, articles):
         valid = articles | "Validate" >> beam.FlatMap(_validate_article).with_outputs(DEAD, main="valid")
         paths = (valid.valid
                  | "ByDay" >> beam.Map(lambda r: (r["published"], r))
                  | "GroupDay" >> beam.GroupByKey()
-                 | "WriteDay" >> beam.ParDo(_WritePartition(self.output, self.merge)).with_outputs(WRITTEN_IDS, main="paths"))
+                 | "WriteDay" >> beam.ParDo(_WritePartition(self.output, self.merge, self.formats))
+                 .with_outputs(WRITTEN_IDS, main="paths"))
         return {"paths": paths.paths, WRITTEN_IDS: paths[WRITTEN_IDS], DEAD: valid[DEAD]}
 
 
