@@ -19,6 +19,7 @@ too (test_files_appear_while_the_run_is_going checks both). Feeds:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -226,6 +227,18 @@ def test_run_finishes_and_every_record_is_accounted_for(stream_run):
     assert c["duplicates"] == len(stream_run["duplicates"])
     assert c["dead_lettered"] == len(stream_run["dead"])
     assert c["feed_polls"] + c.get("feeds_backoff_skipped", 0) == FEEDS * stream_run["ticks"]
+
+
+def test_report_reads_the_streaming_output(stream_run):
+    """`newsbeam report` over a root written only by a streaming run: its window files of every kind."""
+    _ok(stream_run)
+    from pipeline.report import read_output as report_input
+
+    seen = report_input(str(stream_run["out"]))
+    assert sorted(a["id"] for a in seen.articles) == sorted(a["id"] for a in stream_run["articles"])
+    assert sorted(map(json.dumps, seen.duplicates)) == sorted(map(json.dumps, stream_run["duplicates"]))
+    assert sorted(map(json.dumps, seen.dead)) == sorted(map(json.dumps, stream_run["dead"]))
+    assert seen.articles and seen.dead and not [p for p in seen.problems if not p.startswith("no ")]
 
 
 def test_the_feed_gained_entries_between_polls(stream_run):
