@@ -306,7 +306,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     import subprocess
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(Path(__file__).resolve().parent / "weights" / "ner"))
+    ap.add_argument("--model", default=str(Path(__file__).resolve().parents[1] / "weights" / "ner"))
     ap.add_argument("--write", default=None, help="markdown file whose BSNLP section is replaced (or appended)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--cache", default=None, help="pickle of the model's spans, reused when model and data match")
