@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from modeling import evaluate
+from modeling.evaluation import evaluate
 
 SENTENCES = [
     [("Angela", "B-PER"), ("Merkel", "I-PER"), ("visited", "O"), ("Paris", "B-LOC"), ("on", "O"), ("Monday", "O"),
