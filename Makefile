@@ -60,19 +60,19 @@ schemas: install
 eval: install
 	$(BIN)/pip install --quiet -e '.[eval]'
 	mkdir -p logs
-	$(BIN)/python -m modeling.quality --write docs/quality.md --json logs/quality.json
-	$(BIN)/python -m modeling.bsnlp --write docs/quality.md --json logs/bsnlp.json
+	$(BIN)/python -m modeling.evaluation.quality --write docs/quality.md --json logs/quality.json
+	$(BIN)/python -m modeling.evaluation.bsnlp --write docs/quality.md --json logs/bsnlp.json
 
 # BSNLP-2017 dev: NER found per document, base forms, cross-language ids, per language (docs/quality.md section)
 eval-entities: install
 	mkdir -p logs
-	$(BIN)/python -m modeling.bsnlp --write docs/quality.md --json logs/bsnlp.json
+	$(BIN)/python -m modeling.evaluation.bsnlp --write docs/quality.md --json logs/bsnlp.json
 
 # Which precisions `--precision auto` may use: each model's dev scores in fp32, bf16 and int8, recorded in its
 # newsbeam.json and in docs/quality.md (WikiANN on its first 3,000 sentences per language: time on 2 cores).
 eval-precision: install
 	mkdir -p logs
-	$(BIN)/python -m modeling.quality --precisions fp32,bf16,int8 --wikiann-limit 3000 --record \
+	$(BIN)/python -m modeling.evaluation.quality --precisions fp32,bf16,int8 --wikiann-limit 3000 --record \
 		--write docs/quality.md --json logs/precision_quality.json
 
 train-ner: install

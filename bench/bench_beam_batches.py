@@ -31,7 +31,7 @@ def main() -> int:
     import transforms.ner as ner
     import transforms.stance as stance
     from bench_models import run_beam_stages, run_newsbeam
-    from modeling.corpora import reuters_articles
+    from modeling.training.corpora import reuters_articles
     from modeling.ner import NerTagger
     from modeling.stance import StanceClassifier
     from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modeling.corpora import reuters_articles  # noqa: E402
+from modeling.training.corpora import reuters_articles  # noqa: E402
 from modeling import minhash  # noqa: E402
 from transforms import dedup  # noqa: E402
 

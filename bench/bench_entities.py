@@ -30,8 +30,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from modeling import entity_ids, lemmas
-    from modeling.bsnlp import read_bsnlp
-    from modeling.corpora import reuters_articles
+    from modeling.evaluation.bsnlp import read_bsnlp
+    from modeling.training.corpora import reuters_articles
     from modeling.entities import resolve_entities
     from modeling.ner import NerTagger
     from pipeline.options import DEFAULT_NER_MODEL

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def load_fixtures() -> list[tuple[str, bytes]]:
-    from modeling.corpora import shared_data_dir
+    from modeling.training.corpora import shared_data_dir
 
     root = shared_data_dir() / "feeds" / "feed-rs"
     files = sorted(root.glob("*/*.xml"))

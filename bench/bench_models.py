@@ -211,7 +211,7 @@ def main() -> int:
 
     import torch
 
-    from modeling.corpora import reuters_articles
+    from modeling.training.corpora import reuters_articles
     from modeling.ner import NerTagger
     from modeling.stance import StanceClassifier
     from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL

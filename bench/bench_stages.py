@@ -47,7 +47,7 @@ def main() -> int:
     articles = [a for raw in raws for _, a in parse_raw(raw) if isinstance(a, dict)]
     sets = {"seeds": articles}
     if args.reuters:
-        from modeling.corpora import reuters_articles
+        from modeling.training.corpora import reuters_articles
 
         sets["reuters"] = [{"id": str(r["id"]), "title": r["title"], "text": r["body"]}
                            for r in reuters_articles(limit=args.reuters)]

@@ -1,1 +1,2 @@
-"""newsbeam's own transformer models: the rebuilt multilingual-e5-small base, training and evaluation."""
+"""newsbeam's own transformer models at run time: the rebuilt multilingual-e5-small base, the NER tagger and stance
+classifier, precision, MinHash, entity resolution. training/ and evaluation/ beside them build and measure them."""

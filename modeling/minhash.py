@@ -1,5 +1,5 @@
 """MinHash signatures and LSH banding of article text: the similarity model behind dedup (transforms.dedup runs
-it as a Beam stage, batch and streaming; modeling.dedup_quality measures it on labelled pairs). Pure numpy.
+it as a Beam stage, batch and streaming; modeling.evaluation.dedup_quality measures it on labelled pairs). Pure numpy.
 
 The S-curve: with b bands of r rows, two articles of Jaccard similarity s share at least one band with
 probability 1 - (1 - s^r)^b; `lsh_params` picks (b, r) for the threshold by minimising the weighted false

@@ -4,7 +4,7 @@ Why by timing: bf16 is ~3x faster than fp32 on a CPU with native bf16 (AVX512_BF
 without (AVX2 only: oneDNN emulates it), and int8 speed depends on VNNI; no table of CPU flags is right on every
 CPU (Dataflow workers included), a probe of the model's own layer shapes is. Why only among "offered" precisions:
 a faster precision is worth nothing if it changes the answers, so `auto` considers only those whose dev-set
-quality was measured to stay within tolerance of fp32 (`python -m modeling.quality --precisions`, recorded in the
+quality was measured to stay within tolerance of fp32 (`python -m modeling.evaluation.quality --precisions`, recorded in the
 model's newsbeam.json under "precisions"; docs/quality.md).
 
 The choice logic (pick_fastest, resolve) is pure and tested with a fake timer; the torch parts (probe_seconds,

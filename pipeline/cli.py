@@ -32,7 +32,7 @@ def _delegated(command: str) -> Callable[[list[str]], int]:
 
         return main
     if command == "eval":
-        from modeling.evaluate import main
+        from modeling.evaluation.evaluate import main
 
         return main
     return _train
@@ -49,7 +49,7 @@ def _train(argv: list[str]) -> int:
         return 2
     import importlib
 
-    return importlib.import_module(f"modeling.train_{argv[0]}").main(argv[1:])
+    return importlib.import_module(f"modeling.training.{argv[0]}").main(argv[1:])
 
 
 def main(argv: list[str] | None = None) -> int:

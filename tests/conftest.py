@@ -31,7 +31,7 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    from modeling.corpora import shared_data_dir
+    from modeling.training.corpora import shared_data_dir
 
     path = shared_data_dir()
     if not (path / "ner").is_dir():

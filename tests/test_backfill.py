@@ -17,7 +17,7 @@ def reuters_jsonl(tmp_path_factory, shared_data):
 
     The range holds ~14,000 stories; every 12th (1,165) made each backfill run NER on ~900 articles, over the
     subprocess timeout on a busy 2-core machine. ~90 March articles keep the three backfills to minutes."""
-    from modeling.corpora import reuters_articles
+    from modeling.training.corpora import reuters_articles
 
     out = tmp_path_factory.mktemp("reuters") / "reuters.jsonl"
     rows = []

@@ -163,7 +163,7 @@ def test_killed_run_then_rerun_equals_a_clean_run(shared_data, tmp_path):
     leaves exactly what a clean run leaves. The kill waits for that event, not a fixed sleep, so a busy machine
     only makes it later; 60 articles keep the three runs short (NER and stance on them still take seconds after
     the load, long after the 20 ms poll sees it)."""
-    from modeling.corpora import reuters_articles
+    from modeling.training.corpora import reuters_articles
     from pipeline.options import DEFAULT_NER_MODEL
 
     articles = reuters_articles(limit=60)

@@ -12,7 +12,7 @@ import json
 import apache_beam as beam
 
 from tests.conftest import beam_pipeline
-from modeling.dedup_quality import (DATA, DIFFERENT_STORIES, REPORTED_ONLY, SAME_TOPIC, SMALL_EDIT_COPIES,
+from modeling.evaluation.dedup_quality import (DATA, DIFFERENT_STORIES, REPORTED_ONLY, SAME_TOPIC, SMALL_EDIT_COPIES,
                                     THRESHOLD, decide, load, report)
 from transforms.dedup import Deduplicate
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from modeling import evaluate
+from modeling.evaluation import evaluate
 
 SENTENCES = [
     [("Angela", "B-PER"), ("Merkel", "I-PER"), ("visited", "O"), ("Paris", "B-LOC"), ("on", "O"), ("Monday", "O"),
@@ -102,7 +102,7 @@ def test_eval_refuses_a_missing_gold_path(tmp_path, capsys):
 
 
 def test_paired_bootstrap_interval():
-    from modeling.evaluate import paired_bootstrap
+    from modeling.evaluation.evaluate import paired_bootstrap
 
     def acc(g, p):
         return sum(a == b for a, b in zip(g, p)) / len(g)
@@ -116,7 +116,7 @@ def test_paired_bootstrap_interval():
 
 
 def test_bootstrap_interval_of_one_model():
-    from modeling.evaluate import bootstrap_interval
+    from modeling.evaluation.evaluate import bootstrap_interval
 
     def acc(g, p):
         return sum(a == b for a, b in zip(g, p)) / len(g)
@@ -184,7 +184,7 @@ def test_eval_rejects_options_of_the_other_task(tmp_path):
 
 
 def test_excerpt_shows_the_text_around_a_span():
-    from modeling.evaluate import excerpt
+    from modeling.evaluation.evaluate import excerpt
 
     text = "a" * 500 + " Berlin " + "b" * 500
     start = text.index("Berlin")
@@ -214,7 +214,7 @@ def test_eval_ner_against_itself_differs_by_exactly_zero(tmp_path, capsys):
 def test_compare_ner_resamples_texts_and_signs_the_difference():
     """Ours finds every entity, theirs misses one in each of the first 20 texts: ours minus theirs is positive and
     its paired interval lies above 0; F1 is computed from per-text counts exactly as span_prf does."""
-    from modeling.evaluate import compare_ner
+    from modeling.evaluation.evaluate import compare_ner
     from modeling.ner import f1_of_counts, span_prf, text_counts
 
     gold = [[(0, 5, "PER"), (10, 15, "LOC")] for _ in range(40)]

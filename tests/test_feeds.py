@@ -34,7 +34,7 @@ PASSWD_MARK = "root:"  # first field of /etc/passwd's first line; must never sur
 # ------------------------------------------------------------------ fixtures and helpers
 @pytest.fixture(scope="session")
 def feeds_dir() -> Path:
-    from modeling.corpora import shared_data_dir
+    from modeling.training.corpora import shared_data_dir
 
     path = shared_data_dir() / "feeds" / "feed-rs"
     if not path.is_dir():

@@ -105,7 +105,7 @@ def test_within_tolerance_allows_gains_and_small_losses_only():
 
 
 def test_quality_record_offers_only_precisions_within_tolerance_and_renders():
-    from modeling.quality import PRECISION_HEADING, precision_record, precision_section, splice_section
+    from modeling.evaluation.quality import PRECISION_HEADING, precision_record, precision_section, splice_section
 
     scores = {"fp32": {"conll-en": 0.9370, "nerel": 0.8854}, "bf16": {"conll-en": 0.9371, "nerel": 0.8850},
               "int8": {"conll-en": 0.9300, "nerel": 0.8860}}

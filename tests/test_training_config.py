@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from modeling.training import load_config
+from modeling.training.common import load_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -41,7 +41,7 @@ def test_stage_four_resolves_to_the_stage_three_mix_at_half_the_rate():
 
 
 def test_a_source_cap_of_its_own_wins_over_its_family_cap():
-    from modeling.train_ner import source_cap
+    from modeling.training.ner import source_cap
 
     caps = {"wikiann": 6000, "wikiann-de": 20000}
     assert source_cap(caps, "wikiann-de") == 20000
@@ -53,7 +53,7 @@ def test_a_source_cap_of_its_own_wins_over_its_family_cap():
 def test_the_schedule_warms_up_to_the_peak_rate_then_decays_to_zero():
     import torch
 
-    from modeling.training import make_optimizer
+    from modeling.training.common import make_optimizer
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8))
     opt, sched = make_optimizer(model, 1e-3, 0.01, total_steps=20, warmup_ratio=0.1)

@@ -35,7 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from modeling.corpora import reuters_articles, shared_data_dir  # noqa: E402
+from modeling.training.corpora import reuters_articles, shared_data_dir  # noqa: E402
 from modeling.minhash import band_keys, jaccard, shingles, signature  # noqa: E402
 
 SEED = 20261125

@@ -11,7 +11,7 @@ on the same dev sets as the shipped stance model:
   (NewsMTSC train + the RuSentNE 85% split), with class weights for macro-F1; the head and its epoch count are
   chosen on a 10% slice of the training sentences, never on the dev sets.
 
-    python -m modeling.shared_encoder_probe [--json logs/shared_probe.json]
+    python -m research.shared_encoder_probe [--json logs/shared_probe.json]
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ import random
 import sys
 import time
 
-from .corpora import StanceExample
-from .ner import pad_rows
-from .stance import LABELS
-from .train_stance import load_stance_data, stance_metrics
+from modeling.training.corpora import StanceExample
+from modeling.ner import pad_rows
+from modeling.stance import LABELS
+from modeling.training.stance import load_stance_data, stance_metrics
 
 LAYERS = (8, 12)
 
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from .shipping import DEFAULT_NER_MODEL, load_model
+    from modeling.shipping import DEFAULT_NER_MODEL, load_model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ner-model", default=str(DEFAULT_NER_MODEL))

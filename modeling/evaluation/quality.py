@@ -3,8 +3,8 @@
 Baselines: spaCy en_core_web_sm 3.8 (CNN, OntoNotes labels mapped to PER/ORG/LOC/MISC) on the English sets,
 natasha 1.6 (Russian CNN-CRF, PER/ORG/LOC) on the Russian sets, and the training set's majority class for stance.
 
-    python -m modeling.quality [--write docs/quality.md] [--limit N]
-    python -m modeling.quality --precisions fp32,bf16,int8 [--wikiann-limit N] --record --write docs/quality.md
+    python -m modeling.evaluation.quality [--write docs/quality.md] [--limit N]
+    python -m modeling.evaluation.quality --precisions fp32,bf16,int8 [--wikiann-limit N] --record --write docs/quality.md
 
 `--precisions` scores each precision (modeling.precision) on the dev sets that decide which ones `auto` may use
 (PRECISION_NER_SETS, both stance sets), records the scores and the verdict in each model's newsbeam.json under
@@ -20,10 +20,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import corpora
-from .ner import ERROR_KINDS, NerTagger, error_counts, span_prf
+from modeling.training import corpora
+from modeling.ner import ERROR_KINDS, NerTagger, error_counts, span_prf
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SPACY_MAP = {"PERSON": "PER", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC", "NORP": "MISC",
              "EVENT": "MISC", "WORK_OF_ART": "MISC", "LAW": "MISC", "LANGUAGE": "MISC", "PRODUCT": "MISC"}
@@ -96,8 +96,8 @@ def ner_rows(model: str, limit: int | None) -> list[dict]:
 def stance_rows(model: str) -> list[dict]:
     from collections import Counter
 
-    from .stance import StanceClassifier
-    from .train_stance import evaluate, load_stance_data, stance_metrics
+    from modeling.stance import StanceClassifier
+    from modeling.training.stance import evaluate, load_stance_data, stance_metrics
 
     clf = StanceClassifier.load(model)
     print(f"stance precision: {clf.choice.describe()}", flush=True)
@@ -183,8 +183,8 @@ def precision_scores(ner_model: str, stance_model: str, precisions, limit: int |
                      wikiann_limit: int | None = None) -> dict:
     """{"ner": {precision: {set: F1}}, "stance": {precision: {set: macro-F1}}, "ner_tokens_per_s": ...}: every
     precision named, on the same examples, each model loaded afresh (int8 quantises in place)."""
-    from .stance import StanceClassifier
-    from .train_stance import evaluate, load_stance_data
+    from modeling.stance import StanceClassifier
+    from modeling.training.stance import evaluate, load_stance_data
 
     ner_sets = {name: corpora.load_ner_split(name, "val")[: (wikiann_limit if name.startswith("wikiann") else None)
                                                           or limit or None] for name in PRECISION_NER_SETS}
@@ -218,7 +218,7 @@ def precision_record(scores: dict[str, dict[str, float]], tolerance: float, n: d
                      wikiann_limit: int | None = None) -> dict:
     """newsbeam.json's "precisions": the dev scores per precision and which stay within `tolerance` of fp32
     (modeling.precision.offered_precisions reads `within_tolerance`)."""
-    from .precision import within_tolerance
+    from modeling.precision import within_tolerance
 
     ref = scores["fp32"]
     return {"within_tolerance": [p for p, sc in scores.items() if within_tolerance(ref, sc, tolerance)],
@@ -238,7 +238,7 @@ def write_record(model_dir: str, record: dict) -> None:
 
 def model_records(*models: str | None) -> list[dict | None]:
     """Each model's "precisions" record from its newsbeam.json (None where there is none)."""
-    from .precision import model_meta
+    from modeling.precision import model_meta
 
     return [(model_meta(m) or {}).get("precisions") if m else None for m in models]
 
@@ -248,7 +248,7 @@ def precision_section(ner_record: dict | None, stance_record: dict | None) -> li
     records = [("NER", "F1", ner_record), ("stance", "macro-F1", stance_record)]
     lines = ["", PRECISION_HEADING, ""]
     if not any(r for _, _, r in records):
-        return lines + ["Not measured yet: `python -m modeling.quality --precisions fp32,bf16,int8 --record "
+        return lines + ["Not measured yet: `python -m modeling.evaluation.quality --precisions fp32,bf16,int8 --record "
                         "--write docs/quality.md`.", ""]
     lines += ["Each model in each precision on the same dev examples, difference from fp32 in points. `--precision "
               "auto` (the default) considers only the precisions within tolerance of fp32 on every set (NER: 0.5 "
@@ -304,7 +304,7 @@ def langid_section() -> list[str]:
 
 def dedup_quality() -> dict:
     """Precision / recall of the near-duplicate decision on the labelled pairs in tests/data/dedup."""
-    from .dedup_quality import decide, load, report
+    from modeling.evaluation.dedup_quality import decide, load, report
 
     texts, pairs = load()
     return report(decide(texts, pairs), texts)
@@ -333,7 +333,7 @@ def dedup_section(res: dict | None) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from .shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+    from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", default=None)
@@ -366,13 +366,13 @@ def main(argv=None) -> int:
 
 
 def precision_main(args, ner_model: str, stance_model: str) -> int:
-    from .precision import NER_F1_TOLERANCE, PRECISIONS, STANCE_MACRO_F1_TOLERANCE
+    from modeling.precision import NER_F1_TOLERANCE, PRECISIONS, STANCE_MACRO_F1_TOLERANCE
 
     precs = [p.strip() for p in args.precisions.split(",") if p.strip()]
     if "fp32" not in precs or any(p not in PRECISIONS for p in precs):
         raise SystemExit(f"--precisions: a comma-separated subset of {','.join(PRECISIONS)} including fp32")
     precs = sorted(precs, key=PRECISIONS.index)
-    command = "python -m modeling.quality --precisions " + ",".join(precs) + (
+    command = "python -m modeling.evaluation.quality --precisions " + ",".join(precs) + (
         f" --limit {args.limit}" if args.limit else "") + (
         f" --wikiann-limit {args.wikiann_limit}" if args.wikiann_limit else "") + " --record --write docs/quality.md"
     res = precision_scores(ner_model, stance_model, precs, args.limit, args.wikiann_limit)

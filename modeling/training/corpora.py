@@ -29,7 +29,7 @@ def shared_data_dir() -> Path:
     env = os.environ.get("NEWSBEAM_SHARED_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"  # modeling/training/ -> the root's parent
 
 
 @dataclass(frozen=True)

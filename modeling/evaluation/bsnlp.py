@@ -15,7 +15,7 @@ the gold is lower-cased) with the same type is among the document's output menti
   `id`, and in the gold when they have one cross-lingual id; pairwise P/R/F1, attributed to each language of the
   pair for the per-language rows.
 
-    python -m modeling.bsnlp [--write docs/quality.md] [--json logs/bsnlp.json] [--cache logs/bsnlp_spans.pkl]
+    python -m modeling.evaluation.bsnlp [--write docs/quality.md] [--json logs/bsnlp.json] [--cache logs/bsnlp_spans.pkl]
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .corpora import shared_data_dir
+from modeling.training.corpora import shared_data_dir
 
 LANGS = ("cs", "pl", "ru", "sl", "uk")
 TOPICS = ("ec", "trump")
@@ -195,7 +195,7 @@ def pairwise_ids(found: Sequence[tuple[str, str, str, str, str]]) -> dict:
 def predict_spans(model: str, docs: Sequence[BsnlpDoc], cache: str | None = None) -> tuple[list, dict]:
     """NER spans for every document (cached by document key when `cache` is given: the model pass is the slow
     part, and entity resolution can then be re-run alone)."""
-    from .ner import NerTagger
+    from modeling.ner import NerTagger
 
     key = [(d.topic, d.lang, d.doc_id, len(d.text)) for d in docs]
     if cache and Path(cache).exists():
@@ -214,7 +214,7 @@ def predict_spans(model: str, docs: Sequence[BsnlpDoc], cache: str | None = None
 
 def resolve(docs: Sequence[BsnlpDoc], spans: Sequence) -> tuple[list[list[dict]], float]:
     """The pipeline's own entity resolution on each document (what transforms.ner attaches); seconds taken."""
-    from .entities import resolve_entities
+    from modeling.entities import resolve_entities
 
     t0 = time.time()
     out = [resolve_entities(d.text, s, d.lang) for d, s in zip(docs, spans)]
@@ -229,7 +229,7 @@ def render(res: dict, meta: dict) -> str:
              "mention is found when its surface form (case-insensitive) and type are among the document's output "
              "mentions; PER/ORG/LOC. Base forms: the found mentions' `base` against the gold's. Ids: pairwise "
              "P/R/F1 of \"same id\" over pairs of found mentions in different languages of one topic (a language's "
-             "row counts the pairs it takes part in). How: `modeling/bsnlp.py`, `modeling/entities.py`.", "",
+             "row counts the pairs it takes part in). How: `modeling/evaluation/bsnlp.py`, `modeling/entities.py`.", "",
              "| lang | docs | NER P | NER R | NER F1 | base acc. (n) | id P | id R | id F1 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for l, r in res["languages"].items():
@@ -306,7 +306,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     import subprocess
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(Path(__file__).resolve().parent / "weights" / "ner"))
+    ap.add_argument("--model", default=str(Path(__file__).resolve().parents[1] / "weights" / "ner"))
     ap.add_argument("--write", default=None, help="markdown file whose BSNLP section is replaced (or appended)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--cache", default=None, help="pickle of the model's spans, reused when model and data match")

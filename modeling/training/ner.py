@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 
-from . import corpora
-from .ner import IGNORE, LABEL2ID, LABELS, NerTagger, pad_rows, piece_labels, span_prf, windows
-from .shipping import save_compact
-from .training import Progress, bucketed_batches, load_config, make_optimizer, setup_logging
+from modeling.training import corpora
+from modeling.ner import IGNORE, LABEL2ID, LABELS, NerTagger, pad_rows, piece_labels, span_prf, windows
+from modeling.shipping import save_compact
+from modeling.training.common import Progress, bucketed_batches, load_config, make_optimizer, setup_logging
 
 MISC_IDS = (LABEL2ID["O"], LABEL2ID["B-MISC"], LABEL2ID["I-MISC"])
 
@@ -64,8 +64,8 @@ def build_model(init_from: str | None = None):
     """The e5 encoder with a fresh tagging head, or (`init_from`) an earlier newsbeam NER model to train further."""
     from transformers import AutoModelForTokenClassification, BertConfig, BertForTokenClassification
 
-    from .e5base import base_state_dict, bert_config_dict, build_tokenizer, load_image
-    from .shipping import load_model
+    from modeling.e5base import base_state_dict, bert_config_dict, build_tokenizer, load_image
+    from modeling.shipping import load_model
 
     if init_from:
         model, tok = load_model(init_from, AutoModelForTokenClassification)

@@ -12,7 +12,7 @@ import numpy as np
 
 from modeling.minhash import duplicate_decision, jaccard, lsh_params, shingles, text_signature
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "dedup"
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "dedup"
 THRESHOLD = 0.8
 
 # Copies with small edits: programmatic edits of real articles, byte-identical bodies, real copies whose bodies

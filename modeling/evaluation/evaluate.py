@@ -37,7 +37,7 @@ def error_report(examples, preds: list[list[tuple[int, int, str]]], types, n: in
     Each sampled text carries its index in the gold file (0-based, in reading order) so it can be found there."""
     import random
 
-    from .ner import count_kinds, span_errors
+    from modeling.ner import count_kinds, span_errors
 
     per_text = [(i, e, span_errors(e.spans, p, types)) for i, (e, p) in enumerate(zip(examples, preds))]
     wrong = [row for row in per_text if row[2]]
@@ -56,8 +56,8 @@ def error_report(examples, preds: list[list[tuple[int, int, str]]], types, n: in
 
 def eval_ner(model: str, gold: str, fmt: str, limit: int | None = None, misc: bool | None = None,
              errors: int = 0, seed: int = 1, against: str | None = None, precision: str = "auto") -> dict:
-    from . import corpora
-    from .ner import NerTagger, span_prf
+    from modeling.training import corpora
+    from modeling.ner import NerTagger, span_prf
 
     if fmt == "conll":
         examples = corpora.conll_examples(gold, "gold", has_misc=True)
@@ -141,7 +141,7 @@ def compare_scores(truth: list, ours: list, theirs: list, metric, key: str, agai
 
 def compare_stance(truth: list[str], ours: list[str], theirs: list[str], against: str, resamples: int = 1000) -> dict:
     """compare_scores on macro-F1, plus how often the two models give the same label."""
-    from .train_stance import stance_metrics
+    from modeling.training.stance import stance_metrics
 
     out = compare_scores(truth, ours, theirs, lambda g, p: stance_metrics(g, p)["macro_f1"], "macro_f1", against,
                          resamples)
@@ -152,7 +152,7 @@ def compare_stance(truth: list[str], ours: list[str], theirs: list[str], against
 def compare_ner(gold: list, ours: list, theirs: list, types, against: str, resamples: int = 1000) -> dict:
     """compare_scores on entity F1 with texts as the resampled unit (a document's mentions move together), plus
     the share of texts where both models give the same scored spans."""
-    from .ner import f1_of_counts, text_counts
+    from modeling.ner import f1_of_counts, text_counts
 
     def scored(spans):
         return {tuple(s) for s in spans if types is None or s[2] in types}
@@ -167,9 +167,9 @@ def compare_ner(gold: list, ours: list, theirs: list, types, against: str, resam
 
 def eval_stance(model: str, gold: str, fmt: str, rusentne_heldout: bool = False, seed: int = 13,
                 against: str | None = None, precision: str = "auto") -> dict:
-    from . import corpora
-    from .stance import StanceClassifier
-    from .train_stance import evaluate
+    from modeling.training import corpora
+    from modeling.stance import StanceClassifier
+    from modeling.training.stance import evaluate
 
     if fmt == "newsmtsc":
         examples = corpora.newsmtsc_examples(gold)
@@ -227,9 +227,9 @@ def print_comparison(model: str, other: dict, key: str, label: str) -> None:
 
 
 def main(argv=None) -> int:
-    from .shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+    from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
 
-    from .precision import CHOICES as PRECISION_CHOICES
+    from modeling.precision import CHOICES as PRECISION_CHOICES
 
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="newsbeam eval", description=__doc__,

@@ -13,10 +13,10 @@ from collections import Counter
 from pathlib import Path
 
 
-from . import corpora
-from .ner import pad_rows
-from .stance import LABELS, MentionInput, StanceClassifier
-from .training import Progress, bucketed_batches, load_config, make_optimizer, setup_logging
+from modeling.training import corpora
+from modeling.ner import pad_rows
+from modeling.stance import LABELS, MentionInput, StanceClassifier
+from modeling.training.common import Progress, bucketed_batches, load_config, make_optimizer, setup_logging
 
 
 def load_stance_data(root: Path | None, seed: int):
@@ -80,7 +80,7 @@ def expected_calibration_error(probs, labels, bins: int = 10) -> float:
 def build_model():
     from transformers import BertConfig, BertForSequenceClassification
 
-    from .e5base import base_state_dict, bert_config_dict, build_tokenizer, load_image
+    from modeling.e5base import base_state_dict, bert_config_dict, build_tokenizer, load_image
 
     image = load_image()
     cfg = BertConfig(**bert_config_dict(image), num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     for name, res in dev.items():
         log.info(f"dev {name}: accuracy {res['accuracy']} macro-F1 {res['macro_f1']} ECE {res['ece']} "
                  f"per class {res['per_class_f1']}")
-    from .shipping import save_compact
+    from modeling.shipping import save_compact
 
     save_compact(model, out_dir, {"task": "stance", "labels": list(LABELS), "temperature": clf.temperature,
                                   "max_len": cfg["max_len"], "train_config": cfg, "dev_quick": dev,
