@@ -12,12 +12,31 @@ pandas DataFrame with fixed columns and dtypes. This package is the top layer: i
 """
 from __future__ import annotations
 
-from pipeline import __version__
-from schemas import Article, DeadLetter, DuplicateRecord
+import importlib.util as _util
+from pathlib import Path as _Path
 
-from .enricher import EnrichError, Enriched, Enricher, enrich
-from .output import KINDS, read_output
-from .runner import run
+
+def _check_not_shadowed() -> None:
+    """The design's packages are installed under generic names (pipeline, transforms, schemas, modeling): a
+    notebook folder's own `pipeline.py` would be imported in their place and fail far from the cause. Say so."""
+    home = _Path(__file__).resolve().parent.parent
+    for name in ("pipeline", "transforms", "schemas", "modeling"):
+        spec = _util.find_spec(name)
+        origin = _Path(spec.origin).resolve() if spec is not None and spec.origin else None
+        if origin is None or home not in origin.parents:
+            raise ImportError(f"newsbeam needs its own `{name}` package (in {home}), but `import {name}` finds "
+                              f"{origin or 'a namespace package'}: rename that module or folder, or start Python "
+                              f"from another folder")
+
+
+_check_not_shadowed()
+
+from pipeline import __version__  # noqa: E402
+from schemas import Article, DeadLetter, DuplicateRecord  # noqa: E402
+
+from .enricher import EnrichError, Enriched, Enricher, enrich  # noqa: E402
+from .output import KINDS, read_output  # noqa: E402
+from .runner import run  # noqa: E402
 
 __all__ = ["__version__", "Article", "DeadLetter", "DuplicateRecord", "EnrichError", "Enriched", "Enricher",
            "KINDS", "enrich", "read_output", "run"]

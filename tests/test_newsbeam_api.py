@@ -5,6 +5,8 @@ from __future__ import annotations
 import doctest
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,12 @@ def test_read_output_reads_every_layout_through_beam_filesystems(tmp_path):
     assert len(stance) == sum(len(a["stance"]) for a in ARTICLES)
     with pytest.raises(ValueError, match="kind must be one of"):
         newsbeam.read_output(root, kind="article")
+
+
+def test_a_notebook_folders_own_pipeline_module_is_named_not_imported(tmp_path):
+    """A notebook folder with its own pipeline.py: `import newsbeam` says which file hides newsbeam's package
+    instead of failing later inside it."""
+    (tmp_path / "pipeline.py").write_text("x = 1\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-c", "import newsbeam"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert f"`import pipeline` finds {tmp_path.resolve() / 'pipeline.py'}" in proc.stderr, proc.stderr
