@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import apache_beam as beam
-import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -131,40 +130,32 @@ def test_write_failure_then_rerun_completes_without_duplicates(seeds_run, tmp_pa
     out.mkdir()
     blocker = out / "dt=2020-11-27"
     blocker.write_text("a file where a partition directory must go")  # the write of that day fails
-    proc = run_cli(["run", "--input", *SEEDS, "--output", str(out), "--targets", "Armenia", "Azerbaijan"])
+    args = ["--input", *SEEDS, "--targets", "Armenia", "Azerbaijan", "--format", "both"]  # as seeds_run
+    proc = run_cli(["run", *args, "--output", str(out)])
     assert proc.returncode == 1 and "the run failed" in proc.stderr and "rerunning" in proc.stderr
     blocker.unlink()
-    proc = run_cli(["run", "--input", *SEEDS, "--output", str(out), "--targets", "Armenia", "Azerbaijan"])
+    proc = run_cli(["run", *args, "--output", str(out)])
     assert proc.returncode == 0, proc.stderr
     _same_tree(seeds_run["out"], out)
 
 
-def _wait_for_model_load(pid: int, weights: Path, poll: float = 0.02) -> bool:
-    """Block until process `pid` has mapped and then released `weights` (safetensors maps the file while it
-    loads a model, then copies the tensors out): the model is loaded and inference starts. False if the
-    process ended first. An event, not a guess at how long loading takes on this machine."""
-    maps, seen = Path(f"/proc/{pid}/maps"), False
-    needle = str(weights.resolve())
-    while True:
-        try:
-            mapped = needle in maps.read_text()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            return False
-        if mapped:
-            seen = True
-        elif seen:
+MODEL_LOADED = "precision auto chose"  # logged (--verbose) once the first model is loaded, before inference
+
+
+def _wait_for_log_line(child: subprocess.Popen, needle: str) -> bool:
+    """Read the child's stderr until a line holds `needle` (True) or the stream ends (False): an event the run
+    itself reports, so a busy machine only makes it later and a fast model load cannot slip between polls."""
+    for line in child.stderr:
+        if needle in line:
             return True
-        time.sleep(poll)
+    return False
 
 
-@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="watches /proc/<pid>/maps (Linux)")
 def test_killed_run_then_rerun_equals_a_clean_run(shared_data, tmp_path):
-    """A run SIGKILLed once its NER model is loaded (inference under way, nothing written yet), then rerun,
-    leaves exactly what a clean run leaves. The kill waits for that event, not a fixed sleep, so a busy machine
-    only makes it later; 60 articles keep the three runs short (NER and stance on them still take seconds after
-    the load, long after the 20 ms poll sees it)."""
+    """A run SIGKILLed once its first model is loaded (inference under way, nothing written yet), then rerun,
+    leaves exactly what a clean run leaves. The kill waits for that event (the run's own log line), not a fixed
+    sleep; 60 articles keep the three runs short (NER and stance on them take seconds after the load)."""
     from modeling.training.corpora import reuters_articles
-    from pipeline.options import DEFAULT_NER_MODEL
 
     articles = reuters_articles(limit=60)
     inp = tmp_path / "reuters.jsonl"
@@ -177,11 +168,12 @@ def test_killed_run_then_rerun_equals_a_clean_run(shared_data, tmp_path):
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     proc = run_cli(["run", *args, "--output", str(clean)])
     assert proc.returncode == 0, proc.stderr
-    child = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", *args, "--output", str(killed)], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    child = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", *args, "--output", str(killed),
+                              "--verbose"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
     try:
-        loaded = _wait_for_model_load(child.pid, Path(str(DEFAULT_NER_MODEL)) / "model.safetensors")
-        assert loaded and child.poll() is None, "the run ended before its NER model was seen loading"
+        loaded = _wait_for_log_line(child, MODEL_LOADED)
+        assert loaded and child.poll() is None, f"the run ended before it logged {MODEL_LOADED!r}"
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
