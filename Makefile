@@ -52,7 +52,7 @@ backfill-yesterday: install
 		--input $(INPUT) --output $(OUT) --targets $(TARGETS)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20  # the slowest tests listed: the suite must stay within ~20 min on 2 cores
 
 schemas: install
 	$(BIN)/python -m schemas.export
