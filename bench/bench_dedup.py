@@ -51,7 +51,7 @@ def sentence_pool() -> list[str]:
 
 
 def small_edit(text: str, rng: random.Random, pool: list[str], vocab: list[str]) -> tuple[str, str]:
-    """One small edit, as in the labelled set (tests/data/dedup/build_pairs.py)."""
+    """One small edit, as in the labelled set (modeling/evaluation/dedup_pairs/build_pairs.py)."""
     kind = rng.choice(["words", "sentence_removed", "sentence_added", "wire_wrap", "punct_case"])
     sents = SENT.split(text)
     n = len(text.split())

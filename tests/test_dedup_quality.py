@@ -1,4 +1,5 @@
-"""Dedup quality on a labelled set of real news pairs (tests/data/dedup, built by build_pairs.py from Reuters-21578):
+"""Dedup quality on a labelled set of real news pairs (modeling/evaluation/dedup_pairs, built by build_pairs.py
+from Reuters-21578):
 precision and recall of the near-duplicate decision at the defaults (threshold 0.8, 3-word shingles, 128
 permutations), and the Beam transform agreeing with the pure decision.
 

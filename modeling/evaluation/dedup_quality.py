@@ -1,5 +1,5 @@
-"""Dedup quality on the labelled set of real news pairs (tests/data/dedup, built by tests/data/dedup/build_pairs.py
-from Reuters-21578): the pure near-duplicate decision at the defaults, and precision/recall by category.
+"""Dedup quality on the labelled set of real news pairs (dedup_pairs/ beside this module, built by its
+build_pairs.py from Reuters-21578): the pure near-duplicate decision at the defaults, and precision/recall by category.
 Shared by tests/test_dedup_quality.py (which asserts the targets) and `make eval` (which writes docs/quality.md).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from modeling.minhash import duplicate_decision, jaccard, lsh_params, shingles, text_signature
 
-DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "dedup"
+DATA = Path(__file__).resolve().parent / "dedup_pairs"  # the labelled set, with the script that built it
 THRESHOLD = 0.8
 
 # Copies with small edits: programmatic edits of real articles, byte-identical bodies, real copies whose bodies

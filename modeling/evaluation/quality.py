@@ -303,7 +303,7 @@ def langid_section() -> list[str]:
 
 
 def dedup_quality() -> dict:
-    """Precision / recall of the near-duplicate decision on the labelled pairs in tests/data/dedup."""
+    """Precision / recall of the near-duplicate decision on the labelled pairs in modeling/evaluation/dedup_pairs."""
     from modeling.evaluation.dedup_quality import decide, load, report
 
     texts, pairs = load()
@@ -314,7 +314,7 @@ def dedup_section(res: dict | None) -> list[str]:
     if res is None:
         return []
     lines = ["## Dedup (near-duplicate detection)", "",
-             "Labelled set `tests/data/dedup/`: pairs of real Reuters-21578 stories (re-sent and syndicated copies, "
+             "Labelled set `modeling/evaluation/dedup_pairs/`: pairs of real Reuters-21578 stories (re-sent and syndicated copies, "
              "programmatic small edits, same-story updates and rewrites, different stories on one topic; how it was "
              "built: docs/dedup.md). Defaults: Jaccard threshold 0.8 on word 3-shingles, 128 permutations, "
              "14 bands x 9 rows. `tests/test_dedup_quality.py` asserts precision >= 0.98, recall >= 0.9 and no "

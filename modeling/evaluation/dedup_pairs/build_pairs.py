@@ -1,6 +1,6 @@
 """Build the labelled dedup pair set (texts.jsonl, pairs.jsonl beside this file) from Reuters-21578.
 
-    cd /work/main && PYTHONPATH=. python tests/data/dedup/build_pairs.py [--review]
+    PYTHONPATH=. python modeling/evaluation/dedup_pairs/build_pairs.py [--review]
 
 Deterministic (seeded). Texts are real Reuters-21578 stories (free for research use; the collection's terms) or
 small programmatic edits of them. Labels never come from the MinHash decision under test: real pairs are labelled by
