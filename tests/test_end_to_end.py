@@ -128,12 +128,16 @@ def test_partitioned_by_published_date(seeds_run):
 
 
 def test_rerun_is_byte_identical(seeds_run, tmp_path):
+    """A second run into a new folder writes the same bytes: every JSONL and Parquet file (as `make run`)."""
     proc = run_cli(["run", "--input", "seeds/*.txt", "seeds/*.jsonl", "seeds/*.xml", "--output", str(tmp_path),
-                    "--targets", "Armenia", "Azerbaijan"])
+                    "--targets", "Armenia", "Azerbaijan", "--format", "both"])
     assert proc.returncode == 0, proc.stderr
-    first = sorted(p.relative_to(seeds_run["out"]) for p in seeds_run["out"].rglob("*.jsonl"))
-    second = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.jsonl"))
-    assert first == second
+
+    def files(root):
+        return sorted(p.relative_to(root) for p in root.rglob("*") if p.suffix in (".jsonl", ".parquet"))
+
+    first, second = files(seeds_run["out"]), files(tmp_path)
+    assert first == second and any(p.suffix == ".parquet" for p in first)
     for rel in first:
         assert filecmp.cmp(seeds_run["out"] / rel, tmp_path / rel, shallow=False), rel
 
