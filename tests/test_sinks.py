@@ -77,3 +77,29 @@ def test_side_records_are_sharded_by_content_and_replaced_whole(tmp_path):
     with beam_pipeline() as p:
         p | beam.Create(many[:1]) | WriteRecordFiles(str(tmp_path), DEAD_LETTER, merge=False)
     assert [r["input_ref"] for r in _side(tmp_path)] == ["f0.txt"]
+
+
+def test_workers_creating_one_new_folder_at_once_all_write(tmp_path):
+    """Side-file shards of one kind are written by several workers at once (multi_processing runner): each finds
+    the folder missing and makes it; the ones that lose that race must still write (seen: 'File exists')."""
+    import threading
+
+    from transforms.files import write_atomically
+
+    errors: list[Exception] = []
+
+    def write(folder, i):
+        try:
+            write_atomically(str(folder / f"part-{i:05d}.jsonl"), [f'{{"i": {i}}}'])
+        except Exception as exc:  # collected: an exception in a thread would not fail the test
+            errors.append(exc)
+
+    for round_ in range(30):
+        folder = tmp_path / f"round{round_}" / "duplicates"
+        threads = [threading.Thread(target=write, args=(folder, i)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(list(folder.glob("part-*.jsonl"))) == 8
+    assert not errors, errors[:3]

@@ -15,7 +15,11 @@ def write_atomically(path: str, lines: list[str] | bytes) -> None:
     """
     directory, name = path.rsplit("/", 1)
     if not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
+        try:
+            FileSystems.mkdirs(directory)
+        except OSError:  # Beam's local mkdirs refuses an existing folder: another worker made it since the check
+            if not FileSystems.exists(directory):
+                raise
     stale = [m.path for m in FileSystems.match([f"{directory}/.tmp-*-{name}"])[0].metadata_list]
     if stale:
         FileSystems.delete(stale)
