@@ -4,6 +4,8 @@ Seeding (transformers.set_seed), the warm-up schedule (transformers.get_linear_s
 progress bar (tqdm) are the libraries', not written here."""
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import math
 import random
@@ -91,3 +93,25 @@ class Progress:
         if step == self.bar.total:
             self.bar.close()
             self.console.__exit__(None, None, None)
+
+
+def start_run(prog: str, description: str | None, default_config: str, argv=None
+              ) -> tuple[argparse.Namespace, dict, Path, logging.Logger, random.Random]:
+    """What both `newsbeam train` commands start with: their options, the config, the log, torch's threads and
+    every seed. Returns (options, config, output directory, log, the run's own random.Random)."""
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    ap.add_argument("--config", default=default_config)
+    ap.add_argument("--output", default=None, help="model directory (default: from the config)")
+    ap.add_argument("--log", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: from the config)")
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config)
+    log = setup_logging(args.log)
+    log.info(f"config {json.dumps(cfg)}")
+
+    import torch
+    from transformers import set_seed
+
+    torch.set_num_threads(args.threads or cfg.get("threads", 2))
+    set_seed(cfg["seed"])  # Python, NumPy and torch generators
+    return args, cfg, Path(args.output or cfg["output"]), log, random.Random(cfg["seed"])

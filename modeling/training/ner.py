@@ -6,8 +6,6 @@ probabilities), so they do not teach the model that nationalities or events are 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import time
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 from modeling.training import corpora
 from modeling.ner import IGNORE, LABEL2ID, LABELS, NerTagger, pad_rows, piece_labels, span_prf, windows
 from modeling.shipping import save_compact
-from modeling.training.common import Progress, bucketed_batches, load_config, make_optimizer, setup_logging
+from modeling.training.common import Progress, bucketed_batches, make_optimizer, start_run
 
 MISC_IDS = (LABEL2ID["O"], LABEL2ID["B-MISC"], LABEL2ID["I-MISC"])
 
@@ -83,24 +81,9 @@ def build_model(init_from: str | None = None):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="newsbeam train ner", description=__doc__)
-    ap.add_argument("--config", default="configs/ner.yaml")
-    ap.add_argument("--output", default=None, help="model directory (default: from the config)")
-    ap.add_argument("--log", default=None)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: from the config)")
-    args = ap.parse_args(argv)
-    cfg = load_config(args.config)
-    out_dir = Path(args.output or cfg["output"])
-    log = setup_logging(args.log)
-    log.info(f"config {json.dumps(cfg)}")
+    args, cfg, out_dir, log, rng = start_run("newsbeam train ner", __doc__, "configs/ner.yaml", argv)
 
     import torch
-
-    torch.set_num_threads(args.threads or cfg.get("threads", 2))
-    from transformers import set_seed
-
-    set_seed(cfg["seed"])  # Python, NumPy and torch generators
-    rng = random.Random(cfg["seed"])
     model, tok = build_model(cfg.get("init_from"))
     if cfg.get("init_from"):
         log.info(f"continuing from {cfg['init_from']}")

@@ -6,9 +6,6 @@ that makes the scores calibrated; the dev sets are only measured, never fitted.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import random
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from pathlib import Path
 from modeling.training import corpora
 from modeling.ner import pad_rows
 from modeling.stance import LABELS, MentionInput, StanceClassifier
-from modeling.training.common import Progress, bucketed_batches, load_config, make_optimizer, setup_logging
+from modeling.training.common import Progress, bucketed_batches, make_optimizer, start_run
 
 
 def load_stance_data(root: Path | None, seed: int):
@@ -105,24 +102,9 @@ def evaluate(clf: StanceClassifier, examples, keep_predictions: bool = False) ->
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="newsbeam train stance", description=__doc__)
-    ap.add_argument("--config", default="configs/stance.yaml")
-    ap.add_argument("--output", default=None)
-    ap.add_argument("--log", default=None)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: from the config)")
-    args = ap.parse_args(argv)
-    cfg = load_config(args.config)
-    out_dir = Path(args.output or cfg["output"])
-    log = setup_logging(args.log)
-    log.info(f"config {json.dumps(cfg)}")
+    args, cfg, out_dir, log, rng = start_run("newsbeam train stance", __doc__, "configs/stance.yaml", argv)
 
     import torch
-
-    torch.set_num_threads(args.threads or cfg.get("threads", 2))
-    from transformers import set_seed
-
-    set_seed(cfg["seed"])  # Python, NumPy and torch generators
-    rng = random.Random(cfg["seed"])
     root = Path(cfg["data_root"]) if cfg.get("data_root") else None
     mtsc_train, mtsc_dev, ru_train, ru_dev = load_stance_data(root, cfg["rusentne_split_seed"])
     train = mtsc_train + ru_train
