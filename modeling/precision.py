@@ -127,38 +127,14 @@ def autocast(precision: str):
     return contextlib.nullcontext()
 
 
-def int8_layers(model) -> list[str]:
-    """The Linear layers int8 quantises: those that do not narrow (in_features <= out_features): attention q, k, v
-    and output, the FFN's first layer. Kept fp32: the FFN's second layer, whose input is the GELU activation with
-    outlier channels (max |x| ~65 against a typical channel maximum ~1.2 on Reuters text; 8-bit per-tensor
-    activations cost ~10% relative output error there), and the task heads, whose outputs are the scores. On dev
-    subsets every Linear in int8 lost 2.1 F1 (CoNLL-en) / 1.5 macro-F1 (NewsMTSC), this choice 0.1 / 0.2; on the
-    full table (docs/quality.md) it still loses 0.3-0.6 F1 and 1.1-2.5 macro-F1, outside tolerance, so `auto` does
-    not offer int8 for the shipped models; `--precision int8` runs it when asked."""
-    import torch
+def apply_precision(model, precision: str, model_dir=None):
+    """The model as it runs in `precision`: int8 replaces the layers modeling.quantization picks in place, smoothed
+    with the scales stored in `model_dir` if it has them; fp32 and bf16 leave the weights alone."""
+    if precision != "int8":
+        return model
+    from .quantization import load_smoothing, quantize_int8
 
-    return [name for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)
-            and mod.in_features <= mod.out_features and not name.split(".")[0] == "classifier"]
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantisation of int8_layers in place: weights per output channel, activations per tensor and
-    call (fbgemm). In place: a copy would hold the 384 MB embedding matrix twice. One activation scale per call
-    means an article's int8 scores depend slightly on the other segments in its batch (fp32 and bf16 do not)."""
-    import warnings
-
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig
-
-    spec = {name: per_channel_dynamic_qconfig for name in int8_layers(model)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notices, once per load
-        return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
-
-
-def apply_precision(model, precision: str):
-    """The model as it runs in `precision` (int8 quantises in place; fp32 and bf16 leave the weights alone)."""
-    return quantize_int8(model) if precision == "int8" else model
+    return quantize_int8(model, load_smoothing(model_dir))
 
 
 def probe_linears(model, limit: int = 6):
@@ -167,6 +143,9 @@ def probe_linears(model, limit: int = 6):
     import torch
 
     return [mod for _, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)][:limit]
+
+
+PROBE_SEQUENCE = 128  # pieces per probe sequence: the NER window
 
 
 def make_probe(model, precisions: Sequence[str] = PRECISIONS, tokens: int = 1024,
@@ -184,10 +163,15 @@ def make_probe(model, precisions: Sequence[str] = PRECISIONS, tokens: int = 1024
     if not layers:
         raise ValueError("no Linear layer to probe")
     variants = {"fp32": layers, "bf16": layers}
-    if "int8" in precisions:
-        variants["int8"] = list(quantize_int8(copy.deepcopy(torch.nn.ModuleList(layers))))
+    if "int8" in precisions:  # as the model runs it: smoothed (a unit scale costs the same multiply), static range
+        from .quantization import Int8Linear, int8_layer_names
+
+        narrow = set(int8_layer_names(torch.nn.ModuleList(layers)))
+        variants["int8"] = [Int8Linear(lin, torch.ones(lin.in_features), (-4.0, 4.0)) if str(i) in narrow else lin
+                            for i, lin in enumerate(layers)]
     gen = torch.Generator().manual_seed(0)
-    inputs = {n: [torch.randn(n, lin.in_features, generator=gen) for lin in layers] for n in (tokens, small_tokens)}
+    inputs = {n: [torch.randn(max(1, n // PROBE_SEQUENCE), min(n, PROBE_SEQUENCE), lin.in_features, generator=gen)
+                  for lin in layers] for n in (tokens, small_tokens)}
 
     def measure(precision: str, small: bool) -> float:
         xs = inputs[small_tokens if small else tokens]

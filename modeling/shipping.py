@@ -120,7 +120,7 @@ def load_for_inference(name_or_path: str | os.PathLike, auto_class, precision: s
         offered = tuple(p for p in offered if p != "int8")
     model, tok = load_model(name_or_path, auto_class)
     choice = choose_for(model, precision, offered)
-    model = apply_precision(model, choice.precision)
+    model = apply_precision(model, choice.precision, name_or_path)
     return (compile_for_inference(model, choice.precision) if compile else model), tok, choice
 
 

@@ -1,0 +1,91 @@
+"""`make calibrate-int8`: the int8 smoothing scales of the shipped models, from a calibration pass over training text.
+
+The pass runs each model in fp32 over a fixed, seeded sample of its own training corpora (never the dev sets the
+precision table reports), records every int8 layer's largest |input| per channel (modeling.quantization), turns
+them into SmoothQuant scales and stores them beside the weights (fp16, ~46 kB per model), with how they were made
+in newsbeam.json under "int8_smoothing". Deterministic: same weights and corpora, same bytes.
+
+    python -m modeling.training.calibrate [--ner modeling/weights/ner] [--stance modeling/weights/stance]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+from modeling.training import corpora
+
+NER_SETS = ("conll-en", "conll-de", "conll-es", "conll-nl", "wikiann-en", "wikiann-de", "wikiann-es", "wikiann-nl",
+            "wikiann-pl", "wikiann-ru", "nerel")
+SEED = 20261204
+
+
+def ner_texts(per_set: int, seed: int = SEED) -> list[str]:
+    """`per_set` training texts from each NER corpus the model was trained on, sampled with `seed`."""
+    rng = random.Random(seed)
+    out = []
+    for name in NER_SETS:
+        examples = corpora.load_ner_split(name, "train")
+        out += [e.text for e in rng.sample(examples, min(per_set, len(examples)))]
+    return out
+
+
+def stance_inputs(per_set: int, seed: int = SEED):
+    """`per_set` training mentions from each stance corpus (NewsMTSC train, RuSentNE's training part)."""
+    from modeling.training.stance import load_stance_data, to_inputs
+
+    mtsc_train, _, ru_train, _ = load_stance_data(None, 13)
+    rng = random.Random(seed)
+    return to_inputs(rng.sample(mtsc_train, min(per_set, len(mtsc_train))) +
+                     rng.sample(ru_train, min(per_set, len(ru_train))))
+
+
+def record(model_dir: str, n_inputs: int, source: str, alpha: float) -> None:
+    from modeling.quantization import SMOOTHING_FILE
+
+    path = Path(model_dir) / "newsbeam.json"
+    meta = json.loads(path.read_text())
+    meta["int8_smoothing"] = {"file": SMOOTHING_FILE, "alpha": alpha, "calibration": source, "inputs": n_inputs,
+                              "seed": SEED, "command": "python -m modeling.training.calibrate",
+                              "made": time.strftime("%Y-%m-%d")}
+    path.write_text(json.dumps(meta, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def calibrate(model_dir: str, model, run, n_inputs: int, source: str) -> Path:
+    from modeling.quantization import SMOOTHING_ALPHA, activation_ranges, calibration_for, save_smoothing
+
+    calibration = calibration_for(model, activation_ranges(model, run))
+    path = save_smoothing(calibration, model_dir)
+    record(model_dir, n_inputs, source, SMOOTHING_ALPHA)
+    print(f"{model_dir}: {len(calibration) // 2} layers' smoothing scales and input ranges from {n_inputs} inputs "
+          f"-> {path}", flush=True)
+    return path
+
+
+def main(argv=None) -> int:
+    from modeling.ner import NerTagger
+    from modeling.stance import StanceClassifier
+
+    ap = argparse.ArgumentParser(prog="python -m modeling.training.calibrate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ner", default="modeling/weights/ner", help="NER model folder ('' to skip)")
+    ap.add_argument("--stance", default="modeling/weights/stance", help="stance model folder ('' to skip)")
+    ap.add_argument("--per-set", type=int, default=64, help="calibration inputs per training corpus")
+    args = ap.parse_args(argv)
+    if args.ner:
+        texts = ner_texts(args.per_set)
+        tagger = NerTagger.load(args.ner, precision="fp32")
+        calibrate(args.ner, tagger.model, lambda: tagger.predict(texts), len(texts),
+                  f"{args.per_set} training sentences from each of {', '.join(NER_SETS)}")
+    if args.stance:
+        items = stance_inputs(args.per_set)
+        clf = StanceClassifier.load(args.stance, precision="fp32")
+        calibrate(args.stance, clf.model, lambda: clf.predict_proba(items), len(items),
+                  f"{args.per_set} training mentions from each of NewsMTSC train, RuSentNE's training part")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
