@@ -2,7 +2,7 @@
 
 newsbeam: NER (the shipped defaults: 128-piece windows, Viterbi decoding; length-sorted token-budget batches)
 then stance toward each article's two most-mentioned PER/ORG/LOC entities (all mentions of a batch in one call),
-timed in each precision named by --precisions (fp32, bf16 autocast, int8 dynamic quantisation, and auto: what
+timed in each precision named by --precisions (fp32, bf16 autocast, int8 (modeling/quantization.py), and auto: what
 `--precision auto` picks on this CPU, shown with its probe times).
 Naive baseline: the same models through plain `transformers.pipeline`, one article (one mention) per call,
 fp32, as a first implementation would do it.
@@ -44,20 +44,17 @@ MATMUL_TOKENS = 1024  # rows of the rate probe: one batch of 8 windows of 128 pi
 
 def matmul_rate(precision: str, seconds: float = 1.0) -> float:
     """GFLOP/s of one Linear layer at the BERT FFN shape (1024 tokens x 384 -> 1536) in `precision`, run as the
-    model runs it: fp32, bf16 autocast, or int8 dynamic quantisation. Time-bounded, so an emulated bf16 (~2 GFLOP/s
-    on a CPU without native bf16) costs a second or two, not minutes."""
-    import warnings
-
+    model runs it: fp32, bf16 autocast, or int8 (modeling.quantization.Int8Linear). Time-bounded, so an emulated
+    bf16 (~2 GFLOP/s on a CPU without native bf16) costs a second or two, not minutes."""
     import torch
 
     from modeling.precision import autocast
 
     lin = torch.nn.Linear(H, FF)
-    if precision == "int8":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            lin = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear},
-                                                         dtype=torch.qint8)
+    if precision == "int8":  # as the model runs it (modeling.quantization): smoothed, static input range
+        from modeling.quantization import Int8Linear
+
+        lin = Int8Linear(lin, torch.ones(H), (-4.0, 4.0))
     x = torch.randn(MATMUL_TOKENS, H)
     with torch.inference_mode(), autocast(precision):
         lin(x)

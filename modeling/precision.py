@@ -1,4 +1,4 @@
-"""Numeric precision of the model stages: fp32, bf16 (autocast) or int8 (dynamic quantisation), chosen by timing.
+"""Numeric precision of the model stages: fp32, bf16 (autocast) or int8 (modeling.quantization), chosen by timing.
 
 Why by timing: bf16 is ~3x faster than fp32 on a CPU with native bf16 (AVX512_BF16, AMX) and ~100x slower on one
 without (AVX2 only: oneDNN emulates it), and int8 speed depends on VNNI; no table of CPU flags is right on every

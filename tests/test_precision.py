@@ -121,21 +121,46 @@ def test_quality_record_offers_only_precisions_within_tolerance_and_renders():
 
 
 def test_int8_model_runs_quantised_and_finds_the_entities():
-    import torch
-
     from modeling.ner import NerTagger
+    from modeling.quantization import Int8Linear
     from pipeline.options import DEFAULT_NER_MODEL
 
     tagger = NerTagger.load(DEFAULT_NER_MODEL, precision="int8")
     assert (tagger.precision, tagger.choice.reason) == ("int8", "requested")
-    quantised = torch.ao.nn.quantized.dynamic.Linear
+    import torch
+
     assert type(tagger.model.classifier) is torch.nn.Linear  # the head stays fp32
-    names = {n for n, m in tagger.model.named_modules() if isinstance(m, quantised)}
-    assert len(names) == 12 * 5  # q, k, v, attention output, FFN in
-    assert "bert.encoder.layer.0.intermediate.dense" in names and "bert.encoder.layer.0.output.dense" not in names
+    int8 = {n: m for n, m in tagger.model.named_modules() if isinstance(m, Int8Linear)}
+    assert len(int8) == 12 * 5  # q, k, v, attention output, FFN in
+    assert "bert.encoder.layer.0.intermediate.dense" in int8 and "bert.encoder.layer.0.output.dense" not in int8
+    # the shipped calibration is used: every int8 layer smoothed, with a static input range
+    assert all(m.inv_smooth is not None and m.x_scale is not None for m in int8.values())
     text = "Nikol Pashinyan and Ilham Aliyev signed the ceasefire in Moscow."
     found = {(text[s.start:s.end], s.type) for s in tagger.predict([text])[0]}
     assert {("Nikol Pashinyan", "PER"), ("Ilham Aliyev", "PER"), ("Moscow", "LOC")} <= found
+
+
+def test_int8_scores_of_an_article_do_not_depend_on_its_batch():
+    """A runner bundles articles as it likes; in int8 as in fp32 and bf16 an article's scores must be its own
+    (per-call dynamic activation scales broke this: a loud segment changed its batch-mates' scores)."""
+    from modeling.ner import NerTagger
+    from modeling.stance import MentionInput, StanceClassifier
+    from pipeline.options import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+
+    tagger = NerTagger.load(DEFAULT_NER_MODEL, precision="int8")
+    text = "Nikol Pashinyan met Vladimir Putin in Moscow on Tuesday to discuss the ceasefire in Nagorno-Karabakh."
+    others = [text.upper(), "ZZZZ " * 30 + "!!!", "Reuters reported from Baku that Ilham Aliyev spoke on television."]
+    alone = tagger.piece_probs([text])[1][0]
+    batched = tagger.piece_probs([*others, text])[1][-1]
+    assert (alone == batched).all()
+    clf = StanceClassifier.load(DEFAULT_STANCE_MODEL, precision="int8")
+    item = MentionInput("Armenia", "Armenia praised the deal that ended the war.", 0, 7)
+    noise = [MentionInput("Azerbaijan", "AZERBAIJAN!!! " * 8 + "Azerbaijan won.", 0, 10),
+             MentionInput("Russia", "Russia sent peacekeepers to the region after the deal.", 0, 6)]
+    alone, batched = clf.predict_proba([item])[0], clf.predict_proba([*noise, item])[-1]
+    # fbgemm rounds the dequantisation of a batch's remainder rows differently: equal to ~1e-8, far below the
+    # four decimals written (per-call activation scales, as torch.ao quantize_dynamic has them, moved this one by 0.05)
+    assert max(abs(a - b) for a, b in zip(alone, batched)) < 1e-6
 
 
 def test_auto_picks_an_offered_precision_once_per_process_and_says_why(caplog):

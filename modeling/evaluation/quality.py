@@ -253,13 +253,18 @@ def precision_section(ner_record: dict | None, stance_record: dict | None) -> li
     lines += ["Each model in each precision on the same dev examples, difference from fp32 in points. `--precision "
               "auto` (the default) considers only the precisions within tolerance of fp32 on every set (NER: 0.5 "
               "F1 points, stance: 1.0 macro-F1 point) and among those takes the fastest by a probe at model load "
-              "(modeling/precision.py). int8: `torch.ao.quantization.quantize_dynamic` (per-channel weights) on "
-              "the Linear layers that do not narrow (attention q/k/v/output, FFN in); the FFN's second layer, the "
-              "heads, embeddings, layer norms and attention products stay fp32 (modeling.precision.int8_layers).", ""]
+              "(modeling/precision.py). int8 (modeling/quantization.py): the Linear layers that do not narrow "
+              "(attention q/k/v/output, FFN in) with SmoothQuant scaling (alpha 0.5), weights per output channel "
+              "and a static activation range per layer, both calibrated on training text (`python -m "
+              "modeling.training.calibrate`, never on these dev sets); the FFN's second layer, the heads, "
+              "embeddings, layer norms and attention products stay fp32.", ""]
     for task, unit, rec in records:
         if not rec:
             continue
-        precs = list(rec["scores"])
+        from modeling.precision import PRECISIONS
+
+        # records are stored with sorted keys: fp32 (the reference) first, as PRECISIONS orders them
+        precs = sorted(rec["scores"], key=lambda p: PRECISIONS.index(p) if p in PRECISIONS else len(PRECISIONS))
         sets = list(rec["scores"]["fp32"])
         lines += [f"{task} ({unit}; {rec['subset']}; measured {rec['measured']} with `{rec['command']}`):", "",
                   "| dev set | n | " + " | ".join(precs) + " |", "|---|---|" + "---|" * len(precs)]
