@@ -10,7 +10,7 @@ OUT ?= out
 TARGETS ?= Armenia Azerbaijan
 SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
-.PHONY: install run report-png check-install run-feeds backfill-yesterday test bench eval eval-entities eval-precision train-ner train-stance schemas clean
+.PHONY: install run report-png check-install run-feeds backfill-yesterday test bench eval eval-entities eval-precision calibrate-int8 train-ner train-stance schemas clean
 
 install: $(BIN)/newsbeam
 
@@ -74,6 +74,11 @@ eval-precision: install
 	mkdir -p logs
 	$(BIN)/python -m modeling.evaluation.quality --precisions fp32,bf16,int8 --wikiann-limit 3000 --record \
 		--write docs/quality.md --json logs/precision_quality.json
+
+# int8's SmoothQuant scales and static activation ranges, from a seeded pass over training text (never the dev
+# sets); run after retraining a model, then `make eval-precision` to re-measure which precisions keep quality.
+calibrate-int8: install
+	$(BIN)/python -m modeling.training.calibrate
 
 train-ner: install
 	mkdir -p logs

@@ -40,7 +40,7 @@ def shared_data() -> Path:
     return path
 
 
-def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 3600) -> subprocess.CompletedProcess:
     """Run the installed CLI in a subprocess, exactly as a user would."""
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
@@ -73,7 +73,7 @@ def seeds_run(tmp_path_factory):
                     "--targets", "Armenia", "Azerbaijan", "--format", "both",  # as `make run`
                     "--verbose"])  # --verbose: the stage counters too
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return {"out": out, "stdout": proc.stdout, **read_output(out)}
+    return {"out": out, "stdout": proc.stdout, "log": proc.stderr, **read_output(out)}
 
 
 def beam_pipeline():

@@ -105,7 +105,7 @@ def _flex_main():
 def run_flex(args: list[str]) -> subprocess.CompletedProcess:
     """Run deploy/flex_main.py as the flex template launcher does: a file, with --name=value parameters."""
     return subprocess.run([sys.executable, str(ROOT / "deploy" / "flex_main.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=3600)
 
 
 def _utc_days_ago(n: int) -> set[str]:  # a test running across midnight UTC may see either day

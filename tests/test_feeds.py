@@ -27,7 +27,9 @@ from tests.feed_server import FeedServer, Route
 from transforms.parse import (FullTextPolicy, ParseArticles, ParseError, ParseLimits, cap_entries,
                               feed_entries, parse_raw)
 
-FAST = dict(connect_timeout=1.0, read_timeout=0.3, total_timeout=10.0, retries=2, backoff=0.01, max_backoff=0.05)
+# Short backoffs, but timeouts a busy machine never hits with a local server: only the timeout test, against a
+# route that stalls for a minute, uses a short read timeout (a 0.3 s one failed healthy fetches under load).
+FAST = dict(connect_timeout=10.0, read_timeout=10.0, total_timeout=60.0, retries=2, backoff=0.01, max_backoff=0.05)
 PASSWD_MARK = "root:"  # first field of /etc/passwd's first line; must never surface anywhere
 
 
@@ -222,10 +224,10 @@ def test_redirect_chain_is_followed_and_bounded(server, feeds_dir):
 
 
 def test_timeout_is_retried_then_reported(server):
-    url = server.add("/slow.xml", Route(body=b"<rss/>", delay=5))
+    url = server.add("/slow.xml", Route(body=b"<rss/>", delay=60))
     start = time.monotonic()
-    result = fetch_feed(url, **FAST)
-    assert time.monotonic() - start < 3
+    result = fetch_feed(url, **{**FAST, "read_timeout": 0.3})
+    assert time.monotonic() - start < 60  # gave up on each attempt, never waited the stalled answer out
     assert result.error == "read timeout after 0.3 s" and result.attempts == 3
     assert server.routes["/slow.xml"].hits == 3
     _, errors = parsed(feed_raw_inputs(result))
@@ -339,9 +341,7 @@ XXE = (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/pa
 @pytest.mark.parametrize("doc", [BILLION_LAUGHS, ONE_LINE_LAUGHS, XXE], ids=["laughs", "laughs-one-line", "xxe"])
 def test_entity_attacks_are_refused_as_dead_letters(server, doc):
     url = server.add("/attack.xml", Route(body=doc))
-    start = time.monotonic()
-    result, raws, articles, errors = fetch_parse(url)
-    assert time.monotonic() - start < 2
+    result, raws, articles, errors = fetch_parse(url)  # refused before any expansion (no timing: a busy machine)
     assert result.status == 200 and articles == [] and len(raws) == 1
     assert errors == [raws[0]["error"]] and errors[0].startswith("refused: the document's DOCTYPE declares entities")
     assert "lollol" not in repr(raws) + repr(errors) and PASSWD_MARK not in repr(raws) + repr(errors)

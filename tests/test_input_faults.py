@@ -49,7 +49,7 @@ def test_odd_inputs_are_dead_letters_and_the_run_goes_on(odd_inputs, tmp_path):
     out = tmp_path / "out"
     # bad.jsonl is matched by both patterns: it must be read once (2 dead letters, not 4 counted and 2 kept)
     proc = run_cli(["run", "--input", str(inp / "*.jsonl"), str(inp / "bad*"), "--output", str(out),
-                    "--targets", "Armenia"], timeout=900)
+                    "--targets", "Armenia"], timeout=3600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     res = read_output(out)
     dead = {Path(d["input_ref"].split(":")[0]).name: d["error"] for d in res["dead"]}
