@@ -290,7 +290,7 @@ def main() -> int:
         if k != "direct":
             print(f"{k:28s} {v}")
     print(f"\n| precision | runs as | NER s | stance s | total s | vs naive | achieved GFLOP/s | limit GFLOP/s | "
-          f"fraction | peak RSS MB |")
+          "fraction | peak RSS MB |")
     for prec, row in rows.items():
         print(f"| {prec} | {row['precision']} | {row['ner_s']} | {row['stance_s']} | {row['s']} | "
               f"{row.get('speedup_vs_naive', '-')} | {row['achieved_gflops']} | {row['limit_gflops']} | "
