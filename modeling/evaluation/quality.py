@@ -230,10 +230,9 @@ def precision_record(scores: dict[str, dict[str, float]], tolerance: float, n: d
 
 
 def write_record(model_dir: str, record: dict) -> None:
-    path = Path(model_dir) / "newsbeam.json"
-    meta = json.loads(path.read_text())
-    meta["precisions"] = record
-    path.write_text(json.dumps(meta, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+    from modeling.shipping import update_meta
+
+    update_meta(model_dir, "precisions", record)
 
 
 def model_records(*models: str | None) -> list[dict | None]:
@@ -258,11 +257,11 @@ def precision_section(ner_record: dict | None, stance_record: dict | None) -> li
               "and a static activation range per layer, both calibrated on training text (`python -m "
               "modeling.training.calibrate`, never on these dev sets); the FFN's second layer, the heads, "
               "embeddings, layer norms and attention products stay fp32.", ""]
+    from modeling.precision import PRECISIONS
+
     for task, unit, rec in records:
         if not rec:
             continue
-        from modeling.precision import PRECISIONS
-
         # records are stored with sorted keys: fp32 (the reference) first, as PRECISIONS orders them
         precs = sorted(rec["scores"], key=lambda p: PRECISIONS.index(p) if p in PRECISIONS else len(PRECISIONS))
         sets = list(rec["scores"]["fp32"])

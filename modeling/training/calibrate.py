@@ -1,16 +1,16 @@
-"""`make calibrate-int8`: the int8 smoothing scales of the shipped models, from a calibration pass over training text.
+"""`make calibrate-int8`: the int8 calibration of the shipped models, from a pass over training text.
 
 The pass runs each model in fp32 over a fixed, seeded sample of its own training corpora (never the dev sets the
-precision table reports), records every int8 layer's largest |input| per channel (modeling.quantization), turns
-them into SmoothQuant scales and stores them beside the weights (fp16, ~46 kB per model), with how they were made
-in newsbeam.json under "int8_smoothing". Deterministic: same weights and corpora, same bytes.
+precision table reports), records every int8 layer's input range per channel (modeling.quantization), turns them
+into SmoothQuant scales (fp16) and the static range of each smoothed input, and stores both beside the weights
+(~59 kB per model), with how they were made in newsbeam.json under "int8_smoothing". Deterministic: same weights
+and corpora, same bytes.
 
     python -m modeling.training.calibrate [--ner modeling/weights/ner] [--stance modeling/weights/stance]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from pathlib import Path
@@ -44,13 +44,12 @@ def stance_inputs(per_set: int, seed: int = SEED):
 
 def record(model_dir: str, n_inputs: int, source: str, alpha: float) -> None:
     from modeling.quantization import SMOOTHING_FILE
+    from modeling.shipping import update_meta
 
-    path = Path(model_dir) / "newsbeam.json"
-    meta = json.loads(path.read_text())
-    meta["int8_smoothing"] = {"file": SMOOTHING_FILE, "alpha": alpha, "calibration": source, "inputs": n_inputs,
-                              "seed": SEED, "command": "python -m modeling.training.calibrate",
-                              "made": time.strftime("%Y-%m-%d")}
-    path.write_text(json.dumps(meta, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+    update_meta(model_dir, "int8_smoothing", {"file": SMOOTHING_FILE, "alpha": alpha, "calibration": source,
+                                              "inputs": n_inputs, "seed": SEED,
+                                              "command": "python -m modeling.training.calibrate",
+                                              "made": time.strftime("%Y-%m-%d")})
 
 
 def calibrate(model_dir: str, model, run, n_inputs: int, source: str) -> Path:
