@@ -3,7 +3,8 @@ and a display name. Pure functions (no Beam, no model); transforms.ner calls `re
 
 Steps, each measured on BSNLP-2017 dev (docs/quality.md):
 1. `trim_span`: possessives ("Pashinyan's" -> "Pashinyan") and surrounding punctuation ("Windows Server 2019.")
-   leave the span; offsets stay exact (the trimmed span is a slice of the text).
+   leave the span; `complete_span` runs it on where the model stopped inside a name ("Týden" of "Týden.cz",
+   "ДП «Орелька" + "»", "Parlament Eur" + "." where the sentence goes on). Offsets stay exact (a slice of the text).
 2. `modeling.lemmas.phrase_base`: each mention's dictionary form in the article's language, with agreement
    ("Komisji Europejskiej" -> "Komisja Europejska"); forms of one name found in the same article help with names
    the dictionaries do not know ("Trumpa" -> "Trump" when "Trump" is in the article).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Sequence
 
@@ -46,7 +48,7 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int] | None:
             end = m.start()
         while end > start and (text[end - 1].isspace() or text[end - 1] in _EDGE):
             ch = text[end - 1]
-            if ch == "." and _keeps_dot(text[start:end]):
+            if ch == "." and _keeps_dot(text, start, end):
                 break
             opening = _PAIRS.get(ch)
             if opening and opening != ch and opening in text[start:end - 1]:
@@ -59,8 +61,9 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 def clean_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """A NER span as the names it holds: split at line breaks (a name never spans lines), each part trimmed
-    (trim_span); parts written all in lower case in a script that has case are dropped: names are capitalised,
-    and what the model tags in lower case is mostly an adjective ("americký", "российского")."""
+    (trim_span) and completed where the model stopped short (complete_span); parts written all in lower case in a
+    script that has case are dropped: names are capitalised, and what the model tags in lower case is mostly an
+    adjective ("americký", "российского")."""
     out = []
     pos = start
     for part in re.split(r"(\n)", text[start:end]):
@@ -68,6 +71,7 @@ def clean_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
         pos += len(part)
         if cut is None:
             continue
+        cut = complete_span(text, *cut)
         cased = [c for c in text[cut[0]:cut[1]] if c.lower() != c.upper()]
         if cased and not any(c.isupper() for c in cased):
             continue
@@ -75,9 +79,41 @@ def clean_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return out
 
 
-def _keeps_dot(span: str) -> bool:
-    """Does the final "." of this span belong to the name (an initial or abbreviation)?"""
-    words = span[:-1].split()
+# A name written as a web host ("Týden.cz", "RMF24.pl", "Evropa.gov.si"): the model often stops before the
+# top-level domain, or after its dot. A missing space before a two-letter word ("Apple.it fell") reads as a host too.
+_HOST_TAIL = re.compile(r"(?:\.[a-z0-9-]+)*\.([a-z]{2,6})(?!\w)")
+_GENERIC_TLDS = frozenset({"com", "org", "net", "info", "gov", "edu", "biz", "news", "online", "media"})
+_CLOSERS = {"«": "»", "„": "“”", "“": "”", "‹": "›", "(": ")", "[": "]"}
+
+
+@lru_cache(maxsize=1)
+def _country_tlds() -> frozenset[str]:
+    """Two-letter country domains: the ISO 3166 territory codes CLDR knows (Babel), plus "uk" and "eu"."""
+    from babel import Locale
+
+    return frozenset({c.lower() for c in Locale("en").territories if len(c) == 2 and c.isalpha()} | {"uk", "eu"})
+
+
+def complete_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """A trimmed span run on to the end of the name it stops inside: a web host's domain ("Týden" of
+    "Týden.cz"), a closing quote or bracket whose opening one is in the span ("ДП «Орелька" -> "ДП «Орелька»"),
+    and an abbreviation's dot where the sentence goes on ("Parlament Eur" of "Parlament Eur., po czym")."""
+    if end > start and text[end - 1].isalnum():
+        m = _HOST_TAIL.match(text, end)
+        if m and (m.group(1) in _GENERIC_TLDS or m.group(1) in _country_tlds()):
+            end = m.end()
+    span = text[start:end]
+    for opening, closing in _CLOSERS.items():
+        if end < len(text) and text[end] in closing and span.count(opening) > sum(span.count(c) for c in closing):
+            return start, end + 1
+    if text[end:end + 1] == "." and _abbreviation_dot(text, start, end + 1):
+        end += 1
+    return start, end
+
+
+def _keeps_dot(text: str, start: int, end: int) -> bool:
+    """Does the final "." of text[start:end] belong to the name (an initial or abbreviation)?"""
+    words = text[start:end - 1].split()
     if not words:
         return False
     last = words[-1]
@@ -85,7 +121,22 @@ def _keeps_dot(span: str) -> bool:
         return True
     if len(last) == 1 and last.isalpha():  # an initial: "J."
         return True
-    return last.lower() in {"inc", "corp", "co", "ltd", "jr", "sr", "st", "bros", "dr", "mr", "mrs", "prof"}
+    if last.lower() in {"inc", "corp", "co", "ltd", "jr", "sr", "st", "bros", "dr", "mr", "mrs", "prof"}:
+        return True
+    return _abbreviation_dot(text, start, end)
+
+
+def _abbreviation_dot(text: str, start: int, end: int) -> bool:
+    """A dot after a short capitalised word (not an acronym: "EU.") or a Roman numeral, where the sentence goes on
+    (in lower case or after a comma): "Parlament Eur., po", "Elizabeta II. in", "Sp. z o.o.". Only such a dot is
+    added to a span the model ended before it."""
+    words = text[start:end - 1].split()
+    if not words:
+        return False
+    last = words[-1]
+    short = (2 <= len(last) <= 4 and last[0].isupper() and last[1:].islower()) or re.fullmatch(r"[IVXLC]{1,6}", last)
+    after = text[end:end + 40].lstrip()
+    return bool(short) and bool(after) and (after[0] in ",;" or after[0].islower())
 
 
 def normalise(s: str) -> str:

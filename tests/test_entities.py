@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modeling.entities import group_mentions, resolve_entities, trim_span
+from modeling.entities import clean_spans, group_mentions, resolve_entities, trim_span
 from modeling.entity_ids import entity_id, skeleton
 from modeling.lemmas import phrase_bases
 from modeling.ner import Span
@@ -41,6 +41,34 @@ def test_trim_cuts_possessives_and_edge_punctuation_but_keeps_abbreviations():
     assert trimmed(text, "Prawo i Sprawiedliwość (PiS)") == "Prawo i Sprawiedliwość (PiS)"
     assert trimmed(text, "J. Smith,") == "J. Smith"
     assert trim_span(text, text.index("."), text.index(".") + 1) is None
+
+
+def completed(text: str, surface: str) -> list[str]:
+    start = text.index(surface)
+    return [text[a:b] for a, b in clean_spans(text, start, start + len(surface))]
+
+
+@pytest.mark.parametrize("text, model_span, name", [
+    ("Evropská komise | Týden.cz\n\nBrusel", "Týden", "Týden.cz"),          # a web host runs on to its domain
+    ("pro Evropu – EurActiv.pl\n\nDziś", "EurActiv.", "EurActiv.pl"),        # ... also past a dot the model took
+    ("Vlada :: Evropa.gov.si\n\nEvropska", "Evropa", "Evropa.gov.si"),
+    ("ТОВ ім. Чапаєва, ДП «Орелька», ПАТ", "ДП «Орелька", "ДП «Орелька»"),  # an opened quote is closed
+    ("przez Parlament Eur., po czym", "Parlament Eur", "Parlament Eur."),    # an abbreviation where the text goes on
+    ("kraljica Elizabeta II. in Nelson Mandela", "Elizabeta II", "Elizabeta II."),
+])
+def test_spans_run_on_to_the_end_of_the_name_the_model_stopped_inside(text, model_span, name):
+    assert completed(text, model_span) == [name]
+
+
+@pytest.mark.parametrize("text, model_span, name", [
+    ("Microsoft released Windows Server 2019. Then", "Windows Server 2019.", "Windows Server 2019"),
+    ("They flew to Brussels. it rained", "Brussels.", "Brussels"),   # a long word's dot is a full stop
+    ("Sanctions on the EU. officials said", "EU", "EU"),              # an acronym takes no dot
+    ("Queen Elizabeth II. The crowd", "Elizabeth II", "Elizabeth II"),  # the sentence ends there
+    ("He read Gazeta.Later he left", "Gazeta", "Gazeta"),             # no domain: a capital follows the dot
+])
+def test_spans_are_not_run_on_past_the_name(text, model_span, name):
+    assert completed(text, model_span) == [name]
 
 
 def test_short_forms_join_the_one_longer_name_that_holds_them():

@@ -162,6 +162,76 @@ def score(docs: Sequence[BsnlpDoc], outputs: Sequence[Sequence[dict]]) -> dict:
     return {"languages": rows, "average": avg, "ids_all": ids["all"]}
 
 
+def error_analysis(docs: Sequence[BsnlpDoc], outputs: Sequence[Sequence[dict]]) -> dict:
+    """Where the NER errors of `score` are, per language: a dev analysis for docs/quality.md, not a score.
+
+    - type conventions: a gold LOC the output has as ORG (the EU, Brussels) and a gold PER it has as MISC
+      (demonyms: "Američané"), each one false negative and, for LOC/ORG, one false positive;
+    - unlisted names: a false positive whose surface and type the gold lists in another document of the same
+      language (the name is an entity to the annotators, but this document's list leaves it out);
+    - the F1 each would give if it were not counted (what-if figures: they say how far the gap is the model's);
+    - gold density (gold mentions per 1,000 characters) and the share of output mentions that the document's gold
+      lists, in the first and the last quarter of the documents (a list that stops early shows as a fall).
+    """
+    listed = defaultdict(set)
+    for d in docs:
+        listed[d.lang].update((g.surface, g.type) for g in d.gold)
+    c = {l: Counter() for l in LANGS}
+    for doc, ents in zip(docs, outputs):
+        k = c[doc.lang]
+        out = output_mentions(ents)
+        gold_types = defaultdict(set)
+        for g in doc.gold:
+            gold_types[g.surface].add(g.type)
+        for g in doc.gold:
+            if g.type not in SCORED_TYPES:
+                continue
+            k["gold"] += 1
+            if (g.surface, g.type) in out:
+                k["tp"] += 1
+                continue
+            k["fn"] += 1
+            k["fn_loc_as_org"] += g.type == "LOC" and (g.surface, "ORG") in out
+            k["fn_per_as_misc"] += g.type == "PER" and (g.surface, "MISC") in out
+        for surface, etype in out:
+            if etype not in SCORED_TYPES or etype in gold_types.get(surface, ()):
+                continue
+            k["fp"] += 1
+            if etype == "ORG" and "LOC" in gold_types.get(surface, ()):
+                k["fp_org_for_loc"] += 1
+            elif (surface, etype) in listed[doc.lang]:
+                k["fp_listed_elsewhere"] += 1
+        k["chars"] += len(doc.text)
+        listed_here = set(gold_types)
+        for ent in ents:
+            if ent["type"] in SCORED_TYPES:
+                for m in ent["mentions"]:
+                    quarter = min(4 * m["start"] // max(len(doc.text), 1), 3)
+                    if quarter in (0, 3):
+                        k[f"q{quarter}_all"] += 1
+                        k[f"q{quarter}_listed"] += _norm(m["text"]) in listed_here
+
+    def f1(tp: int, fp: int, fn: int) -> float:
+        return prf(tp, fp, fn)["f1"]
+
+    rows = {}
+    for l, k in c.items():
+        tp, fp, fn = k["tp"], k["fp"], k["fn"]
+        conv = k["fn_loc_as_org"] + k["fn_per_as_misc"]
+        rows[l] = {
+            "f1": f1(tp, fp, fn), "fn_loc_as_org": k["fn_loc_as_org"], "fn_per_as_misc": k["fn_per_as_misc"],
+            "fp_listed_elsewhere": k["fp_listed_elsewhere"],
+            "f1_conventions_forgiven": f1(tp + conv, fp - k["fp_org_for_loc"], fn - conv),
+            "f1_and_unlisted_forgiven": f1(tp + conv, fp - k["fp_org_for_loc"] - k["fp_listed_elsewhere"], fn - conv),
+            "gold_per_1000_chars": round(1000 * k["gold"] / max(k["chars"], 1), 2),
+            "listed_first_quarter": round(k["q0_listed"] / max(k["q0_all"], 1), 3),
+            "listed_last_quarter": round(k["q3_listed"] / max(k["q3_all"], 1), 3),
+        }
+    mean = {key: round(sum(r[key] for r in rows.values()) / len(rows), 4)
+            for key in ("f1", "f1_conventions_forgiven", "f1_and_unlisted_forgiven")}
+    return {"languages": rows, "mean": mean}
+
+
 def pairwise_ids(found: Sequence[tuple[str, str, str, str, str]]) -> dict:
     """Pairwise P/R/F1 of "same entity" over pairs of found mentions in different languages of one topic.
 
@@ -243,9 +313,31 @@ def render(res: dict, meta: dict) -> str:
               "Targets: NER relaxed F1 >= 0.85 (mean over the languages), base forms >= 0.85, cross-language id "
               "F1 >= 0.80 (all pairs). What entity resolution adds to the NER stage is measured by "
               "`python bench/bench_entities.py` (docs/benchmarks.md).", ""]
+    lines += render_errors(res["errors"])
     lines += NOTES
     lines.append(SECTION_END)
     return "\n".join(lines)
+
+
+def render_errors(err: dict) -> list[str]:
+    rows = ["### Where the NER gap is (dev analysis of the same output, not a score)", "",
+            "Gold LOC output as ORG (the EU, Brussels), gold PER output as MISC (demonyms), and output names that "
+            "this document's gold does not list although another document of the language lists the same name "
+            "and type. The what-if F1 columns count the first two as found and then also drop the third from the "
+            "false positives (`error_analysis` in modeling/evaluation/bsnlp.py). Listed share: output mentions "
+            "whose surface the document's gold lists, in the first and the last quarter of the documents.", "",
+            "| lang | NER F1 | LOC as ORG | PER as MISC | unlisted names | F1, conventions forgiven | "
+            "+ unlisted forgiven | gold per 1k chars | listed share, 1st / last quarter |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for l, r in err["languages"].items():
+        rows.append(f"| {l} | {r['f1']:.3f} | {r['fn_loc_as_org']} | {r['fn_per_as_misc']} | "
+                    f"{r['fp_listed_elsewhere']} | {r['f1_conventions_forgiven']:.3f} | "
+                    f"{r['f1_and_unlisted_forgiven']:.3f} | {r['gold_per_1000_chars']:.2f} | "
+                    f"{r['listed_first_quarter']:.2f} / {r['listed_last_quarter']:.2f} |")
+    m = err["mean"]
+    rows += [f"| **mean** | **{m['f1']:.3f}** | | | | **{m['f1_conventions_forgiven']:.3f}** | "
+             f"**{m['f1_and_unlisted_forgiven']:.3f}** | | |", ""]
+    return rows
 
 
 NOTES = [
@@ -259,10 +351,19 @@ NOTES = [
     "forms, no ids): NER F1 mean 0.770 (cs 0.775, pl 0.786, ru 0.768, sl 0.790, uk 0.731); base forms (the "
     "surface taken as base) 0.537; id F1 0.074. Span cleaning (line breaks split, edge punctuation and possessives "
     "trimmed, all-lower-case spans dropped: adjectives such as \"americký\", \"российского\") gives NER +0.03.",
-    "- **NER is short of 0.85.** The largest error classes are conventions, not misses: BSNLP types the EU and "
-    "Brussels as LOC in cs/pl/sl (ORG in ru/uk), and the model says ORG; demonyms (\"Američané\") are PER in "
-    "BSNLP and MISC for the model; BSNLP keeps quotes in some names (\"«Интерфакс»\"), which we trim. Closing "
-    "that gap means retraining with such data, which was out of scope for this change.",
+    "- **NER is short of 0.85, and the table above says why.** With the two type conventions forgiven the mean "
+    "is about 0.84, and with the names the lists leave out it is about 0.86. The conventions are not even one per "
+    "data set: the EU and Brussels are LOC in cs/pl/sl and ORG in ru/uk, so no one model output matches both. "
+    "Demonyms are PER here and MISC in CoNLL, on which the model was trained. Learning either from this dev set "
+    "would be tuning to it. The uk gold lists fewer names per character than the other languages (4.2 against "
+    "6-8 per 1,000), and its listed share falls from the first to the last quarter of the documents, while "
+    "elsewhere it stays flat: the uk lists stop short in long documents, so part of the uk \"precision\" gap "
+    "is names the lists leave out. BSNLP also keeps quotes in some names (\"«Интерфакс»\"), which we trim.",
+    "- **Span completion** (session 12): a span runs on to the end of the name the model stopped inside: a web "
+    "host's domain (\"Týden\" -> \"Týden.cz\", outlets are often named so), a closing quote whose opening one "
+    "is in the span (\"ДП «Орелька»\"), an abbreviation's dot where the sentence goes on (\"Parlament Eur.\", "
+    "\"Elizabeta II.\"). NER +0.004 mean on these spans (0.808 -> 0.812). These error classes were found on "
+    "this dev set, so the gain here is an optimistic figure.",
     "- **Base forms:** pymorphy3 (ru, uk) with agreement, simplemma + agreement rules (cs, pl, sl); remaining "
     "errors are mostly unknown foreign names in oblique cases (\"Patricka Zandla\") and plural names "
     "(\"Stanów Zjednoczonych\").",
@@ -297,6 +398,7 @@ def evaluate(model: str, cache: str | None = None) -> tuple[dict, dict]:
     spans, timing = predict_spans(model, docs, cache)
     outputs, seconds = resolve(docs, spans)
     res = score(docs, outputs)
+    res["errors"] = error_analysis(docs, outputs)
     meta = {"ner_ms_per_doc": 1000 * timing["seconds"] / len(docs), "resolve_ms_per_doc": 1000 * seconds / len(docs)}
     return res, meta
 
