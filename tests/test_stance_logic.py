@@ -52,12 +52,22 @@ def test_mention_count_is_every_mention_not_only_the_classified_ones():
 
 
 def test_skipped_stance_still_lists_every_target_with_its_mentions():
-    article = {"text": "Armenia and Baku met. Armenia left.", "targets": None, "entities": []}
+    article = {"text": "Armenia and Baku met. Armenia left.", "targets": None, "entities": [],
+               "ner": {"status": "done"}}
     out = skip_stance(article, {"Armenia": [], "Azerbaijan": ["Baku"], "Georgia": []}, "unsupported language: hy")
     assert out["stance_status"] == {"status": "skipped", "reason": "unsupported language: hy"}
     assert [(s["target"], s["mentions"], s["label"], s["reason"]) for s in out["stance"]] == [
         ("Armenia", 2, None, "unsupported language: hy"), ("Azerbaijan", 1, None, "unsupported language: hy"),
         ("Georgia", 0, None, "not mentioned")]
+
+
+def test_without_entities_a_target_is_never_called_not_mentioned():
+    """NER skipped: a count of 0 says only that no alias string is in the text ("Грузия" is Georgia unread)."""
+    article = {"text": "Армения и Грузия.", "targets": None, "entities": [],
+               "ner": {"status": "skipped", "reason": "unsupported language: bg"}}
+    out = skip_stance(article, {"Georgia": []}, "unsupported language: bg (stance covers en, ru)")
+    assert [(s["mentions"], s["label"], s["reason"]) for s in out["stance"]] == [
+        (0, None, "unsupported language: bg (stance covers en, ru)")]
 
 
 def test_command_line_targets_keep_the_config_aliases():

@@ -131,10 +131,12 @@ class MentionPlan(NamedTuple):
     items: list  # the modeling.stance.MentionInput of the first MAX_MENTIONS, the ones classified
 
 
-def unlabelled(target: str, mentions: int, reason: str) -> dict:
-    """A target listed without a label (no model call): `reason` says why; an unmentioned target says so."""
+def unlabelled(target: str, mentions: int, reason: str, entities_known: bool = True) -> dict:
+    """A target listed without a label (no model call): `reason` says why; an unmentioned target says so, but
+    only where NER ran (`entities_known`): without entities a count of 0 means only that no alias string is in
+    the text, not that the article does not name the target in its own language."""
     return {"target": target, "label": None, "score": None, "probabilities": None, "mentions": mentions,
-            "reason": NOT_MENTIONED if mentions == 0 else reason}
+            "reason": NOT_MENTIONED if mentions == 0 and entities_known else reason}
 
 
 def stance_records(plan: Mapping[str, MentionPlan], probs_by_target: Mapping[str, list[list[float]]]
@@ -156,7 +158,8 @@ def stance_records(plan: Mapping[str, MentionPlan], probs_by_target: Mapping[str
 
 def unlabelled_records(article: dict, targets: Mapping[str, list[str]], reason: str) -> list[dict]:
     """Every target with its mention count and no label, for an article whose stance is not computed."""
-    return [unlabelled(t, p.count, reason) for t, p in plan_mentions(article, targets, max_mentions=0).items()]
+    known = (article.get("ner") or {}).get("status") == "done"
+    return [unlabelled(t, p.count, reason, known) for t, p in plan_mentions(article, targets, max_mentions=0).items()]
 
 
 class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
