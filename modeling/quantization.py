@@ -28,6 +28,7 @@ residual path, so it is one elementwise multiply per layer (~0.3% of the layer's
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -73,8 +74,10 @@ class Int8Linear(nn.Module):
         if smooth is not None:
             weight = weight * smooth.float()[None, :]
         w_scale = (weight.abs().amax(1) / 127).clamp(min=1e-8).double()
-        qweight = torch.quantize_per_channel(weight, w_scale, torch.zeros_like(w_scale, dtype=torch.long), 0,
-                                             torch.qint8)
+        with warnings.catch_warnings():  # torch 2.13 (pinned) marks quantised tensors deprecated; fbgemm needs one
+            warnings.simplefilter("ignore", UserWarning)
+            qweight = torch.quantize_per_channel(weight, w_scale, torch.zeros_like(w_scale, dtype=torch.long), 0,
+                                                 torch.qint8)
         bias = None if linear.bias is None else linear.bias.detach().float()
         self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
         self.register_buffer("inv_smooth", None if smooth is None else 1.0 / smooth.float())
