@@ -22,7 +22,7 @@ from transforms.common import dead_letter
 from transforms.dedup_local import deduplicate_list
 from transforms.langid import detect_language, load_detector
 from transforms.inference import RoutedInference
-from transforms.ner import RecogniseEntities, skip_ner
+from transforms.ner import RecogniseEntities, parse_ner_languages, skip_ner
 from transforms.parse import ParseError, ParseLimits, parse_raw
 from transforms.stance import (ClassifyStance, load_targets_config, parse_target_specs, skip_stance,
                                with_config_aliases)
@@ -109,7 +109,8 @@ class Enricher:
     def __init__(self, targets: Sequence[str] | Mapping[str, Sequence[str]] | None = None, *,
                  precision: str = "auto", ner_model: str = DEFAULT_NER_MODEL,
                  stance_model: str = DEFAULT_STANCE_MODEL, ner_window: int | None = None,
-                 ner_decoding: str | None = None, batch_size: int = 32, auto_targets: int = 3,
+                 ner_decoding: str | None = None, ner_languages: str | Sequence[str] | None = None,
+                 batch_size: int = 32, auto_targets: int = 3,
                  dedup_threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 3,
                  max_chars: int = 200_000, targets_config: str = DEFAULT_TARGETS_CONFIG,
                  skip_models: bool = False):
@@ -119,8 +120,10 @@ class Enricher:
         self.dedup = dict(threshold=dedup_threshold, num_perm=num_perm, shingle_size=shingle_size)
         self.auto_targets, self.batch_size, self.skip_models = auto_targets, batch_size, skip_models
         # the pipeline's own stages (handler, language route, attach, skip), run without Beam
-        self.ner = RecogniseEntities(str(ner_model), window=ner_window, decoding=ner_decoding, precision=precision,
-                                     max_batch_size=batch_size).routed()
+        languages = parse_ner_languages(ner_languages if ner_languages is None or isinstance(ner_languages, str)
+                                        else ",".join(ner_languages))
+        self.ner = RecogniseEntities(str(ner_model), languages=languages, window=ner_window, decoding=ner_decoding,
+                                     precision=precision, max_batch_size=batch_size).routed()
         self.stance = ClassifyStance(str(stance_model), self.targets, max_batch_size=batch_size,
                                      auto_top_n=auto_targets, precision=precision).routed()
         self.ner_key = ("ner", str(ner_model), ner_window, ner_decoding, precision)

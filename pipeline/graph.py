@@ -25,7 +25,7 @@ from transforms.common import DEAD, counter
 from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
 from transforms.dedup_stream import StreamDedup
 from transforms.langid import DetectLanguage
-from transforms.ner import RecogniseEntities, skip_ner
+from transforms.ner import NER_LANGUAGES, RecogniseEntities, skip_ner
 from transforms.parse import FullTextPolicy, ParseArticles, ParseLimits
 from transforms.stance import ClassifyStance, skip_stance
 
@@ -66,6 +66,7 @@ class GraphConfig:
     stance_model: str
     ner_window: int | None = None  # None: per model (modeling.ner.NerTagger.load)
     ner_decoding: str | None = None  # None: per model
+    ner_languages: tuple[str, ...] = NER_LANGUAGES  # --ner-languages (transforms.ner.parse_ner_languages)
     ner_batch_size: int = 32
     stance_batch_size: int = 32
     dedup_threshold: float = 0.8
@@ -135,7 +136,8 @@ class ProcessArticles(beam.PTransform):
             out["articles"] = dedup["articles"] | "SkipModels" >> beam.Map(_models_skipped, cfg.targets,
                                                                            cfg.auto_targets)
             return out
-        ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, window=cfg.ner_window,
+        ner = dedup["articles"] | "NER" >> RecogniseEntities(cfg.ner_model, languages=cfg.ner_languages,
+                                                            window=cfg.ner_window,
                                                             decoding=cfg.ner_decoding,
                                                             max_batch_size=cfg.ner_batch_size,
                                                             torch_threads=cfg.torch_threads,

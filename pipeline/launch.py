@@ -60,6 +60,7 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
                  side_files_dir: str | None = None, idle_sleep: float = 0.0) -> GraphConfig:
     """The one frozen configuration of a run, from its options (batch, backfill with `date_range` and
     `side_files_dir`, or streaming with the impulse's `idle_sleep`)."""
+    from transforms.ner import parse_ner_languages, unmeasured
     from transforms.parse import FullTextPolicy, ParseLimits
     from transforms.stance import load_targets_config, parse_target_specs, with_config_aliases
 
@@ -83,10 +84,19 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
             raise UsageError(f"{flag} must be a positive number of articles, not {value}")
     if getattr(opts, "format", "jsonl") != "jsonl" and opts.view_as(StandardOptions).streaming:
         raise UsageError("--format parquet|both works in batch runs only (streaming writes JSONL windows)")
+    try:
+        ner_languages = parse_ner_languages(opts.ner_languages)
+    except ValueError as exc:
+        raise UsageError(f"--ner-languages: {exc}") from None
+    if unmeasured(ner_languages) and not opts.skip_models:
+        logging.getLogger("newsbeam").warning(
+            "NER runs zero-shot on %s: its quality there is not measured (docs/quality.md); those articles say "
+            "so in ner.reason", ", ".join(unmeasured(ner_languages)))
     limits = ParseLimits(max_chars=opts.max_chars)
     full_text = FullTextPolicy(enabled=opts.fetch_full_text, allow_private_hosts=opts.full_text_allow_private_hosts)
     return GraphConfig(output=opts.output, targets=targets, ner_model=opts.ner_model,
                        stance_model=opts.stance_model, ner_window=opts.ner_window, ner_decoding=opts.ner_decoding,
+                       ner_languages=ner_languages,
                        ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
                        shingle_size=opts.shingle_size, limits=limits, full_text=full_text,

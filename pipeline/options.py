@@ -8,6 +8,7 @@ from modeling.ner import DEFAULT_WINDOW, FOREIGN_WINDOW
 from modeling.precision import CHOICES as PRECISION_CHOICES
 from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL, PackagePath  # noqa: F401 (re-exported)
 from transforms.dedup_stream import DEFAULT_BAND_MAX, DEFAULT_DEDUP_TTL, DEFAULT_TEXT_MAX  # noqa: F401 (re-exported)
+from transforms.ner import NER_LANGUAGES
 
 from .feeds import DEFAULT_CONCURRENT_FETCHES, FetchLimits
 
@@ -84,6 +85,11 @@ class NewsbeamOptions(PipelineOptions):
                             help="model window in pieces; overlapping windows cover longer texts (default: a "
                                  f"newsbeam model's training length, {DEFAULT_WINDOW} for the shipped one; "
                                  f"{FOREIGN_WINDOW} for other models)")
+        models.add_argument("--ner-languages", metavar="CODES", default=None,
+                            help="languages NER runs on: '+bg,hr' adds to the measured set, 'bg,hr' replaces it "
+                                 f"(default: the measured set {','.join(NER_LANGUAGES)}; docs/quality.md). Articles "
+                                 "in an added language say `zero-shot` in ner.reason; others are skipped with the "
+                                 "reason")
         models.add_argument("--ner-decoding", choices=["viterbi", "argmax"], default=None,
                             help="viterbi: the best BIO-valid label sequence; argmax: per word, an I- tag after O "
                                  "opens an entity, as IOB1 models need (default: viterbi for newsbeam models, "

@@ -33,6 +33,45 @@ def test_ner_transform_tags_supported_and_skips_others():
         assert_that(out["dead_letter"], equal_to([]), label="dead")
 
 
+BG = {"id": "b1", "input_ref": "b.txt", "title": "t", "language": {"code": "bg", "confidence": 0.9, "detector": "x"},
+      "text": "Армения и Азербайджан подписаха споразумение за прекратяване на огъня. Руският президент Владимир "
+              "Путин обяви, че руски миротворци ще бъдат разположени в региона."}
+
+
+def test_ner_languages_added_by_the_user_run_zero_shot_and_say_so():
+    from transforms.ner import NER_LANGUAGES
+
+    def summary(a):
+        ids = sorted(e["id"] for e in a["entities"] if e["id"].startswith("cldr:"))
+        return [a["id"], a["ner"]["status"], a["ner"].get("reason") or "", ids]
+
+    with beam_pipeline() as p:
+        out = p | beam.Create([BG, FR]) | RecogniseEntities(DEFAULT_NER_MODEL, languages=NER_LANGUAGES + ("bg",))
+        assert_that(out["articles"] | beam.Map(summary), equal_to([
+            ["b1", "done", "zero-shot: NER quality is not measured for bg (added by --ner-languages)",
+             ["cldr:AM", "cldr:AZ"]],
+            ["f1", "skipped", "unsupported language: fr (NER covers en, de, es, nl, pl, ru, cs, sl, uk, bg)", []]]))
+
+
+def test_ner_languages_option_reaches_the_graph_config_and_bad_codes_are_usage_errors():
+    import pytest
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.launch import UsageError, graph_config
+    from pipeline.options import NewsbeamOptions
+    from transforms.ner import NER_LANGUAGES
+
+    def cfg(*extra):
+        return graph_config(PipelineOptions(["--output", "out", "--targets", "Armenia", *extra])
+                            .view_as(NewsbeamOptions))
+
+    assert cfg().ner_languages == NER_LANGUAGES
+    assert cfg("--ner-languages", "+bg").ner_languages == NER_LANGUAGES + ("bg",)
+    assert cfg("--ner-languages", "en,ru").ner_languages == ("en", "ru")
+    with pytest.raises(UsageError, match="--ner-languages: 'xx1' is not an ISO 639"):
+        cfg("--ner-languages", "+xx1")
+
+
 def test_stance_transform_labels_every_target():
     with beam_pipeline() as p:
         out = p | beam.Create([EN]) | ClassifyStance(DEFAULT_STANCE_MODEL, {"Azerbaijan": [], "Armenia": []})

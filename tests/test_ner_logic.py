@@ -1,12 +1,13 @@
 """NER pure logic: piece labels, span decoding, windows, entity grouping (no model)."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modeling.ner import (IGNORE, LABEL2ID, LABELS, Span, constrained_labels, decode_pieces, follow_word_start,
                           piece_labels, span_prf, viterbi_bio, windows)
-from transforms.ner import group_entities
+from transforms.ner import NER_LANGUAGES, group_entities, parse_ner_languages, unmeasured
 
 
 def test_piece_labels_skip_empty_pieces_and_mark_b_then_i():
@@ -243,3 +244,19 @@ def test_span_errors_unscored_type_and_joined_spans():
     assert all(e["pred"] == [(0, 35, "ORG")] for e in errs)
     assert error_counts([gold, [(0, 4, "PER")]], [[(0, 35, "ORG")], []], scored) == {
         "wrong_type": 0, "wrong_boundary": 2, "missed": 1, "spurious": 0}
+
+
+def test_ner_languages_add_to_or_replace_the_measured_set():
+    assert parse_ner_languages(None) == NER_LANGUAGES and unmeasured(NER_LANGUAGES) == ()
+    assert parse_ner_languages("+bg, +hr,+bg") == NER_LANGUAGES + ("bg", "hr")
+    assert parse_ner_languages("en,BG") == ("en", "bg") and unmeasured(("en", "bg")) == ("bg",)
+    assert parse_ner_languages("+en") == NER_LANGUAGES  # already measured: nothing added
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("", "at least one"), ("+bg,hr", "either every code"), ("english", "not an ISO 639"), ("zz", "not an ISO 639"),
+    ("+b1", "not an ISO 639"),
+])
+def test_bad_ner_languages_name_the_problem(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_ner_languages(spec)

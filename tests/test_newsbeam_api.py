@@ -56,6 +56,23 @@ def test_enrich_reports_what_it_could_not_read(enricher):
     assert _MODELS == loaded and len(loaded) == 2  # one NER and one stance model, loaded once per process
 
 
+def test_enrich_finds_targets_in_a_language_the_user_adds_and_never_calls_them_unmentioned(enricher):
+    """Bulgarian is not measured: by default NER skips it (and the targets say why, not "not mentioned");
+    ner_languages="+bg" runs it zero-shot, and Армения / Азербайджан count for Armenia / Azerbaijan by id."""
+    import newsbeam
+
+    bg = {"text": "Армения и Азербайджан подписаха споразумение за прекратяване на огъня в Нагорни Карабах. "
+                  "Премиерът на Армения Никол Пашинян нарече споразумението болезнено.", "published": "2020-11-10"}
+    default = enricher.process([bg]).articles[0]
+    assert default.language.code == "bg" and default.ner.status == "skipped" and default.entities == []
+    assert [(s.target, s.mentions, s.reason) for s in default.stance] == [
+        (t, 0, "unsupported language: bg (stance covers en, ru)") for t in ("Armenia", "Azerbaijan")]
+    added = newsbeam.Enricher(["Armenia", "Azerbaijan"], ner_languages="+bg").process([bg]).articles[0]
+    assert added.ner.status == "done" and "zero-shot" in added.ner.reason
+    assert [(s.target, s.mentions, s.label) for s in added.stance] == [("Armenia", 2, None), ("Azerbaijan", 1, None)]
+    assert {e.text for e in added.entities if e.type == "PER"} == {"Никол Пашинян"}
+
+
 def test_read_output_kinds_and_dtypes(seeds_run):
     import newsbeam
     from newsbeam.output import COLUMNS

@@ -22,6 +22,43 @@ from .inference import LanguageRoute, RoutedInference
 NER_LANGUAGES = ("en", "de", "es", "nl", "pl", "ru", "cs", "sl", "uk")
 
 
+def parse_ner_languages(spec: str | None) -> tuple[str, ...]:
+    """--ner-languages: "bg,hr" is the whole set, "+bg,hr" adds to the measured one (NER_LANGUAGES); None gives
+    the measured set. Codes are ISO 639 codes as the language detector gives them; ValueError names a bad one."""
+    if spec is None:
+        return NER_LANGUAGES
+    items = [c.strip() for c in spec.split(",") if c.strip()]
+    if not items:
+        raise ValueError("give at least one language code (e.g. +bg,hr or en,de)")
+    adding = [c.startswith("+") for c in items]
+    if any(adding) and not all(adding):
+        raise ValueError(f"{spec!r}: either every code starts with '+' (added to {','.join(NER_LANGUAGES)}) "
+                         "or none does (the whole set)")
+    codes = [c.lstrip("+").lower() for c in items]
+    for code in codes:
+        if not _known_language(code):
+            raise ValueError(f"{code!r} is not an ISO 639 language code that CLDR knows")
+    chosen = (list(NER_LANGUAGES) if all(adding) else []) + codes
+    return tuple(dict.fromkeys(chosen))
+
+
+def unmeasured(languages: Sequence[str]) -> tuple[str, ...]:
+    """The languages of a set that NER was not measured on: their output is zero-shot and unchecked."""
+    return tuple(c for c in languages if c not in NER_LANGUAGES)
+
+
+def _known_language(code: str) -> bool:
+    from babel import Locale, UnknownLocaleError
+
+    if not 2 <= len(code) <= 3 or not code.isalpha():
+        return False
+    try:
+        Locale.parse(code)
+    except (UnknownLocaleError, ValueError):
+        return False
+    return True
+
+
 def group_entities(text: str, spans: Iterable[Any], language: str | None = None) -> list[dict]:
     """Spans (start, end, type, score) -> the article's entities (modeling.entities.resolve_entities): mentions
     trimmed and grouped into one entity per name, each with base form, id and display name; offsets exact."""
@@ -79,10 +116,15 @@ def attach_entities(result: PredictionResult, model_name: str):
         yield beam.pvalue.TaggedOutput(DEAD, dead_letter(article["input_ref"], "ner", result.inference.error,
                                                          article_id=article["id"]))
         return
-    entities = group_entities(article["text"], result.inference, (article.get("language") or {}).get("code"))
+    code = (article.get("language") or {}).get("code")
+    entities = group_entities(article["text"], result.inference, code)
     counter("ner_done").inc()
     counter("entities").inc(len(entities))
-    yield dict(article, entities=entities, ner={"status": "done", "model": model_label(model_name)})
+    status = {"status": "done", "model": model_label(model_name)}
+    if code not in NER_LANGUAGES:  # added by --ner-languages: say so in every such article
+        counter("ner_unmeasured_language").inc()
+        status["reason"] = f"zero-shot: NER quality is not measured for {code} (added by --ner-languages)"
+    yield dict(article, entities=entities, ner=status)
 
 
 def skip_ner(article: dict, reason: str) -> dict:
