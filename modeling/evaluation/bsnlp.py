@@ -125,6 +125,14 @@ def prf(tp: int, fp: int, fn: int) -> dict:
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "tp": tp, "fp": fp, "fn": fn}
 
 
+def _gold_types(doc: BsnlpDoc) -> dict[str, set[str]]:
+    """Each gold surface of the document with the types the gold gives it."""
+    types: dict[str, set[str]] = defaultdict(set)
+    for g in doc.gold:
+        types[g.surface].add(g.type)
+    return types
+
+
 def score(docs: Sequence[BsnlpDoc], outputs: Sequence[Sequence[dict]]) -> dict:
     """Per-language NER, base-form and cross-language id figures (see the module docstring)."""
     ner = {l: Counter() for l in LANGS}
@@ -132,9 +140,7 @@ def score(docs: Sequence[BsnlpDoc], outputs: Sequence[Sequence[dict]]) -> dict:
     found: list[tuple[str, str, str, str, str]] = []  # (topic, lang, doc, gold xid, predicted id)
     for doc, ents in zip(docs, outputs):
         out = output_mentions(ents)
-        gold_types = defaultdict(set)
-        for g in doc.gold:
-            gold_types[g.surface].add(g.type)
+        gold_types = _gold_types(doc)
         for g in doc.gold:
             if g.type not in SCORED_TYPES:
                 continue
@@ -180,9 +186,7 @@ def error_analysis(docs: Sequence[BsnlpDoc], outputs: Sequence[Sequence[dict]]) 
     for doc, ents in zip(docs, outputs):
         k = c[doc.lang]
         out = output_mentions(ents)
-        gold_types = defaultdict(set)
-        for g in doc.gold:
-            gold_types[g.surface].add(g.type)
+        gold_types = _gold_types(doc)
         for g in doc.gold:
             if g.type not in SCORED_TYPES:
                 continue
