@@ -4,8 +4,11 @@
 runs or two runners give one id to one name. Two sources, tried in order:
 1. CLDR names (Babel, pinned), for places and organisations: territory names in every base locale Babel ships (~300), e.g. Germany / Niemcy /
    Германия / Německo -> `cldr:DE`, European Union / Unia Europejska / Европейский союз -> `cldr:EU`; and the
-   exemplar city of each time zone (Brussels / Bruksela / Брюссель -> `city:Europe/Brussels`). The display name
-   is CLDR's English name, the same for every language.
+   exemplar city of each time zone (Brussels / Bruksela / Брюссель -> `city:Europe/Brussels`); also the ISO 3166
+   official names as iso-codes translates them (pycountry, pinned: "Российская Федерация", "Česká republika"),
+   and a country's acronym where the base is one: the initials of its names in the article's language or in
+   English ("США", "РФ", "ZDA", "UE", "ЄС", "U.S."; `acronyms`). The display name is CLDR's English name, the
+   same for every language.
 2. Otherwise a cross-script phonetic key of the base form: transliterated to ASCII (anyascii), letters that
    Latin and Cyrillic Slavic spellings write differently folded together (sz/sh/š -> s, w -> v, ck -> k, ...),
    vowels and j dropped, repeats collapsed, words sorted: "Evropská komise", "Komisja Europejska",
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections import defaultdict
 from functools import lru_cache
 
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "ё": "е", "Ё": "Е"})
@@ -46,6 +50,10 @@ def cldr_names() -> dict[str, tuple[str, str]]:
         for code, name in sorted(loc.territories.items()):
             if code in en.territories and code not in ("ZZ", "001"):
                 table.setdefault(name_key(name), (f"cldr:{code}", en.territories[code]))
+    for lang in ("en", *_iso_languages()):
+        for code, name in iso_names(lang):
+            if code in en.territories:
+                table.setdefault(name_key(name), (f"cldr:{code}", en.territories[code]))
     zones = sorted({z for loc in loaded for z in loc.time_zones} | set(en.time_zones))
     zones = [z for z in zones if z.count("/") == 1 and not z.startswith(("Etc/", "SystemV/"))]
 
@@ -61,6 +69,96 @@ def cldr_names() -> dict[str, tuple[str, str]]:
             if city:
                 table.setdefault(name_key(city), (f"city:{zone}", city_of(en, zone)))
     return table
+
+
+# Territory names beyond CLDR's short ones: ISO 3166 official and common names as the iso-codes project translates
+# them (pycountry ships the translations): "Российская Федерация", "Stany Zjednoczone Ameryki", "Сполучені Штати
+# Америки", "Česká republika".
+_ISO_DOMAIN = "iso3166-1"
+
+
+@lru_cache(maxsize=None)
+def iso_names(lang: str) -> tuple[tuple[str, str], ...]:
+    """(ISO 3166 alpha-2 code, name) for every country's official, common and short name in `lang` ("en": the
+    untranslated names); () where iso-codes has no translation into `lang`."""
+    import gettext
+
+    import pycountry
+
+    if lang == "en":
+        translate = str
+    else:
+        try:
+            translate = gettext.translation(_ISO_DOMAIN, pycountry.LOCALES_DIR, languages=[lang]).gettext
+        except OSError:
+            return ()
+    out = []
+    for country in pycountry.countries:
+        for attr in ("official_name", "common_name", "name"):
+            name = getattr(country, attr, None)
+            if name:
+                out.append((country.alpha_2, translate(name)))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _iso_languages() -> tuple[str, ...]:
+    import os
+
+    import pycountry
+
+    return tuple(sorted(d for d in os.listdir(pycountry.LOCALES_DIR)
+                        if os.path.exists(os.path.join(pycountry.LOCALES_DIR, d, "LC_MESSAGES", f"{_ISO_DOMAIN}.mo"))))
+
+
+_FUNCTION_WORD = re.compile(r"^[^\W\d_]{1,3}$")  # "of", "the", "and", "de", "и", "та": left out of initials
+
+
+def initials(name: str) -> str:
+    """The acronym a name's words give: the first letter of each word (hyphenated parts are words; short
+    lower-case function words are skipped), upper-cased: "United States of America" -> "USA",
+    "Корейская Народно-Демократическая Республика" -> "КНДР", "Unia Europejska" -> "UE"."""
+    words = [w for w in re.split(r"[\s\-‐'’]+", name) if w]
+    letters = [w[0] for w in words if w[0].isalpha() and not (w.islower() and _FUNCTION_WORD.match(w))]
+    return "".join(letters).upper()
+
+
+@lru_cache(maxsize=None)
+def acronyms(lang: str) -> dict[str, tuple[str, str]]:
+    """Acronym -> (id, English name) in one language: the initials of the CLDR territory names and the ISO 3166
+    names in `lang` ("США", "РФ", "ЕС", "ZDA", "UE", "RFN"). A title and the country's own one-word name
+    ("Республика Фиджи", "Królestwo Eswatini") gives none: such initials are not how the country is written. An
+    acronym that two territories' names give is left out: it names neither for sure."""
+    from babel import Locale, UnknownLocaleError
+
+    en = Locale.parse("en")
+    names: list[tuple[str, str]] = list(iso_names(lang))
+    try:
+        names += [(code, name) for code, name in Locale.parse(lang).territories.items()]
+    except (UnknownLocaleError, ValueError):
+        pass
+    names = [(code, name) for code, name in names if code in en.territories and code not in ("ZZ", "001")]
+    own: dict[str, set[str]] = defaultdict(set)
+    for code, name in names:
+        own[code].add(name.casefold())
+    found: dict[str, set[str]] = defaultdict(set)
+    for code, name in names:
+        words = [w for w in name.split() if not (w.islower() and _FUNCTION_WORD.match(w))]
+        if len(words) == 2 and any(w.casefold() in own[code] for w in words):
+            continue
+        acronym = initials(name)
+        if 2 <= len(acronym) <= 6:
+            found[acronym].add(code)
+    return {a: (f"cldr:{code}", en.territories[code]) for a, codes in found.items() if len(codes) == 1
+            for code in codes}
+
+
+def acronym_of(surface: str) -> str | None:
+    """The letters of a surface written as an acronym ("США", "U.S.", "EU"), else None."""
+    letters = surface.replace(".", "").strip()
+    if 2 <= len(letters) <= 6 and letters.isalpha() and letters.isupper():
+        return letters
+    return None
 
 
 _FOLDS = [("sch", "s"), ("sh", "s"), ("sz", "s"), ("zh", "z"), ("rz", "z"), ("ch", "h"), ("kh", "h"), ("cz", "c"),
@@ -120,6 +218,11 @@ def entity_id(base: str, etype: str, lang: str | None = None, forms: tuple[str, 
         table = cldr_names()
         for name in (base, *forms):
             hit = table.get(name_key(name))
+            if hit is not None:
+                return hit
+        letters = acronym_of(base)  # "США", "ZDA", "U.S.": initials of a territory name in this language or English
+        for language in dict.fromkeys(l for l in (lang, "en") if l and letters):
+            hit = acronyms(language).get(letters)
             if hit is not None:
                 return hit
     key = phonetic_key(base, etype)

@@ -142,6 +142,39 @@ def test_one_id_across_languages_and_cases():
     assert entity_id("Azerbaijani", "MISC")[0] != "cldr:AZ"
 
 
+@pytest.mark.parametrize("surface, etype, lang, eid", [
+    ("США", "LOC", "ru", "cldr:US"), ("США", "LOC", "uk", "cldr:US"), ("ZDA", "LOC", "sl", "cldr:US"),
+    ("U.S.", "LOC", "en", "cldr:US"), ("US", "LOC", "de", "cldr:US"),        # English initials in any language
+    ("РФ", "LOC", "ru", "cldr:RU"), ("ФРГ", "LOC", "ru", "cldr:DE"), ("RFN", "LOC", "pl", "cldr:DE"),
+    ("КНР", "LOC", "ru", "cldr:CN"), ("DPRK", "LOC", "en", "cldr:KP"),
+    ("ЕС", "ORG", "ru", "cldr:EU"), ("ЄС", "ORG", "uk", "cldr:EU"), ("UE", "ORG", "pl", "cldr:EU"),
+    ("Российская Федерация", "LOC", "ru", "cldr:RU"), ("Соединённые Штаты Америки", "LOC", "ru", "cldr:US"),
+    ("Česká republika", "LOC", "cs", "cldr:CZ"), ("Federacja Rosyjska", "LOC", "pl", "cldr:RU"),
+])
+def test_acronyms_and_official_names_of_countries_take_the_countrys_id(surface, etype, lang, eid):
+    assert entity_id(surface, etype, lang)[0] == eid
+
+
+def test_acronyms_that_name_no_country_for_sure_keep_their_own_id():
+    # "Komisja Europejska" is not "Królestwo Eswatini", though both give "KE": a title and the country's own
+    # one-word name give no acronym; nor does an acronym two countries' names share
+    assert entity_id("KE", "ORG", "pl")[0].startswith("name:")
+    assert entity_id("ЕК", "ORG", "ru")[0].startswith("name:")
+    assert entity_id("NATO", "ORG", "en")[0].startswith("name:")
+    # a long name whose article also has its acronym keeps the long name's id
+    text = "Komisja Europejska (KE) ostrzega. KE nie chce."
+    ents = resolve_entities(text, spans_of(text, ("Komisja Europejska", "ORG"), ("KE", "ORG")), "pl")
+    assert len(ents) == 1 and ents[0]["id"] == entity_id("Komisja Europejska", "ORG", "pl")[0]
+
+
+def test_a_country_target_finds_its_acronym():
+    text = "Госдеп США заявил, что санкции против РФ останутся."
+    ents = resolve_entities(text, spans_of(text, ("США", "LOC"), ("РФ", "LOC")), "ru")
+    article = {"text": text, "entities": ents}
+    assert [text[s:e] for s, e in target_spans(article, "United States", [])] == ["США"]
+    assert [text[s:e] for s, e in target_spans(article, "Russia", [])] == ["РФ"]
+
+
 def test_a_target_finds_its_entity_in_any_language_and_case():
     text = "Лачинский коридор связывает Степанакерт с Арменией. Президент Азербайджана заявил."
     ents = resolve_entities(text, spans_of(text, ("Арменией", "LOC"), ("Азербайджана", "LOC")), "ru")
