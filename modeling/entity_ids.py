@@ -114,13 +114,16 @@ def _iso_languages() -> tuple[str, ...]:
 _FUNCTION_WORD = re.compile(r"^[^\W\d_]{1,3}$")  # "of", "the", "and", "de", "и", "та": left out of initials
 
 
+def content_words(name: str, split: str = r"\s+") -> list[str]:
+    """A name's words without short lower-case function words ("of", "the", "и"), split at `split`."""
+    return [w for w in re.split(split, name) if w and not (w.islower() and _FUNCTION_WORD.match(w))]
+
+
 def initials(name: str) -> str:
-    """The acronym a name's words give: the first letter of each word (hyphenated parts are words; short
-    lower-case function words are skipped), upper-cased: "United States of America" -> "USA",
-    "Корейская Народно-Демократическая Республика" -> "КНДР", "Unia Europejska" -> "UE"."""
-    words = [w for w in re.split(r"[\s\-‐'’]+", name) if w]
-    letters = [w[0] for w in words if w[0].isalpha() and not (w.islower() and _FUNCTION_WORD.match(w))]
-    return "".join(letters).upper()
+    """The acronym a name's words give: the first letter of each content word (hyphenated parts are words),
+    upper-cased: "United States of America" -> "USA", "Корейская Народно-Демократическая Республика" -> "КНДР",
+    "Unia Europejska" -> "UE"."""
+    return "".join(w[0] for w in content_words(name, r"[\s\-‐'’]+") if w[0].isalpha()).upper()
 
 
 @lru_cache(maxsize=None)
@@ -143,7 +146,7 @@ def acronyms(lang: str) -> dict[str, tuple[str, str]]:
         own[code].add(name.casefold())
     found: dict[str, set[str]] = defaultdict(set)
     for code, name in names:
-        words = [w for w in name.split() if not (w.islower() and _FUNCTION_WORD.match(w))]
+        words = content_words(name)
         if len(words) == 2 and any(w.casefold() in own[code] for w in words):
             continue
         acronym = initials(name)
