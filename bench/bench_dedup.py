@@ -136,7 +136,7 @@ def naive_minhash(text: str, num_perm: int = 128, k: int = 3) -> list[int]:
 
 
 def previous_minhash(text: str, num_perm: int = 128, k: int = 3) -> np.ndarray:
-    """The implementation this replaced (git HEAD before issue 5): shingle strings, one blake2b each, numpy."""
+    """The per-shingle implementation the vectorised one replaced (a baseline): shingle strings, blake2b each."""
     a, b = minhash._permutations(num_perm, 1)
     sh = sorted(minhash.shingles(text, k))
     h = np.fromiter((int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "little")

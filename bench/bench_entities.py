@@ -7,7 +7,7 @@ resolve_entities on its spans, per article, best of --repeat. Sets: BSNLP-2017 d
 the inflecting languages where the lemmatisers run) and Reuters-21578 bodies (English). One-off costs per worker
 process are reported apart: building the CLDR name table, loading the pymorphy3 dictionaries and simplemma's
 data for a language.
-Target (issue 24): under 15% of the NER stage's time.
+Target: under 15% of the NER stage's time (docs/benchmarks.md).
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@
 
 Stages: parse (seed/JSONL/feed parsing + normalisation + id), language ID, dedup signatures (shingles + MinHash
 + band keys), NER (the shipped model, batched), stance (the shipped model, the seeds' targets). Model load time is
-reported apart. Beam's own overhead around these is measured in ../shared/ENVIRONMENT-NOTES.md (~0-2%).
+reported apart. Beam's own overhead around the model stages is measured by bench_models.py and
+bench_beam_batches.py (docs/benchmarks.md).
 """
 from __future__ import annotations
 

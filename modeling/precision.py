@@ -28,7 +28,7 @@ CHOICES = (AUTO, *PRECISIONS)
 # newsbeam used for every model before int8 existed (autocast keeps softmax, layer norm and the logits in fp32).
 # int8 changes weights, so it is offered only where its quality was measured.
 UNMEASURED_OFFER = ("fp32", "bf16")
-# Tolerances against fp32 on the dev sets (issue 27): a precision is offered only within these.
+# Tolerances against fp32 on the dev sets: a precision is offered only within these.
 NER_F1_TOLERANCE = 0.005
 STANCE_MACRO_F1_TOLERANCE = 0.010
 

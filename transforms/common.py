@@ -40,7 +40,7 @@ def fixed_batches(max_batch_size: int) -> dict:
     to keep the fixed cost under 5% of a batch; each new size is at most twice the last. A single article costs far
     more than that fixed cost, so small batches already meet the aim. But our cost per article still falls with
     batch size: stance runs one short forward pass per one or two mentions otherwise. On the local runner the
-    default kept batches at 1-4 articles (bench/bench_beam_batches.py; docs/benchmarks.md, session 7).
+    default kept batches at 1-4 articles (bench/bench_beam_batches.py; docs/benchmarks.md).
 
     No article is held past the end of its bundle: BatchElements flushes a partial batch there. Within a large
     bundle, an article may wait for up to max_batch_size - 1 others. Do not add `max_batch_duration_secs`: that

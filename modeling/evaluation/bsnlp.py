@@ -351,7 +351,7 @@ NOTES = [
     "ru, which the model was trained on, on the same data; so transforms/ner.py runs NER on them too "
     "(`NER_LANGUAGES`: en, de, es, nl, pl, ru, cs, sl, uk). Other languages (bg, fr, hr, ...) stay `skipped` with the "
     "reason: nothing measures them here.",
-    "- **Before this work** (measured once on the same spans, 2026-12-04, grouping by case-folded text, no base "
+    "- **Without entity resolution** (measured once on the same spans, 2026-12-04, grouping by case-folded text, no base "
     "forms, no ids): NER F1 mean 0.770 (cs 0.775, pl 0.786, ru 0.768, sl 0.790, uk 0.731); base forms (the "
     "surface taken as base) 0.537; id F1 0.074. Span cleaning (line breaks split, edge punctuation and possessives "
     "trimmed, all-lower-case spans dropped: adjectives such as \"americký\", \"российского\") gives NER +0.03.",
@@ -363,10 +363,10 @@ NOTES = [
     "6-8 per 1,000), and its listed share falls from the first to the last quarter of the documents, while "
     "elsewhere it stays flat: the uk lists stop short in long documents, so part of the uk \"precision\" gap "
     "is names the lists leave out. BSNLP also keeps quotes in some names (\"«Интерфакс»\"), which we trim.",
-    "- **Span completion** (session 12): a span runs on to the end of the name the model stopped inside: a web "
+    "- **Span completion**: a span runs on to the end of the name the model stopped inside: a web "
     "host's domain (\"Týden\" -> \"Týden.cz\", outlets are often named so), a closing quote whose opening one "
     "is in the span (\"ДП «Орелька»\"), an abbreviation's dot where the sentence goes on (\"Parlament Eur.\", "
-    "\"Elizabeta II.\"). NER +0.004 mean on these spans (0.808 -> 0.812). These error classes were found on "
+    "\"Elizabeta II.\"). NER +0.004 mean on these spans (0.808 without it -> 0.812). These error classes were found on "
     "this dev set, so the gain here is an optimistic figure.",
     "- **Base forms:** pymorphy3 (ru, uk) with agreement, simplemma + agreement rules (cs, pl, sl); remaining "
     "errors are mostly unknown foreign names in oblique cases (\"Patricka Zandla\") and plural names "
@@ -374,7 +374,7 @@ NOTES = [
     "- **Ids** are a pure function of the entity's names (no index, no state, so every worker, run and runner "
     "agrees): CLDR territory and city names in ~300 locales (Babel) first, then ISO 3166 official names in ~100 "
     "languages (pycountry) and country acronyms as the initials of those names in the article's language or "
-    "English (\"США\", \"РФ\", \"ZDA\", \"UE\"; session 12: id F1 0.808 -> 0.824 on the same spans, a "
+    "English (\"США\", \"РФ\", \"ZDA\", \"UE\"; id F1 0.808 without the official names and acronyms -> 0.824 on the same spans, a "
     "general rule but found on this dev set's misses), else a cross-script phonetic key of the "
     "base form (a person's: the surname). Chosen over a keyed stage or an index because it needs no state and "
     "measures above the target. A keyed stage choosing one display `name` per id for a whole run was tried and "

@@ -133,7 +133,7 @@ def render(ner: list[dict], stance: list[dict], meta: dict) -> str:
     lines += ["", "Decoding, on the same piece probabilities: BIO-constrained Viterbi (shipped; "
               "`modeling.ner.constrained_labels`) against per-word argmax, where an I- tag after O or after "
               "another type opens a new entity. Viterbi has no tuned parameter: its transitions are allowed or not. "
-              "Viterbi and the 128-piece window were adopted in session 6 after measuring them on these dev sets "
+              "Viterbi and the 128-piece window were chosen after measuring them on these dev sets "
               "(the window on NEREL dev, 94 documents): these are dev figures, not held-out ones.",
               "", "| dev set | Viterbi F1 | argmax F1 | difference |", "|---|---|---|---|"]
     for r in ner:
@@ -171,7 +171,7 @@ def render(ner: list[dict], stance: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-# --- precision (issue 27) ---------------------------------------------------------------------------------------
+# --- precision ---------------------------------------------------------------------------------------------------
 
 # NER sets that gate a precision: CoNLL-en, NEREL and WikiANN in the two languages stance covers plus German.
 PRECISION_NER_SETS = ("conll-en", "nerel", "wikiann-en", "wikiann-de", "wikiann-ru")
