@@ -225,8 +225,6 @@ def windows(n_tokens: int, size: int, overlap: int, last_at_end: bool = False) -
     return out
 
 
-WIDTH_STEP = 32
-
 # newsbeam models read windows as long as their training segments (max_len in newsbeam.json; 128 = 126 pieces + 2
 # specials for the shipped model), other models FOREIGN_WINDOW. The shipped model was fine-tuned only on contexts up
 # to 128 pieces; on NEREL's long documents (stage-4 weights, Viterbi) windows of 256
@@ -234,11 +232,6 @@ WIDTH_STEP = 32
 # (overlap) and took about 5% longer, since attention over shorter windows is cheaper per piece.
 DEFAULT_WINDOW = 128
 FOREIGN_WINDOW = 256  # a Hugging Face model given by --ner-model: most were trained on 256-512 pieces
-
-
-def bucket_width(n: int, step: int = WIDTH_STEP) -> int:
-    """The padded width of a sequence of n pieces: its own length rounded up to a multiple of `step`."""
-    return -(-n // step) * step
 
 
 def pad_rows(rows: Sequence[Sequence[int]], width: int, pad_id: int):
@@ -253,15 +246,24 @@ def pad_rows(rows: Sequence[Sequence[int]], width: int, pad_id: int):
     return ids, mask
 
 
-def width_batches(order: Sequence[int], widths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Consecutive runs of equal width from `order`, each at most `max_tokens` padded pieces."""
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and widths[batches[-1][0]] == widths[i] and widths[i] * (len(batches[-1]) + 1) <= max_tokens:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
+def one_at_a_time(model, rows: Sequence[Sequence[int]], precision: str):
+    """The model's float logits for each row (a list of piece ids) run alone, at its own length, unpadded.
+
+    Why not batches: a CPU GEMM's rounding depends on its shape and on where a row sits in it (measured under an
+    AVX2 cap: fp32 logits of one segment moved by 1e-7 with its batch-mates, int8 ones by 2e-4 with its position
+    in a fixed-shape batch), so batched scores depend on which articles a runner bundled, and reruns on another
+    runner were not byte-identical. Alone, a row's scores are a function of the row. The cost, measured on the
+    seed articles: NER 25-35% slower than width-bucketed batches (docs/benchmarks.md)."""
+    import torch
+
+    from .precision import autocast
+
+    out = []
+    with torch.inference_mode(), autocast(precision):  # one autocast: bf16 weight casts are cached across rows
+        for row in rows:
+            ids = torch.tensor([list(row)], dtype=torch.long)
+            out.append(model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.float()[0])
+    return out
 
 
 class NerTagger:
@@ -272,7 +274,7 @@ class NerTagger:
     `window` pieces is covered by overlapping windows and each piece is labelled by its most central window.
     """
 
-    def __init__(self, model, tokenizer, window: int = DEFAULT_WINDOW, overlap: int = 32, max_batch_tokens: int = 8192,
+    def __init__(self, model, tokenizer, window: int = DEFAULT_WINDOW, overlap: int = 32,
                  precision: str = "fp32", decoding: str = "viterbi"):
         """decoding: "viterbi" (BIO-valid sequences, constrained_labels; for newsbeam's BIO-trained models) or
         "argmax" (per word, an I- that follows O opens an entity: right for IOB1 models, which start entities with
@@ -284,7 +286,6 @@ class NerTagger:
         self.tokenizer = tokenizer
         self.window = window
         self.overlap = overlap
-        self.max_batch_tokens = max_batch_tokens
         self.precision = precision
         self.choice = None  # modeling.precision.Choice, when `load` chose the precision
         self.decoding = decoding
@@ -363,25 +364,12 @@ class NerTagger:
             for st, en, kf, kt in windows(len(ids), size, min(self.overlap, size // 2 - 1)):
                 segments.append((ti, st, en, kf, kt))
         per_text = [np.zeros((len(ids), len(self.label_map)), dtype=np.float32) for ids in enc["input_ids"]]
-        # Each segment is padded to a width fixed by its own length (a multiple of WIDTH_STEP) and batched only
-        # with segments of that width: bf16 and int8 results depend on the padded width, so this keeps every article's
-        # scores independent of which articles the runner happened to put in the same batch.
-        widths = [bucket_width(seg[2] - seg[1] + 2) for seg in segments]
-        order = sorted(range(len(segments)), key=lambda i: (widths[i], i))
-        cls_id, sep_id, pad_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id
-        with torch.inference_mode():
-            for batch in width_batches(order, widths, self.max_batch_tokens):
-                rows = [[cls_id] + enc["input_ids"][ti][st:en] + [sep_id] for ti, st, en, _, _ in
-                        (segments[b] for b in batch)]
-                ids_t, mask = pad_rows(rows, widths[batch[0]], pad_id)
-                self.tokens_processed += int(mask.sum())
-                self.segment_lengths += mask.sum(1).tolist()
-                with autocast(self.precision):
-                    logits = self.model(input_ids=ids_t, attention_mask=mask).logits
-                probs = logits.float().softmax(-1).numpy()
-                for r, b in enumerate(batch):
-                    ti, st, en, kf, kt = segments[b]
-                    per_text[ti][kf:kt] = probs[r, kf - st + 1: kt - st + 1]
+        cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        rows = [[cls_id] + enc["input_ids"][ti][st:en] + [sep_id] for ti, st, en, _, _ in segments]
+        self.tokens_processed += sum(map(len, rows))
+        self.segment_lengths += [len(r) for r in rows]
+        for (ti, st, en, kf, kt), logits in zip(segments, one_at_a_time(self.model, rows, self.precision)):
+            per_text[ti][kf:kt] = logits.softmax(-1).numpy()[kf - st + 1: kt - st + 1]
         return list(enc["offset_mapping"]), per_text
 
 

@@ -49,17 +49,21 @@ class Choice:
 
 
 def pick_fastest(candidates: Sequence[str], measure: Callable[[str, bool], float], rounds: int = 3,
-                 drop_factor: float = 3.0, margin: float = 0.10) -> Choice:
-    """The fastest candidate by `measure(precision, small)` seconds.
+                 drop_factor: float = 3.0) -> Choice:
+    """The precision for this CPU from `measure(precision, small)` seconds, decided only where the gap is wide.
 
-    A small trial first (best of `rounds` calls): a candidate more than `drop_factor` times slower than the best
-    there cannot win and is not timed at full size (bf16 without native support costs 5-100x fp32, so full-size
-    calls of it would blow the probe's budget). The rest are timed `rounds` times, interleaved so a burst
-    of load on a shared machine hits all alike, and keep their best; one `drop_factor` times the leader
-    is timed no more after two (emulated bf16, ~5x fp32 at full size, took 12.8 s of probing on a loaded machine
-    when it was timed every round).
-    Of those within `margin` of the fastest, the most exact (PRECISIONS order) wins: noise must not buy a lossier
-    precision, and a near tie should not flip from run to run (a clear winner does not; pass a precision to pin it).
+    Timing is noisy on a shared machine, and a choice that flips between runs changes the scores written (a
+    rerun of a day would not be byte-identical). So the probe answers two questions whose answers are far apart,
+    each against fp32: is bf16 native (2x faster than fp32 with AVX512_BF16/AMX, 3-100x slower emulated on AVX2),
+    and is int8 faster than fp32 (1.4-2x idle on both CPU kinds measured, never below 1.14x under load). Then:
+    bf16 where native (the more exact of the two fast ones; bf16 and int8 tie within noise on such a CPU), else
+    int8 where faster, else fp32. Pass a precision to pin it.
+
+    Budget: a small trial first (best of `rounds` calls): a candidate more than `drop_factor` times slower than the
+    best there cannot win and is not timed at full size (bf16 without native support costs 5-100x fp32). The rest
+    are timed `rounds` times, interleaved so a burst of load hits all alike, keeping their best; one `drop_factor`
+    times the leader is timed no more after two (emulated bf16, ~5x fp32 at full size, took 12.8 s of probing on
+    a loaded machine when it was timed every round).
     """
     if not candidates:
         raise ValueError("no precision to choose from")
@@ -76,11 +80,13 @@ def pick_fastest(candidates: Sequence[str], measure: Callable[[str, bool], float
         if r >= 1:  # best of two full calls 3x the leader's: out of the race (one call may have met a burst)
             lead = min(best[p] for p in alive)
             alive = [p for p in alive if best[p] <= drop_factor * lead]
-    fastest = min(best.values())
-    chosen = next(p for p in ordered if p in alive and best[p] <= fastest * (1 + margin))
     seconds = {p: (best[p] if p in best else None) for p in ordered}
-    return Choice(chosen, "auto: fastest measured" if best[chosen] == fastest else
-                  f"auto: within {margin:.0%} of the fastest, more exact", seconds)
+    fp32 = best["fp32"] if "fp32" in alive else math.inf
+    if "bf16" in alive and best["bf16"] < fp32:
+        return Choice("bf16", "auto: bf16 is native here (faster than fp32)", seconds)
+    if "int8" in alive and best["int8"] < fp32:
+        return Choice("int8", "auto: int8 faster than fp32, bf16 not native", seconds)
+    return Choice("fp32" if "fp32" in ordered else ordered[0], "auto: nothing measured faster than fp32", seconds)
 
 
 def resolve(requested: str, offered: Sequence[str], measure: Callable[[str, bool], float]) -> Choice:
@@ -152,9 +158,9 @@ def make_probe(model, precisions: Sequence[str] = PRECISIONS, tokens: int = 1024
                small_tokens: int = 64) -> Callable[[str, bool], float]:
     """measure(precision, small) for pick_fastest: seconds for one pass of `tokens` rows through copies of the
     model's own first block of Linear layers, as they would run in that precision (int8 quantised, bf16 under
-    autocast). 1,024 rows, eight 128-piece windows (the stages batch up to 8,192 pieces); at 512 the timings were
-    dominated by per-call overheads and other processes on a loaded 2-core machine. choose_for runs it on one
-    thread. The copies are a few MB and dropped after the probe."""
+    autocast). 1,024 rows, eight 128-piece windows, each run alone as the models run them (one_at_a_time); at 512
+    rows the timings were dominated by per-call overheads and other processes on a loaded 2-core machine.
+    choose_for runs it on one thread. The copies are a few MB and dropped after the probe."""
     import copy
 
     import torch
@@ -176,7 +182,8 @@ def make_probe(model, precisions: Sequence[str] = PRECISIONS, tokens: int = 1024
         with torch.inference_mode(), autocast(precision):
             t0 = time.perf_counter()
             for lin, x in zip(variants[precision], xs):
-                lin(x)
+                for window in x:
+                    lin(window[None])
             return time.perf_counter() - t0
 
     for p in variants:  # first-call costs (oneDNN primitive creation, fbgemm packing) are not the precision's speed

@@ -16,8 +16,8 @@ Why each part (measured on decision data kept apart from the reported dev figure
 - A static activation range per layer, calibrated with the scales: fbgemm's dynamic Linear quantises its whole
   input with one scale per call, so an article's scores depend on the other segments in its batch, i.e. on how a
   runner bundles elements (a loud batch-mate moved one stance score by 0.05). With the range fixed, an article's
-  output is its own, as in fp32 and bf16 (to ~1e-8: fbgemm rounds a batch's remainder rows differently), and it
-  runs at the batched int8 rate (per-sequence dynamic calls cost 25-40% of it on short sequences). Decision data:
+  output is its own, as in fp32 and bf16, once each segment runs alone (modeling.ner.one_at_a_time: fbgemm also
+  rounds by a row's place in the batch). Decision data:
   NER F1 -0.39/-0.06/-0.11 points, stance labels 98.9% equal to fp32; 1.55x fp32's speed on this CPU.
 - 7-bit activations (ACTIVATION_LEVELS): fbgemm's u8 x s8 kernels saturate 16-bit pair sums on AVX2 with 8 bits.
   One Linear at the FFN shape: relative error 10.7% at 8 bits under an AVX2 cap against 1.1% with VNNI; at 7 bits

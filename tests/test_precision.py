@@ -41,12 +41,17 @@ def test_int8_not_offered_falls_back_to_fp32_on_such_a_cpu():
     assert pick_fastest(["fp32", "bf16"], FakeTimer({"fp32": 0.020, "bf16": 2.0, "int8": 0.011})).precision == "fp32"
 
 
-def test_near_tie_goes_to_the_more_exact_precision():
-    # int8 5% faster than fp32: within the 10% margin, so fp32 (noise must not buy a lossier precision)
-    choice = pick_fastest(["int8", "fp32"], FakeTimer({"fp32": 0.0200, "int8": 0.0190}))
-    assert choice.precision == "fp32" and "more exact" in choice.reason
-    # 20% faster: int8
+def test_a_near_tie_of_bf16_and_int8_does_not_flip_the_choice():
+    # on a CPU with native bf16 the two run within noise of each other: whichever edges ahead, bf16 (more exact)
+    for bf16, int8 in ((0.0105, 0.0100), (0.0100, 0.0105)):
+        choice = pick_fastest(["fp32", "bf16", "int8"], FakeTimer({"fp32": 0.020, "bf16": bf16, "int8": int8}))
+        assert choice.precision == "bf16" and "native" in choice.reason
+
+
+def test_int8_is_taken_only_when_faster_than_fp32():
     assert pick_fastest(["int8", "fp32"], FakeTimer({"fp32": 0.020, "int8": 0.016})).precision == "int8"
+    choice = pick_fastest(["int8", "fp32"], FakeTimer({"fp32": 0.020, "int8": 0.021}))
+    assert choice.precision == "fp32" and "nothing measured faster" in choice.reason
 
 
 def test_best_of_rounds_ignores_a_burst_of_load():
@@ -157,10 +162,8 @@ def test_int8_scores_of_an_article_do_not_depend_on_its_batch():
     item = MentionInput("Armenia", "Armenia praised the deal that ended the war.", 0, 7)
     noise = [MentionInput("Azerbaijan", "AZERBAIJAN!!! " * 8 + "Azerbaijan won.", 0, 10),
              MentionInput("Russia", "Russia sent peacekeepers to the region after the deal.", 0, 6)]
-    alone, batched = clf.predict_proba([item])[0], clf.predict_proba([*noise, item])[-1]
-    # fbgemm rounds the dequantisation of a batch's remainder rows differently: equal to ~1e-8, far below the
-    # four decimals written (per-call activation scales, as torch.ao quantize_dynamic has them, moved this one by 0.05)
-    assert max(abs(a - b) for a, b in zip(alone, batched)) < 1e-6
+    # each input runs alone (modeling.ner.one_at_a_time): equal to the last bit, on AVX2 as with VNNI
+    assert clf.predict_proba([item])[0] == clf.predict_proba([*noise, item])[-1]
 
 
 def test_auto_picks_an_offered_precision_once_per_process_and_says_why(caplog):
