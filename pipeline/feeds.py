@@ -375,8 +375,12 @@ def _next_hop(resp: requests.Response, url: str) -> str:
 # ------------------------------------------------------------------ public hosts only (entry pages: SSRF guard)
 def non_public_address(host: str) -> str | None:
     """The first address `host` resolves to that is not global (loopback, private, link-local such as the cloud
-    metadata service 169.254.169.254, multicast, reserved, unspecified), "unresolvable" when it does not resolve,
-    or None when every address is public. A literal IP is checked without any network access."""
+    metadata service 169.254.169.254, multicast, reserved, unspecified), or that embeds such an IPv4 address
+    (IPv4-mapped or -compatible, NAT64, 6to4, Teredo: transforms.feedsafety.non_global_reason), "unresolvable"
+    when it does not resolve, or None when every address is public. A literal IP is checked without any network
+    access."""
+    from transforms.feedsafety import non_global_reason
+
     host = (host or "").strip("[]")
     try:
         addrs = [str(ipaddress.ip_address(host))]
@@ -390,9 +394,7 @@ def non_public_address(host: str) -> str | None:
             ip = ipaddress.ip_address(addr.split("%", 1)[0])
         except ValueError:
             return addr
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if not ip.is_global or ip.is_multicast:  # some multicast ranges count as global
+        if non_global_reason(ip) is not None:  # the address itself, or an IPv4 address embedded in it
             return addr
     return None if addrs else "unresolvable"
 

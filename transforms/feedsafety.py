@@ -1,11 +1,12 @@
-"""XML safety for feeds: refuse documents whose DOCTYPE declares entities before any XML parser sees them.
-
-Used for every feed, fetched over HTTP or read from a file (transforms.parse.feed_entries).
+"""Feed safety: refuse XML documents whose DOCTYPE declares entities before any XML parser sees them (every
+feed, fetched over HTTP or read from a file: transforms.parse.feed_entries), and tell which IP addresses an
+entry link may be fetched from (`non_global_reason`, the SSRF guard of pipeline.feeds).
 """
 from __future__ import annotations
 
 import codecs
 import functools
+import ipaddress
 import re
 
 class UnsafeFeedError(ValueError):
@@ -112,4 +113,70 @@ def http_link(link: object) -> str | None:
     scheme, sep, rest = link.partition(":")
     if sep and scheme.lower() in ("http", "https") and rest.startswith("//") and len(rest) > 2:
         return link
+    return None
+
+
+# ------------------------------------------------------------------ addresses (SSRF guard for entry links)
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: the IPv4 address in the last 32 bits
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local-use prefix: never global
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291); :: and ::1 are in it too
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT (RFC 2765), not the IPv4-mapped ::ffff:0:0/96
+# Not global whatever the interpreter: releases of `ipaddress` from mid-2024 on (and patched older ones) list
+# these as not globally reachable, earlier ones call them global. Listed here so the guard is the same everywhere.
+_NOT_GLOBAL_V6 = (ipaddress.ip_network("2002::/16"),  # 6to4 relays (deprecated, RFC 7526)
+                  ipaddress.ip_network("3fff::/20"))  # documentation (RFC 9637)
+
+
+def _last_32_bits(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+
+
+def embedded_ipv4(ip: IPAddress) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """(form, IPv4 address) for every IPv4 address an IPv6 address carries and a host or gateway may deliver to:
+    IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64, 6to4 and Teredo (server and client). Why: the stack or
+    a translator on the path connects to the embedded address, so `64:ff9b::7f00:1` reaches 127.0.0.1 although
+    `ipaddress` calls the IPv6 address itself global."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    found = []
+    if ip.ipv4_mapped is not None:
+        found.append(("IPv4-mapped", ip.ipv4_mapped))
+    if ip in _IPV4_TRANSLATED:
+        found.append(("IPv4-translated", _last_32_bits(ip)))
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:  # :: and ::1 are the unspecified and loopback addresses
+        found.append(("IPv4-compatible", _last_32_bits(ip)))
+    if ip in _NAT64 or ip in _NAT64_LOCAL:
+        found.append(("NAT64", _last_32_bits(ip)))
+    if ip.sixtofour is not None:
+        found.append(("6to4", ip.sixtofour))
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        found += [("Teredo server", server), ("Teredo client", client)]
+    return found
+
+
+_SPELLINGS = ("IPv4-mapped", "IPv4-translated", "IPv4-compatible")
+
+
+def _not_global(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and any(ip in net for net in _NOT_GLOBAL_V6):
+        return True
+    return not ip.is_global or ip.is_multicast  # some multicast ranges count as global
+
+
+def non_global_reason(ip: IPAddress) -> str | None:
+    """Why an entry link must not be fetched from `ip` (not global itself: loopback, private, link-local,
+    reserved, multicast, unspecified, a local-use NAT64 prefix, 6to4; or carrying such an IPv4 address), or
+    None when it is public."""
+    embedded = embedded_ipv4(ip)
+    if ip in _NAT64_LOCAL:
+        return f"{ip} is in the local-use NAT64 prefix {_NAT64_LOCAL}"
+    for form, v4 in embedded:  # the embedded address first: the reason then names where the link leads
+        if _not_global(v4):
+            return f"{ip} carries the non-global IPv4 address {v4} ({form})"
+    # an IPv4-mapped, -translated or -compatible address is the IPv4 address written in IPv6: it alone counts
+    # (`ipaddress` calls every IPv4-mapped address private, ::ffff:8.8.8.8 too)
+    if not any(form in _SPELLINGS for form, _v4 in embedded) and _not_global(ip):
+        return f"{ip} is not a global address"
     return None

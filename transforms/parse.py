@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 import apache_beam as beam
 
 from .common import DEAD, counter, tagged_dead
+from .decode import DecodeError, decode_text as _decode_text, text_lines
 
 # The seed format (docs in README "Input formats"). First line: `date` + a date; the body may start on that same
 # line after the date (the design's sample article does). The date is an ISO date or timestamp when the body
@@ -34,6 +35,7 @@ HEADER_LINE = re.compile(r"^(title|url|source|targets)(?:\s*[:=]\s*|\s+)(\S.*?)\
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'»”)]*(?=\s)")
 MIN_DATE = dt.date(1900, 1, 1)
+MAX_TARGETS = 50  # targets one record may name; more is a dead letter (each target costs a stance pass)
 log = logging.getLogger("newsbeam.parse")
 
 
@@ -54,6 +56,7 @@ def unexpected(exc: BaseException) -> ParseError:
 class ParseLimits:
     """What a record may hold and still become an article (the caps of parsing; no network policy here)."""
     max_chars: int = 200_000  # a long news article is ~50k characters; beyond this it is rejected, not truncated
+    max_targets: int = MAX_TARGETS  # a record's own targets; stance runs per target, so the list is bounded
     future_days: int = 2  # a published date more than this many days after today is implausible
 
 
@@ -168,6 +171,9 @@ def make_article(*, ref: str, source: str, title: str | None, text: Any, publish
     if targets is not None:
         if not isinstance(targets, list) or not all(isinstance(t, str) and t.strip() for t in targets):
             raise ParseError("targets must be a list of non-empty strings")
+        if len(targets) > limits.max_targets:
+            raise ParseError(f"too many targets ({len(targets)} > {limits.max_targets} per record); the record "
+                             f"was not read")
         targets = [t.strip() for t in targets]
     rec = {
         "id": article_id(url, title_n, body if id_text is None else normalise_text(id_text)),
@@ -187,26 +193,12 @@ def make_article(*, ref: str, source: str, title: str | None, text: Any, publish
 
 
 # ------------------------------------------------------------------ formats
-_TEXT_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
-              (b"\xfe\xff", "utf-16"))
-
-
 def decode_text(data: bytes) -> str:
-    """Bytes -> str: UTF-8 (BOM or not), or UTF-16/32 announced by a BOM; binary and other encodings are refused
-    with a clear reason (guessing an 8-bit code page would silently corrupt names). Not `decode_utf8`: it reads
-    UTF-16/32 too."""
-    for bom, codec in _TEXT_BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(codec)
-            except UnicodeDecodeError as exc:
-                raise ParseError(f"invalid {codec.upper()} text (byte offset {exc.start})") from None
-    if b"\x00" in data[:4096]:
-        raise ParseError("binary content (NUL bytes); expected UTF-8 text")
+    """Bytes of a one-document input -> str (transforms.decode.decode_text), its failure as a ParseError."""
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ParseError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+        return _decode_text(data)
+    except DecodeError as exc:
+        raise ParseError(str(exc)) from None
 
 
 def detect_format(ref: str, data: bytes) -> str:
@@ -584,6 +576,9 @@ def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None,
                                                        only=raw.get("entries")):
             yield entry_ref, result
         return
+    if fmt == "jsonl":
+        yield from _jsonl_records(data, ref, source, fetched_at, limits)
+        return
     try:
         text = decode_text(data)
     except ParseError as exc:
@@ -592,20 +587,28 @@ def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None,
     if not text.strip():  # e.g. only a BOM, or UTF-16 whitespace: non-blank bytes, blank text
         yield ref, ParseError("empty file")
         return
-    if fmt == "jsonl":
-        for n, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
-            line_ref = f"{ref}:{n}"
-            try:
-                yield line_ref, parse_jsonl_record(line, line_ref, source, fetched_at, limits)
-            except Exception as exc:  # noqa: BLE001 - this line only
-                yield line_ref, exc if isinstance(exc, ParseError) else unexpected(exc)
-        return
     try:
         yield ref, parse_seed(text, ref, source, fetched_at, limits)
     except Exception as exc:  # noqa: BLE001 - one seed file is one record
         yield ref, exc if isinstance(exc, ParseError) else unexpected(exc)
+
+
+def _jsonl_records(data: bytes, ref: str, source: str, fetched_at, limits: ParseLimits
+                   ) -> Iterator[tuple[str, Any]]:
+    """Each line its own record, decoded on its own: a bad byte or a NUL costs only its line."""
+    any_line = False
+    for n, line in text_lines(data):
+        any_line = True
+        line_ref = f"{ref}:{n}" if n else ref
+        if isinstance(line, DecodeError):
+            yield line_ref, ParseError(str(line))
+            continue
+        try:
+            yield line_ref, parse_jsonl_record(line, line_ref, source, fetched_at, limits)
+        except Exception as exc:  # noqa: BLE001 - this line only
+            yield line_ref, exc if isinstance(exc, ParseError) else unexpected(exc)
+    if not any_line:  # e.g. only a BOM, or UTF-16 whitespace: non-blank bytes, blank text
+        yield ref, ParseError("empty file")
 
 
 class _ParseDoFn(beam.DoFn):
