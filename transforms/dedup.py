@@ -18,29 +18,21 @@ positive and false negative areas under that curve; candidates are then confirme
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import heapq
 import json
-import math
 from typing import Iterable, Sequence
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.io import fileio
-from apache_beam.io.filesystems import FileSystems
 
-from modeling.minhash import (BAND_SIG_DTYPE, SCHEME_VERSION, agreement_counts, agreements_needed,
-                              band_keys, band_signature, lsh_params, text_signature)
+from modeling.minhash import BAND_SIG_DTYPE, agreement_counts, agreements_needed, band_keys, band_signature, lsh_params
 
 from .common import DEAD, counter, dead_letter
-from .files import write_atomically
+from .dedup_index import (INDEXED, NEW, RECORD_FIELDS, IndexDamaged, ReadSignatureIndex,  # noqa: F401 - re-exported
+                          WriteSignatureIndex, index_dir, index_row, member_of_index_row, new_member,
+                          rebuild_index, record_fingerprint)
 
 # ---------------------------------------------------------------------------------------------- keep rule
-# A member of an exact group or an LSH bucket: (prio, published, id, signature bytes); prio 0 = already written.
-INDEXED, NEW = 0, 1
-
-
 def _order(member: tuple) -> tuple:
     return member[0], member[1], member[2]
 
@@ -116,35 +108,7 @@ def _edges_to_leaders(batch, leaders, sig_l, need):
     return edges
 
 
-# ---------------------------------------------------------------------------------------------- index on disk
-def index_dir(index_root: str, shingle_size: int = 3, num_perm: int = 128) -> str:
-    """<index_root>/_state/minhash/v<scheme>-k<shingle size>-p<num_perm>/ (bands/rows/threshold are not part of
-    it: band keys are recomputed from the stored signature, so the threshold may change between runs)."""
-    return FileSystems.join(index_root, "_state", "minhash", f"v{SCHEME_VERSION}-k{shingle_size}-p{num_perm}")
-
-
-def index_row(member: tuple, exact: str) -> dict:
-    prio, published, article_id, sig, record = member
-    return {"id": article_id, "published": published, "exact": exact, "sig": base64.b64encode(sig).decode("ascii"),
-            "record": record}
-
-
-def member_of_index_row(row: dict) -> tuple[str, tuple]:
-    """(exact key, member); `record` is None for rows written before the record fingerprint was kept."""
-    return row["exact"], (INDEXED, row["published"], row["id"], base64.b64decode(row["sig"]), row.get("record"))
-
-
-RECORD_FIELDS = ("source", "url", "title", "text", "published", "published_at", "fetched_at", "input_ref", "guid",
-                 "targets")
-
-
-def record_fingerprint(article: dict) -> str:
-    """What tells a rerun of the same input record from another copy of an article with the same id: a hash of
-    the parsed record (its input_ref, source, fetched_at and dates too, not only the id's url/title/text)."""
-    key = json.dumps([article.get(k) for k in RECORD_FIELDS], ensure_ascii=False, sort_keys=True, default=str)
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
-
-
+# ---------------------------------------------------------------------------------------------- index
 def same_as_written(article: dict, written: dict, rewrite_same_day: bool) -> bool:
     """An article whose id an earlier run wrote (`written`: that index row's published and record): is it that
     record again (a rerun: written back unchanged) rather than a later copy (a duplicate of it)?
@@ -155,70 +119,6 @@ def same_as_written(article: dict, written: dict, rewrite_same_day: bool) -> boo
     if rewrite_same_day or written.get("record") is None:
         return article["published"] == written["published"]
     return record_fingerprint(article) == written["record"]
-
-
-def _read_index_file(readable) -> Iterable[dict]:
-    with readable.open() as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                yield json.loads(line)
-
-
-def _shard_of(article_id: str, shards: int) -> int:
-    return int.from_bytes(hashlib.blake2b(article_id.encode("utf-8"), digest_size=8).digest(), "little") % shards
-
-
-class _WriteShard(beam.DoFn):
-    """One shard: rows sorted by id, named by the sha256 of its content, written by write_atomically.
-    The same rows give the same file name, so a retried or repeated write is a no-op."""
-
-    def __init__(self, directory: str):
-        self.directory = directory
-
-    def process(self, item):
-        _shard, rows = item
-        lines = [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in sorted(rows, key=lambda r: r["id"])]
-        data = "".join(line + "\n" for line in lines).encode("utf-8")
-        name = f"part-{hashlib.sha256(data).hexdigest()[:32]}.jsonl"
-        final = FileSystems.join(self.directory, name)
-        if not FileSystems.exists(final):
-            write_atomically(final, lines)
-            counter("dedup_index_shards_written").inc()
-            counter("dedup_index_rows_written").inc(len(rows))
-        yield final
-
-
-class ReadSignatureIndex(beam.PTransform):
-    """All rows of the index (an empty or missing folder is an empty index)."""
-
-    def __init__(self, directory: str):
-        super().__init__()
-        self.directory = directory
-
-    def expand(self, pbegin):
-        pattern = FileSystems.join(self.directory, "part-*.jsonl")
-        return (pbegin
-                | "MatchIndex" >> fileio.MatchFiles(pattern, empty_match_treatment=fileio.EmptyMatchTreatment.ALLOW)
-                | "ReadIndexFiles" >> fileio.ReadMatches()
-                | "IndexRows" >> beam.FlatMap(_read_index_file))
-
-
-class WriteSignatureIndex(beam.PTransform):
-    """New index rows -> content-named shard files of at most `rows_per_shard` rows; emits the shard paths."""
-
-    def __init__(self, directory: str, rows_per_shard: int = 50_000):
-        super().__init__()
-        self.directory, self.rows_per_shard = directory, rows_per_shard
-
-    def expand(self, rows):
-        count = rows | "CountRows" >> beam.combiners.Count.Globally()
-        per = self.rows_per_shard
-        return (rows
-                | "ToShard" >> beam.Map(lambda r, n: (_shard_of(r["id"], max(1, math.ceil(n / per))), r),
-                                        n=beam.pvalue.AsSingleton(count))
-                | "GroupShard" >> beam.GroupByKey()
-                | "WriteShard" >> beam.ParDo(_WriteShard(self.directory)))
 
 
 def _against_written(item: tuple[str, dict]) -> Iterable:
@@ -305,11 +205,6 @@ class SplitExact(beam.DoFn):
             yield key, member
         if self.with_index and keeper[0] == NEW:
             yield beam.pvalue.TaggedOutput("index_rows", (keeper[2], index_row(keeper, exact)))
-
-
-def new_member(article: dict, shingle_size: int, num_perm: int, seed: int) -> tuple[str, tuple]:
-    exact, sig = text_signature(article["text"], shingle_size, num_perm, seed, title=article.get("title"))
-    return exact, (NEW, article["published"], article["id"], sig.tobytes(), record_fingerprint(article))
 
 
 def bucket_edges(item, threshold: float, max_bucket: int):
@@ -411,7 +306,8 @@ class Deduplicate(beam.PTransform):
         if with_index:
             directory = index_dir(self.index_root, self.shingle_size, self.num_perm)
             indexed = (articles.pipeline
-                       | "ReadIndex" >> ReadSignatureIndex(directory)
+                       | "ReadIndex" >> ReadSignatureIndex(self.index_root, self.shingle_size, self.num_perm,
+                                                           self.seed, self.index_rows_per_shard)
                        | "IndexMembers" >> beam.Map(member_of_index_row))
             members = (members, indexed) | "WithIndex" >> beam.Flatten()
         exact = (members
