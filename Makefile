@@ -86,6 +86,7 @@ train-ner: install
 	$(BIN)/newsbeam train ner --config configs/ner-stage2.yaml --log logs/train_ner_stage2.log
 	$(BIN)/newsbeam train ner --config configs/ner-stage3.yaml --log logs/train_ner_stage3.log
 	$(BIN)/newsbeam train ner --config configs/ner-stage4.yaml --log logs/train_ner_stage4.log
+	$(BIN)/newsbeam train ner --config configs/ner-stage5.yaml --log logs/train_ner_stage5.log
 
 train-stance: install
 	mkdir -p logs

@@ -33,11 +33,19 @@ def test_stage_four_resolves_to_the_stage_three_mix_at_half_the_rate():
     stage3, stage4 = load_config(CONFIGS / "ner-stage3.yaml"), load_config(CONFIGS / "ner-stage4.yaml")
     assert "extends" not in stage4
     assert (stage4["seed"], stage4["lr"], stage4["init_from"], stage4["output"]) == (
-        20201113, 1.0e-5, "build/ner-stage3", "modeling/weights/ner")
+        20201113, 1.0e-5, "build/ner-stage3", "build/ner-stage4")
     same = {k: v for k, v in stage4.items() if k not in ("seed", "lr", "init_from", "output")}
     assert same == {k: v for k, v in stage3.items() if k not in ("seed", "lr", "init_from", "output")}
     assert stage4["per_source_cap"] == {"wikiann": 12000} and stage4["oversample"]["conll-es"] == 2
     assert len(stage4["train_sources"]) == 11
+
+
+def test_stage_five_continues_from_stage_four_into_the_shipped_weights_with_every_news_language():
+    stage5 = load_config(CONFIGS / "ner-stage5.yaml")
+    assert (stage5["init_from"], stage5["output"]) == ("build/ner-stage4", "modeling/weights/ner")
+    languages = {s.split("-", 1)[1] for s in stage5["train_sources"] if s.startswith(("slavner-", "uner-", "wikineural-"))}
+    assert languages == {"bg", "cs", "pl", "ru", "sl", "uk", "da", "hr", "pt", "sk", "sr", "sv", "zh", "fr", "it"}
+    assert stage5["train_sources"] == stage5["dev_sources"]
 
 
 def test_a_source_cap_of_its_own_wins_over_its_family_cap():

@@ -17,16 +17,22 @@ from pathlib import Path
 
 from modeling.training import corpora
 
-NER_SETS = ("conll-en", "conll-de", "conll-es", "conll-nl", "wikiann-en", "wikiann-de", "wikiann-es", "wikiann-nl",
-            "wikiann-pl", "wikiann-ru", "nerel")
 SEED = 20261204
 
 
-def ner_texts(per_set: int, seed: int = SEED) -> list[str]:
-    """`per_set` training texts from each NER corpus the model was trained on, sampled with `seed`."""
+def ner_training_sets(model_dir: str) -> list[str]:
+    """The corpora the model at model_dir was trained on (train_sources in its newsbeam.json)."""
+    import json
+
+    meta = json.loads((Path(model_dir) / "newsbeam.json").read_text(encoding="utf-8"))
+    return list(meta["train_config"]["train_sources"])
+
+
+def ner_texts(per_set: int, sets: list[str], seed: int = SEED) -> list[str]:
+    """`per_set` training texts from each NER corpus in `sets`, sampled with `seed`."""
     rng = random.Random(seed)
     out = []
-    for name in NER_SETS:
+    for name in sets:
         examples = corpora.load_ner_split(name, "train")
         out += [e.text for e in rng.sample(examples, min(per_set, len(examples)))]
     return out
@@ -74,10 +80,11 @@ def main(argv=None) -> int:
     ap.add_argument("--per-set", type=int, default=64, help="calibration inputs per training corpus")
     args = ap.parse_args(argv)
     if args.ner:
-        texts = ner_texts(args.per_set)
+        sets = ner_training_sets(args.ner)
+        texts = ner_texts(args.per_set, sets)
         tagger = NerTagger.load(args.ner, precision="fp32")
         calibrate(args.ner, tagger.model, lambda: tagger.predict(texts), len(texts),
-                  f"{args.per_set} training sentences from each of {', '.join(NER_SETS)}")
+                  f"{args.per_set} training sentences from each of {', '.join(sets)}")
     if args.stance:
         items = stance_inputs(args.per_set)
         clf = StanceClassifier.load(args.stance, precision="fp32")

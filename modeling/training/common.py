@@ -115,3 +115,46 @@ def start_run(prog: str, description: str | None, default_config: str, argv=None
     torch.set_num_threads(args.threads or cfg.get("threads", 2))
     set_seed(cfg["seed"])  # Python, NumPy and torch generators
     return args, cfg, Path(args.output or cfg["output"]), log, random.Random(cfg["seed"])
+
+
+class ResumePoint:
+    """A training run's resume file: the trained parameters (the frozen word embeddings are rebuilt, not saved),
+    optimiser, schedule, torch's random state and the step, for a run that must span several sittings. It is
+    used only by a run of the same config (its JSON is stored and compared), and removed when the run ends."""
+
+    def __init__(self, path: Path, cfg: dict):
+        self.path, self.config = Path(path), json.dumps(cfg, sort_keys=True)
+
+    def save(self, model, opt, sched, step: int) -> None:
+        import torch
+
+        trained = {k: v for k, v in model.named_parameters() if v.requires_grad}
+        state = {"config": self.config, "step": step, "params": {k: v.detach().clone() for k, v in trained.items()},
+                 "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": torch.get_rng_state()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.path)  # a kill mid-save leaves the previous resume point whole
+
+    def restore(self, model, opt, sched, log: logging.Logger) -> int:
+        """The step to continue after (0: start afresh)."""
+        import torch
+
+        if not self.path.exists():
+            return 0
+        state = torch.load(self.path, weights_only=False)
+        if state["config"] != self.config:
+            log.info(f"{self.path}: made by another config; starting afresh")
+            return 0
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for k, v in state["params"].items():
+                params[k].copy_(v)
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["rng"])
+        log.info(f"resuming after step {state['step']} from {self.path}")
+        return int(state["step"])
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)

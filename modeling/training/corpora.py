@@ -141,6 +141,16 @@ def brat_examples(folder: str | os.PathLike, source: str = "nerel") -> list[NerE
     return out
 
 
+# The one type convention (CoNLL's, docs/models.md): PER people, ORG organisations, LOC places and countries, MISC
+# the rest (events, products, nationalities). Corpora that do not annotate MISC the CoNLL way leave those spans out
+# and their O is read as "O or MISC" by the loss (has_misc=False): SlavNER's EVT/PRO (the disease is an EVT there)
+# and its demonyms (typed PER with a GPE- id: "Američani"), and Universal NER's OTH.
+SLAVNER_LANGS = ("bg", "cs", "pl", "ru", "sl", "uk")
+UNER_LANGS = ("da", "hr", "pt", "sk", "sr", "sv", "zh")
+WIKINEURAL_LANGS = ("fr", "it", "pt")
+SLAVNER_DEV_EVERY = 5  # every 5th document of a language (by sorted id) is its dev set; the rest trains
+
+
 def ner_sources(root: Path | None = None) -> dict[str, dict[str, Path]]:
     """name -> {split: path} for every NER dev/train file the project knows."""
     root = root or shared_data_dir()
@@ -152,7 +162,112 @@ def ner_sources(root: Path | None = None) -> dict[str, dict[str, Path]]:
         d = ner / "wikiann" / lang
         sources[f"wikiann-{lang}"] = {"train": _first(d, "train"), "val": _first(d, "val")}
     sources["nerel"] = {"train": ner / "nerel" / "train", "val": ner / "nerel" / "dev"}
+    for lang in SLAVNER_LANGS:
+        d = ner / "slavner_covid19"
+        sources[f"slavner-{lang}"] = {"train": d, "val": d}
+    for lang in UNER_LANGS:
+        d = ner / "uner" / lang
+        sources[f"uner-{lang}"] = {"train": d / "train.iob2", "val": d / "dev.iob2"}
+    for lang in WIKINEURAL_LANGS:  # silver; its "test" file trains, its "val" file is the dev set
+        d = ner / "wikineural" / lang
+        sources[f"wikineural-{lang}"] = {"train": d / "test.conllu", "val": d / "val.conllu"}
     return sources
+
+
+def source_language(name: str) -> str | None:
+    """The ISO 639-1 code of a source ("uner-hr" -> "hr", "nerel" -> "ru")."""
+    return "ru" if name == "nerel" else name.rpartition("-")[2] or None
+
+
+def slavner_examples(folder: Path, lang: str, split: str) -> list[NerExample]:
+    """SlavNER documents of one language: raw text and its character-offset mentions, mapped to the convention.
+
+    A mention whose offsets do not give its surface in the text is left out (and so is read as O-or-MISC only if
+    nothing else covers it); overlapping mentions keep the outermost."""
+    out = []
+    docs = sorted((folder / "raw" / lang).glob("*.txt"))
+    for k, txt in enumerate(docs):
+        if (k % SLAVNER_DEV_EVERY == 0) != (split == "val"):
+            continue
+        text = txt.read_text(encoding="utf-8")
+        spans = []
+        tsv = folder / "ner" / lang / (txt.stem + ".tsv")
+        for line in tsv.read_text(encoding="utf-8").splitlines() if tsv.exists() else []:
+            parts = line.split("\t")
+            if len(parts) < 6 or not parts[0].isdigit():
+                continue
+            start, end, surface, _base, etype, xid = int(parts[0]), int(parts[1]), parts[2], parts[3], parts[4], parts[5]
+            if etype not in ("PER", "ORG", "LOC") or (etype == "PER" and xid.startswith("GPE-")):
+                continue
+            if text[start:end] != surface:
+                continue
+            spans.append((start, end, etype))
+        out.append(NerExample(text, tuple(flatten_outermost(spans)), f"slavner-{lang}", has_misc=False))
+    return out
+
+
+def read_iob2(path: Path) -> Iterator[tuple[str | None, list[str], list[str]]]:
+    """Universal NER sentences: (the `# text =` line or None, tokens, tags of the first tag column)."""
+    text, tokens, tags = None, [], []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if line.startswith("# text = "):
+                text = line[len("# text = "):]
+            elif line.startswith("#"):
+                continue
+            elif not line.strip():
+                if tokens:
+                    yield text, tokens, tags
+                text, tokens, tags = None, [], []
+            else:
+                parts = line.split("\t")
+                if len(parts) >= 3 and parts[0].isdigit():
+                    tokens.append(parts[1])
+                    tags.append(parts[2])
+    if tokens:
+        yield text, tokens, tags
+
+
+def spans_in_text(text: str, tokens: list[str], tags: list[str]) -> tuple[str, list[tuple[int, int, str]]] | None:
+    """BIO tags as character spans of the sentence as written (Chinese has no spaces between its tokens); None
+    when a token is not found in order in the text."""
+    starts, pos = [], 0
+    for token in tokens:
+        at = text.find(token, pos)
+        if at < 0:
+            return None
+        starts.append(at)
+        pos = at + len(token)
+    spans: list[tuple[int, int, str]] = []
+    current: list | None = None
+    for token, tag, start in zip(tokens, tags, starts):
+        kind, _, etype = tag.partition("-")
+        end = start + len(token)
+        if kind == "B" or (kind == "I" and (current is None or current[2] != etype)):
+            if current:
+                spans.append(tuple(current))
+            current = [start, end, etype]
+        elif kind == "I":
+            current[1] = end
+        else:
+            if current:
+                spans.append(tuple(current))
+            current = None
+    if current:
+        spans.append(tuple(current))
+    return text, spans
+
+
+def uner_examples(path: Path, source: str) -> list[NerExample]:
+    """Universal NER: PER/ORG/LOC kept, OTH left out (not CoNLL's MISC, so O there means O-or-MISC)."""
+    out = []
+    for text, tokens, tags in read_iob2(path):
+        placed = spans_in_text(text, tokens, tags) if text else None
+        sent, spans = placed if placed else bio_to_spans(tokens, tags)
+        spans = [s for s in spans if s[2] in ("PER", "ORG", "LOC")]
+        out.append(NerExample(sent, tuple(spans), source, has_misc=False))
+    return out
 
 
 def _first(folder: Path, stem: str) -> Path:
@@ -164,7 +279,11 @@ def load_ner_split(name: str, split: str, root: Path | None = None) -> list[NerE
     path = ner_sources(root)[name][split]
     if name == "nerel":
         return brat_examples(path, "nerel")
-    return conll_examples(path, name, has_misc=name.startswith("conll"))
+    if name.startswith("slavner-"):
+        return slavner_examples(path, source_language(name), split)
+    if name.startswith("uner-"):
+        return uner_examples(path, name)
+    return conll_examples(path, name, has_misc=name.startswith(("conll", "wikineural")))
 
 
 # ---------------------------------------------------------------- stance

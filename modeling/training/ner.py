@@ -14,7 +14,7 @@ from pathlib import Path
 from modeling.training import corpora
 from modeling.ner import IGNORE, LABEL2ID, LABELS, NerTagger, pad_rows, piece_labels, span_prf, windows
 from modeling.shipping import save_compact
-from modeling.training.common import Progress, bucketed_batches, make_optimizer, start_run
+from modeling.training.common import Progress, ResumePoint, bucketed_batches, make_optimizer, start_run
 
 MISC_IDS = (LABEL2ID["O"], LABEL2ID["B-MISC"], LABEL2ID["I-MISC"])
 
@@ -54,7 +54,7 @@ def evaluate_tagger(tagger: NerTagger, examples, misc: bool) -> dict:
 
 
 def source_cap(caps: dict, name: str) -> int | None:
-    """A source's per-epoch sentence cap: its own entry ("wikiann-de") wins over its family's ("wikiann")."""
+    """A source's per-epoch setting (cap, repeat): its own entry ("wikiann-de") wins over its family's ("wikiann")."""
     return caps.get(name, caps.get(name.split("-")[0]))
 
 
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         items = []
         for name, rows in full.items():
             cap = source_cap(cfg.get("per_source_cap", {}), name)
-            repeat = cfg.get("oversample", {}).get(name, 1)
+            repeat = source_cap(cfg.get("oversample", {}), name) or 1
             if cap and len(rows) > cap:
                 # disjoint slices across epochs: each epoch sees a fresh part of the big corpora
                 perm = list(range(len(rows)))
@@ -119,11 +119,17 @@ def main(argv=None) -> int:
     total = sum(len(b) for b in batches_per_epoch)
     log.info(f"{epochs} epochs, {total} steps, {sum(len(s) for s in samples)} segments")
     opt, sched = make_optimizer(model, cfg["lr"], cfg["weight_decay"], total, cfg["warmup_ratio"])
+    resume = ResumePoint(Path(cfg.get("checkpoint_dir", "build/checkpoints")) / f"{out_dir.name}-resume.pt", cfg)
+    done = resume.restore(model, opt, sched, log)
     progress = Progress(total, log, every=cfg.get("log_every", 50))
     model.train()
     step = 0
+    every = cfg.get("checkpoint_every_steps")
     for epoch in range(epochs):
         for batch_idx in batches_per_epoch[epoch]:
+            if step < done:  # the batches are a function of the seed: skip what the checkpoint has seen
+                step += 1
+                continue
             rows = [samples[epoch][i] for i in batch_idx]
             width = max(len(r[0]) for r in rows)
             ids, mask = pad_rows([r[0] for r in rows], width, tok.pad_token_id)
@@ -139,6 +145,8 @@ def main(argv=None) -> int:
             opt.zero_grad(set_to_none=True)
             step += 1
             progress.update(step, loss.item(), int(mask.sum()), sched.get_last_lr()[0])
+            if every and step % every == 0 and step < total:
+                resume.save(model, opt, sched, step)
         if cfg.get("checkpoint_every_epoch") and epoch + 1 < epochs:
             ckpt = Path(cfg.get("checkpoint_dir", "build/checkpoints")) / f"{out_dir.name}-epoch-{epoch + 1}"
             save_compact(model, ckpt, {"task": "ner", "labels": list(LABELS), "train_config": cfg,
@@ -158,6 +166,7 @@ def main(argv=None) -> int:
     save_compact(model, out_dir, {"task": "ner", "labels": list(LABELS), "train_config": cfg, "dev_quick": dev,
                                   "command": f"newsbeam train ner --config {args.config}"})
     log.info(f"saved to {out_dir}")
+    resume.clear()
     return 0
 
 
