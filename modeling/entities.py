@@ -231,7 +231,7 @@ def resolve_entities(text: str, spans: Iterable[Any], lang: str | None) -> list[
     with exact offsets (text[start:end] == mention text) and its own base form. Spans that are nothing but
     punctuation are dropped; overlapping duplicates after trimming are kept once.
     """
-    from .entity_ids import entity_id
+    from .entity_ids import entity_id, is_latin, latin_name
     from .lemmas import phrase_bases
 
     raw = []
@@ -262,6 +262,7 @@ def resolve_entities(text: str, spans: Iterable[Any], lang: str | None) -> list[
         entities.append({
             "text": canonical, "type": ms[0]["type"], "count": len(ms),
             "score": round(sum(m["score"] for m in ms) / len(ms), 4), "base": base, "id": eid, "name": name,
+            **({} if is_latin(name) else {"name_latin": latin_name(name)}),
             "mentions": [{"start": m["start"], "end": m["end"], "text": m["text"], "score": m["score"],
                           "base": m["base"]} for m in ms],
         })

@@ -13,8 +13,10 @@ runs or two runners give one id to one name. Two sources, tried in order:
    Latin and Cyrillic Slavic spellings write differently folded together (sz/sh/š -> s, w -> v, ck -> k, ...),
    vowels and j dropped, repeats collapsed, words sorted: "Evropská komise", "Komisja Europejska",
    "Европейская комиссия" -> "kms vrpsk". For people the key is the surname (the last word) alone, so "Donald
-   Trump" and "Трамп" meet. Its display name is the base form written in Latin letters, so it is one per id
-   only where the languages spell the name alike; the report shows one name per id (the most frequent).
+   Trump" and "Трамп" meet. Its display name is the base form as written, letters kept ("Markus Söder",
+   "Ильхам Алиев"), with its Latin transliteration beside it (`latin_name`) where the script is not Latin; the
+   report shows one name per id (the most frequent). A few short English country names CLDR leaves out
+   ("Britain", `_SHORT_NAMES`) are matched through the same key, in any script.
 """
 from __future__ import annotations
 
@@ -174,7 +176,7 @@ def skeleton(word: str) -> str:
     repeats collapsed ("Komisja" / "komise" / "комиссия" -> "kms"). Short words and acronyms keep their letters."""
     from anyascii import anyascii
 
-    a = re.sub(r"[^a-z]", "", anyascii(word).lower())
+    a = re.sub(r"[^a-z0-9]", "", anyascii(word).lower())  # digits kept: "G7" and "G20" are two names
     if not a:
         return word.casefold()
     if a.startswith("eu"):  # Europa / Evropa / Европа
@@ -209,9 +211,32 @@ def phonetic_key(base: str, etype: str) -> str:
 
 
 def latin_name(base: str) -> str:
+    """The name in Latin letters: as written where it is Latin already ("Markus Söder" keeps its ö), else a
+    transliteration ("Ильхам Алиев" -> "Ilkham Aliev")."""
     from anyascii import anyascii
 
+    base = unicodedata.normalize("NFC", base).strip()
+    if is_latin(base):
+        return base
     return anyascii(base).replace("'", "").strip()
+
+
+def is_latin(name: str) -> bool:
+    """Whether every letter of a name is a Latin one (accented letters included)."""
+    return all("LATIN" in unicodedata.name(ch, "") for ch in name if ch.isalpha())
+
+
+# Short English names of countries that neither CLDR's territory names nor ISO 3166 give. Matched through the
+# phonetic key, so the same short name in another script meets them too ("Британия", "Brytania").
+_SHORT_NAMES = {"Britain": "GB", "Great Britain": "GB", "Holland": "NL"}
+
+
+@lru_cache(maxsize=1)
+def _short_name_keys() -> dict[str, tuple[str, str]]:
+    from babel import Locale
+
+    en = Locale.parse("en")
+    return {phonetic_key(name, "LOC"): (f"cldr:{code}", en.territories[code]) for name, code in _SHORT_NAMES.items()}
 
 
 def entity_id(base: str, etype: str, lang: str | None = None, forms: tuple[str, ...] = ()) -> tuple[str, str]:
@@ -229,5 +254,7 @@ def entity_id(base: str, etype: str, lang: str | None = None, forms: tuple[str, 
             if hit is not None:
                 return hit
     key = phonetic_key(base, etype)
+    if etype == "LOC" and key in _short_name_keys():
+        return _short_name_keys()[key]
     digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
-    return f"name:{digest}", latin_name(base)
+    return f"name:{digest}", unicodedata.normalize("NFC", base).strip()

@@ -28,9 +28,9 @@ from apache_beam.io.filesystems import FileSystems
 from transforms.common import DEAD, counter, dead_letter
 from transforms.files import write_atomically
 
-from .layout import (ARTICLES, DEAD_LETTER, DUPLICATES, SIDE_SHARDS, batch_article_file, join_path,
-                     side_shard_file, stream_folder)
-from .parquet_sink import JSONL, PARQUET, write_parquet_day
+from .layout import (ARTICLES, DEAD_LETTER, DUPLICATES, SIDE_SHARDS, batch_article_file, batch_parquet_file,
+                     join_path, side_shard_file, stream_folder)
+from .parquet_sink import JSONL, PARQUET, read_parquet_records, write_parquet_day
 
 log = logging.getLogger("newsbeam.sinks")
 WRITTEN_IDS = "written_ids"
@@ -79,6 +79,13 @@ def _validate_article(article: dict):
     yield clean if dead is None else beam.pvalue.TaggedOutput(DEAD, dead)
 
 
+def day_formats(requested: tuple[str, ...], jsonl_exists: bool, parquet_exists: bool) -> tuple[str, ...]:
+    """The formats a day is written in: those asked for, and every other one the day already has, so a day
+    rewritten in one format never leaves a stale copy in another (a JSONL backfill into a `--format both` root)."""
+    present = {JSONL: jsonl_exists, PARQUET: parquet_exists}
+    return tuple(f for f in (JSONL, PARQUET) if f in requested or present[f])
+
+
 class _WritePartition(beam.DoFn):
     """One day's articles -> its partition file(s), JSONL and/or Parquet (main output: the paths); then, tagged
     WRITTEN_IDS, the id of every article in it, emitted only once every file of the day is in place, so
@@ -91,13 +98,20 @@ class _WritePartition(beam.DoFn):
     def process(self, item):
         day, records = item
         records = sorted(records, key=lambda r: r["id"])
-        if PARQUET in self.formats:
-            yield write_parquet_day(self.output, day, records, self.merge)
-        if JSONL in self.formats:
+        formats = day_formats(self.formats, FileSystems.exists(batch_article_file(self.output, day)),
+                              FileSystems.exists(batch_parquet_file(self.output, day)))
+        if JSONL in formats:
             path = batch_article_file(self.output, day)
-            old = read_lines(path) if self.merge else []
-            write_atomically(path, merge_by_id(old, records))
+            old = (read_lines(path) or [to_json_line(r) for r in read_parquet_records(batch_parquet_file(self.output, day))]
+                   if self.merge else [])  # a day that had only Parquet keeps its rows
+            lines = merge_by_id(old, records)
+            write_atomically(path, lines)
             yield path
+        if PARQUET in formats:  # from the JSONL's lines where both are written: the two never disagree
+            if JSONL in formats:
+                yield write_parquet_day(self.output, day, [json.loads(line) for line in lines], merge=False)
+            else:
+                yield write_parquet_day(self.output, day, records, self.merge)
         self.written.inc(len(records))
         for r in records:
             yield beam.pvalue.TaggedOutput(WRITTEN_IDS, r["id"])

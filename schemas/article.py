@@ -10,7 +10,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "2.0"  # 2.0: entities carry base, id, name; a stance without a label has label null
+SCHEMA_VERSION = "2.1"  # 2.0: entities carry base, id, name; a stance without a label has label null.
+# 2.1: an entity's name keeps its letters; name_latin beside a name in another script
 EntityType = Literal["PER", "ORG", "LOC", "MISC"]
 StanceLabel = Literal["favor", "against", "neutral"]
 NOT_MENTIONED = "not mentioned"  # the reason of a stance whose target the article does not name
@@ -45,8 +46,10 @@ class Entity(_Strict):
     id: str = Field(description="the same for one entity in every language, article, run and runner: `cldr:DE`, "
                                 "`city:Europe/Brussels` (CLDR names) or `name:<hash of a cross-script phonetic "
                                 "key>` (modeling/entity_ids.py)")
-    name: str = Field(description="display name: CLDR's English name for cldr/city ids, else the base form in "
-                                  "Latin letters")
+    name: str = Field(description="display name: CLDR's English name for cldr/city ids, else the base form as "
+                                  "written, letters kept")
+    name_latin: Optional[str] = Field(default=None, description="the display name transliterated to Latin "
+                                      "letters, where it is written in another script")
     mentions: list[Mention]
 
 

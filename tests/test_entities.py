@@ -142,6 +142,22 @@ def test_one_id_across_languages_and_cases():
     assert entity_id("Azerbaijani", "MISC")[0] != "cldr:AZ"
 
 
+def test_names_keep_their_letters_and_their_digits():
+    assert entity_id("Markus Söder", "PER", "de")[1] == "Markus Söder"
+    assert entity_id("Ильхам Алиев", "PER", "ru")[1] == "Ильхам Алиев"
+    assert entity_id("G7", "ORG")[0] != entity_id("G20", "ORG")[0]
+    assert entity_id("G7", "ORG")[0] == entity_id("G7", "ORG", "ru")[0]
+    # a name in another script gets its transliteration beside it, a Latin one does not
+    text = "Ильхам Алиев и Markus Söder."
+    ents = {e["text"]: e for e in resolve_entities(text, spans_of(text, ("Ильхам Алиев", "PER"), ("Markus Söder", "PER")), "ru")}
+    assert ents["Ильхам Алиев"]["name_latin"] == "Ilkham Aliev" and "name_latin" not in ents["Markus Söder"]
+
+
+@pytest.mark.parametrize("name", ["Britain", "Great Britain", "UK", "United Kingdom", "Британия", "Великобритания"])
+def test_britain_is_the_united_kingdom(name):
+    assert entity_id(name, "LOC", "en")[0] == "cldr:GB"
+
+
 @pytest.mark.parametrize("surface, etype, lang, eid", [
     ("США", "LOC", "ru", "cldr:US"), ("США", "LOC", "uk", "cldr:US"), ("ZDA", "LOC", "sl", "cldr:US"),
     ("U.S.", "LOC", "en", "cldr:US"), ("US", "LOC", "de", "cldr:US"),        # English initials in any language

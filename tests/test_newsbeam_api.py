@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.article import SCHEMA_VERSION
 from tests.conftest import ROOT
 
 SEED_PATTERNS = [Path("seeds/*.txt"), Path("seeds/*.jsonl"), Path("seeds/*.xml")]
@@ -87,7 +88,7 @@ def test_read_output_kinds_and_dtypes(seeds_run):
         assert list(df.columns) == list(COLUMNS[kind]), kind
         assert {c: str(t) for c, t in df.dtypes.items()} == COLUMNS[kind], kind
     df = newsbeam.read_output(str(seeds_run["out"]))
-    assert set(df["schema_version"]) == {"2.0"} and df["title"].notna().all()
+    assert set(df["schema_version"]) == {SCHEMA_VERSION} and df["title"].notna().all()
     stance = newsbeam.read_output(str(seeds_run["out"]), kind="stance")
     unlabelled = stance[stance["label"].isna()]
     assert len(unlabelled) > 0 and unlabelled["reason"].notna().all()
