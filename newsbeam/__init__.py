@@ -31,12 +31,32 @@ def _check_not_shadowed() -> None:
 
 _check_not_shadowed()
 
-from pipeline import __version__  # noqa: E402
-from schemas import Article, DeadLetter, DuplicateRecord  # noqa: E402
+from pipeline._version import __version__  # noqa: E402 (the one place it is written)
 
-from .enricher import EnrichError, Enriched, Enricher, enrich  # noqa: E402
-from .output import KINDS, read_output  # noqa: E402
-from .runner import run  # noqa: E402
+# name -> the module that defines it, imported on first use: `import newsbeam` (and `newsbeam.__version__`) stays
+# instant, and only what a notebook uses loads torch (enrich), pandas (read_output) or Beam (run).
+_LAZY = {"Article": "schemas", "DeadLetter": "schemas", "DuplicateRecord": "schemas",
+         "EnrichError": "newsbeam.enricher", "Enriched": "newsbeam.enricher", "Enricher": "newsbeam.enricher",
+         "enrich": "newsbeam.enricher", "KINDS": "newsbeam.output", "read_output": "newsbeam.output",
+         "run": "newsbeam.runner"}
+_SUBMODULES = ("enricher", "output", "runner")
 
 __all__ = ["__version__", "Article", "DeadLetter", "DuplicateRecord", "EnrichError", "Enriched", "Enricher",
            "KINDS", "enrich", "read_output", "run"]
+
+
+def __getattr__(name: str):
+    """The public names (and the submodules) on first access; each is then cached as a module attribute."""
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_SUBMODULES})

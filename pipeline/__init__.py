@@ -1,2 +1,2 @@
 """newsbeam's pipeline: options, sources, the graph, sinks and the CLI."""
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401 (the one place the version is written: pipeline/_version.py)

@@ -14,11 +14,8 @@ import datetime as dt
 import sys
 from collections import Counter
 
-from apache_beam.options.pipeline_options import PipelineOptions
-
-from .options import BackfillOptions, NewsbeamOptions
-from .launch import UsageError
-from .run import main as run_main
+from .options import BackfillOptions, NewsbeamOptions  # noqa: F401 (registered with Beam; re-exported)
+from .arguments import EXIT_USAGE, UsageError, parse_pipeline_args
 from .layout import backfill_side_dir
 
 
@@ -45,24 +42,26 @@ def date_range(since: str | None, until: str | None) -> tuple[str, str]:
 
 def dry_run(patterns: list[str], since: str, until: str) -> tuple[Counter, Counter]:
     """(articles per published day in the range, plus '(out of range)'; dead letters by reason), from parsing
-    alone. A file that cannot be read is counted with its reason, never a traceback."""
-    from apache_beam.io.filesystems import FileSystems
-
+    alone. Files are matched and read as the real run reads them (pipeline.sources: match_pattern, then
+    read_matched), so a FIFO, a link out of the input tree or an oversized file is counted with its reason,
+    as the run would dead-letter it, never opened or read past the limit; each file once."""
     from transforms.parse import parse_raw
+
+    from .sources import match_pattern, read_matched
 
     counts: Counter = Counter()
     unreadable: Counter = Counter()
+    seen: set[str] = set()
     for pattern in patterns:
-        for meta in FileSystems.match([pattern])[0].metadata_list:
-            try:
-                with FileSystems.open(meta.path) as fh:
-                    raw = {"ref": meta.path, "data": fh.read()}
-            except Exception as exc:  # a directory, a permission, a vanished file: say which and why
-                raw = {"ref": meta.path, "data": b"", "error": f"cannot read file: {type(exc).__name__}: {exc}"}
+        for key, info in match_pattern(pattern):
+            if key in seen:
+                continue
+            seen.add(key)
+            raw = read_matched((key, info))
             try:
                 results = list(parse_raw(raw))
             except Exception as exc:  # a parser bug must not end the dry run either
-                results = [(meta.path, f"parse failed: {type(exc).__name__}: {exc}")]
+                results = [(raw["ref"], f"parse failed: {type(exc).__name__}: {exc}")]
             for _ref, res in results:
                 if not isinstance(res, dict):
                     unreadable[str(res)[:120]] += 1
@@ -74,27 +73,27 @@ def dry_run(patterns: list[str], since: str, until: str) -> tuple[Counter, Count
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`newsbeam backfill`: the arguments checked (pipeline.arguments: unknown options, options outside backfill),
+    then a dry run's listing or the run itself (pipeline.run, with the range and its own side-file folder)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    options = PipelineOptions(argv)
-    bopts = options.view_as(BackfillOptions)
-    nopts = options.view_as(NewsbeamOptions)
-    try:
-        since, until = date_range(bopts.since, bopts.until)
-        if not nopts.input:
+    try:  # newsbeam's own parser, not Beam's: Beam's --dry_run (build the graph, submit nothing) is not --dry-run
+        args = parse_pipeline_args("backfill", argv)
+        since, until = date_range(args.since, args.until)
+        if not args.input:
             raise UsageError("backfill reads files: give --input")
-        if bopts.dry_run:  # a real run checks this itself (pipeline.launch.validate); a dry run must too
+        if args.dry_run:  # a real run checks this itself (pipeline.launch.validate); a dry run must too
             from .launch import expand_directories
             from .sources import check_patterns
 
-            nopts.input = expand_directories(nopts.input)
-            missing = check_patterns(nopts.input)
+            args.input = expand_directories(args.input)
+            missing = check_patterns(args.input)
             if missing:
                 raise UsageError(f"--input matches no file: {', '.join(missing)}")
     except UsageError as exc:
         print(f"newsbeam backfill: error: {exc}", file=sys.stderr)
-        return 2
-    if bopts.dry_run:
-        counts, unreadable = dry_run(nopts.input, since, until)
+        return EXIT_USAGE
+    if args.dry_run:
+        counts, unreadable = dry_run(args.input, since, until)
         days = sorted(k for k in counts if not k.startswith("("))
         print(f"backfill {since} .. {until}: {len(days)} days with articles, {sum(counts[d] for d in days)} articles")
         for day in days:
@@ -106,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             for reason, n in sorted(unreadable.items(), key=lambda kv: (-kv[1], kv[0])):
                 print(f"    {n} \u00d7 {reason}")
         return 0
-    side = backfill_side_dir(nopts.output or "", since, until)
+    from .run import main as run_main  # the models and the graph: imported only for a real run
+
+    side = backfill_side_dir(args.output or "", since, until)
     return run_main(argv, date_range=(since, until), side_files_dir=side)
 
 

@@ -2,26 +2,35 @@
 
 `run` and `backfill` are checked by pipeline.arguments before anything runs; `report`, `eval` and `train` have
 their own parsers. `newsbeam COMMAND --help` shows each command's options.
+
+Nothing heavy is imported at module level: `--version`, `--help` and usage errors answer without apache_beam,
+torch or the pipeline graph, which a command imports only when it runs.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Callable
 
-from .arguments import COMMANDS, HelpFormatter, check_pipeline_args, pipeline_parser, version
+from ._version import __version__
+from .commands import COMMANDS, EXIT_CODES, EXIT_USAGE, PIPELINE_COMMANDS
+
+DELEGATED = ("report", "eval", "train")  # parsed by their own modules (see _delegated)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="newsbeam", formatter_class=HelpFormatter, allow_abbrev=False,
+    """The top-level parser: the commands and --version. Each command's options are its own parser's."""
+    parser = argparse.ArgumentParser(prog="newsbeam", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False,
                                      description="newsbeam: news ingestion on Apache Beam (language, transformer "
                                                  "NER and stance, dedup, validated JSONL).",
-                                     epilog="`newsbeam COMMAND --help` lists the options of each command.")
-    parser.add_argument("--version", action="version", version=f"newsbeam {version()}")
+                                     epilog="`newsbeam COMMAND --help` lists the options of each command.\n\n"
+                                            f"newsbeam run and backfill: {EXIT_CODES}")
+    parser.add_argument("--version", action="version", version=f"newsbeam {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for command in ("run", "backfill"):
-        pipeline_parser(command, sub)
-    for command in ("report", "eval", "train"):  # parsed by their own modules (see _delegated)
-        sub.add_parser(command, help=COMMANDS[command], add_help=False)
+    for command, text in COMMANDS.items():
+        sub.add_parser(command, help=text, add_help=False)
     return parser
 
 
@@ -46,9 +55,7 @@ def _train(argv: list[str]) -> int:
             return 0
         print("usage: newsbeam train {ner,stance} ...\nnewsbeam train: error: say which model: ner or stance",
               file=sys.stderr)
-        return 2
-    import importlib
-
+        return EXIT_USAGE
     return importlib.import_module(f"modeling.training.{argv[0]}").main(argv[1:])
 
 
@@ -58,16 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         parser.print_usage(sys.stderr)
         print(f"newsbeam: error: a command is required: {', '.join(COMMANDS)} (newsbeam --help)", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["run", *argv]  # `newsbeam --input ...` means `newsbeam run --input ...`
     command = argv[0]
-    if command in ("report", "eval", "train"):
+    if command in DELEGATED:
         return _delegated(command)(argv[1:])
-    if command not in ("run", "backfill"):
+    if command not in PIPELINE_COMMANDS:
         parser.parse_args(argv)  # --help, --version, or an unknown command: argparse prints and exits
-        return 2
-    check_pipeline_args(command, argv[1:])
+        return EXIT_USAGE
+    from .arguments import check_pipeline_args  # the option table (its defaults import the model packages)
+
+    check_pipeline_args(command, argv[1:])  # --help, unknown options, options outside the command or mode
     if command == "backfill":
         from .backfill import main as backfill_main
 

@@ -12,15 +12,13 @@ import threading
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from .arguments import DATAFLOW_RUNNERS, EXIT_FAILED, EXIT_NOTHING_WRITTEN, EXIT_OK, UsageError  # noqa: F401
 from .graph import GraphConfig, StreamConfig
 from .options import NewsbeamOptions, StreamingOptions
 
 COUNTERS = ("read", "written", "duplicates", "dead_lettered")
 OUTCOMES = ("written", "duplicates", "dead_lettered", "out_of_range")
-
-
-class UsageError(ValueError):
-    """Bad options: reported in one line, before anything runs."""
+INGESTED = ("written", "duplicates")  # what makes a run worth exit 0: something new, or found already there
 
 
 class RunFailed(RuntimeError):
@@ -82,8 +80,6 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
     for flag, value in (("--ner-batch-size", opts.ner_batch_size), ("--stance-batch-size", opts.stance_batch_size)):
         if value < 1:
             raise UsageError(f"{flag} must be a positive number of articles, not {value}")
-    if getattr(opts, "format", "jsonl") != "jsonl" and opts.view_as(StandardOptions).streaming:
-        raise UsageError("--format parquet|both works in batch runs only (streaming writes JSONL windows)")
     try:
         ner_languages = parse_ner_languages(opts.ner_languages)
     except ValueError as exc:
@@ -130,7 +126,7 @@ def feed_urls(opts: NewsbeamOptions) -> list[str]:
         raise UsageError(str(exc)) from None
 
 
-REMOTE_RUNNERS = ("DataflowRunner", "dataflow")
+REMOTE_RUNNERS = DATAFLOW_RUNNERS
 
 
 def validate_runner(options: PipelineOptions) -> None:
@@ -192,10 +188,9 @@ def validate(opts: NewsbeamOptions) -> None:
 
 
 def validate_streaming(opts: NewsbeamOptions) -> None:
-    """What only --streaming has: feeds only, and positive times and bounds for its state."""
+    """What only --streaming has: feeds (--input is refused by the mode check, pipeline.arguments), and positive
+    times and bounds for its state."""
     s = opts.view_as(StreamingOptions)
-    if opts.input:
-        raise UsageError("--streaming polls feeds only: --input (files) is for batch runs")
     if not opts.feeds and not opts.feeds_file:
         raise UsageError("--streaming needs --feeds and/or --feeds-file")
     if s.poll_interval <= 0:
@@ -256,6 +251,27 @@ def accounted(values: dict[str, int]) -> int:
     return sum(values.get(k, 0) for k in OUTCOMES)
 
 
+def exit_code(values: dict[str, int]) -> int:
+    """0: every record accounted for and something written or found a duplicate; 3: accounted, but nothing was
+    (no record, or every one dead-lettered or out of range), so cron can tell a dead feed from a quiet day's
+    work; 1: the accounting does not balance. A submitted remote job has no counters here ({}): 0."""
+    if values.get("read", 0) != accounted(values):
+        return EXIT_FAILED
+    if values and not any(values.get(k, 0) for k in INGESTED):
+        return EXIT_NOTHING_WRITTEN
+    return EXIT_OK
+
+
+def nothing_written_line(values: dict[str, int]) -> str:
+    """Why exit 3: what became of the records read, if any."""
+    if not values.get("read", 0):
+        return f"  nothing written: no record was read (exit {EXIT_NOTHING_WRITTEN})"
+    fates = [(name, values[k]) for k, name in (("dead_lettered", "dead-lettered"), ("out_of_range", "out of range"))
+             if values.get(k)]
+    said = " or ".join(f"{name} ({n})" if len(fates) > 1 else name for name, n in fates)
+    return f"  nothing written: every record read was {said} (exit {EXIT_NOTHING_WRITTEN})"
+
+
 # the counters every summary shows; the others (stage and index internals) are listed under --verbose
 SHOWN = COUNTERS + ("out_of_range",)
 TOP_REASONS = 5
@@ -272,6 +288,8 @@ def summary_lines(values: dict[str, int], seconds: float, reasons: dict[str, int
     total = accounted(values)
     lines.append("  every record accounted for" if read == total else
                  f"  WARNING: read {read} != written + duplicates + dead-lettered + out-of-range {total}")
+    if exit_code(values) == EXIT_NOTHING_WRITTEN:
+        lines.append(nothing_written_line(values))
     if values.get("inputs_skipped"):
         lines.append(f"  {values['inputs_skipped']} inputs skipped (not regular files, or names/dates that cannot be "
                      f"read): each is a dead letter")

@@ -15,10 +15,11 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 
 from transforms.common import REASONS_NAMESPACE
 
+from .arguments import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, parse_pipeline_args
 from .graph import build
-from .launch import (REMOTE_RUNNERS, RunFailed, UsageError, accounted, configure_logging, counter_values, feed_urls,
-                     graph_config, is_streaming, remote_result_line, resolve_runner, summary_lines, validate,
-                     validate_runner)
+from .launch import (COUNTERS, REMOTE_RUNNERS, RunFailed, UsageError, configure_logging, counter_values, exit_code,
+                     feed_urls, graph_config, is_streaming, remote_result_line, resolve_runner, summary_lines,
+                     validate, validate_runner)
 from .options import NewsbeamOptions
 from .progress import LiveProgress
 
@@ -26,7 +27,9 @@ from .progress import LiveProgress
 def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None,
         side_files_dir: str | None = None) -> dict[str, int]:
     """Validate, build (pipeline.graph.build: the batch or the streaming graph), run, print the summary and
-    return the counters. Raises UsageError for bad options before anything runs."""
+    return the counters (each of COUNTERS present; {} for a submitted remote job). Raises UsageError for bad
+    options, or an option outside its command or mode, before anything runs."""
+    parse_pipeline_args("backfill" if date_range else "run", argv or [])  # the CLI's check, for Python callers
     options = PipelineOptions(argv)
     opts = options.view_as(NewsbeamOptions)
     streaming = is_streaming(options)
@@ -52,7 +55,7 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     if remote:
         print(remote_result_line(result, options, what))
         return {}
-    values = counter_values(result)
+    values = {**dict.fromkeys(COUNTERS, 0), **counter_values(result)}
     reasons = counter_values(result, REASONS_NAMESPACE)
     for line in summary_lines(values, time.time() - started, reasons, verbose=opts.verbose):
         print(line)
@@ -67,15 +70,15 @@ def main(argv: list[str] | None = None, **run_kwargs) -> int:
         values = run(argv, **run_kwargs)
     except UsageError as exc:
         print(f"newsbeam: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except RunFailed as exc:
         logging.getLogger("newsbeam").debug("run failed", exc_info=exc.__cause__)
         print(f"newsbeam: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("newsbeam: run interrupted; every file already written is complete", file=sys.stderr)
-        return 130
-    return 0 if values.get("read", 0) == accounted(values) else 1  # a submitted remote job returns {}: 0 == 0
+        return EXIT_INTERRUPTED
+    return exit_code(values)  # 0, 3 (nothing written: cron can tell) or 1 (accounting); README "Exit status"
 
 
 if __name__ == "__main__":  # `python -m pipeline.run ...` is `newsbeam run ...`
