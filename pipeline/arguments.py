@@ -37,7 +37,8 @@ MIRRORED = {"DEFAULT_CONCURRENT_FETCHES": 8, "DEFAULT_MAX_ENTRIES": 500,  # pipe
             "MAX_RETRY_AFTER": 30.0,  # pipeline.feeds.FetchLimits.max_retry_after
             "DEFAULT_DEDUP_TTL": 7 * 24 * 3600.0, "DEFAULT_TEXT_MAX": 200_000,  # transforms.dedup_stream
             "DEFAULT_BAND_MAX": 256,  # transforms.dedup_stream
-            "NER_LANGUAGES": ("en", "de", "es", "nl", "pl", "ru", "cs", "sl", "uk")}  # transforms.ner
+            "NER_LANGUAGES": ("en", "de", "es", "nl", "fr", "it", "pt", "da", "pl", "ru", "cs", "sl", "uk", "bg",
+                              "hr", "sr")}  # transforms.ner
 
 
 class UsageError(ValueError):
@@ -132,7 +133,7 @@ OPTIONS: tuple[Option, ...] = (
          help="model window in pieces; overlapping windows cover longer texts (default: a newsbeam model's "
               f"training length, {DEFAULT_WINDOW} for the shipped one; {FOREIGN_WINDOW} for other models)"),
     _opt("models", "--ner-languages", MODEL, metavar="CODES", default=None,
-         help="languages NER runs on: '+bg,hr' adds to the measured set, 'bg,hr' replaces it (default: the "
+         help="languages NER runs on: '+sk,sv' adds to the measured set, 'sk,sv' replaces it (default: the "
               f"measured set {','.join(MIRRORED['NER_LANGUAGES'])}; docs/quality.md). Articles in an added "
               "language say `zero-shot` in ner.reason; others are skipped with the reason"),
     _opt("models", "--ner-decoding", MODEL, choices=["viterbi", "argmax"], default=None,
@@ -148,7 +149,8 @@ OPTIONS: tuple[Option, ...] = (
     _opt("models", "--precision", MODEL, choices=list(PRECISION_CHOICES), default="auto",
          help="numeric precision of the NER and stance models: fp32, bf16 (autocast), int8 (dynamic quantisation "
               "of the Linear layers), or auto: at model load each worker times them on the model's own layer "
-              "shapes and takes the fastest of those whose dev-set quality was measured to hold (docs/quality.md)"),
+              "shapes, among those whose dev-set quality was measured to hold, and takes bf16 where it is native and "
+              "faster than fp32, else int8 where faster than fp32, else fp32 (docs/quality.md)"),
     _opt("models", "--compile-models", MODEL, action="store_true", default=False,
          help="torch.compile the two models in each worker (about 110 s once per worker, then about 20%% faster "
               "model stages; docs/benchmarks.md): for long runs"),

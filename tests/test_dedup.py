@@ -303,7 +303,7 @@ def test_index_rows_and_shards_are_deterministic(tmp_path):
 
 
 def test_a_copy_of_an_indexed_article_is_a_duplicate_not_a_second_write(tmp_path):
-    """Issue 23 item 2. Run A writes X; run B brings X again from another input (same id: same url, title and
+    """Run A writes X; run B brings X again from another input (same id: same url, title and
     text) and Z, X's content published a day later (same id too): both are exact duplicates of A's X, neither
     is written again. Rerunning A's input keeps its own record (the same record: written back unchanged), and
     the order of runs decides only which copy came first."""

@@ -195,7 +195,7 @@ def test_a_duplicate_of_an_article_lost_after_dedup_is_dead_lettered_not_left_po
     assert _index_ids(tmp_path) == ["a"]  # the same join indexed the written keeper only
 
 
-# ------------------------------------------------------------------ run order (issue 23, item 2)
+# ------------------------------------------------------------------ run order
 X = {"title": "Ceasefire holds along the line of contact",
      "text": "Armenia and Azerbaijan said the ceasefire held overnight along the whole line of contact, and "
              "Russian peacekeepers reported no shooting near the corridor for the third night in a row.",

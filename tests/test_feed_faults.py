@@ -1,4 +1,4 @@
-"""Hostile or broken feed servers (issue 23, items 5, 8, 9), against the real loopback server of
+"""Hostile or broken feed servers, against the real loopback server of
 tests/feed_server.py: a server that drips headers or body one byte at a time is cut off at the fetch's total
 deadline; feeds are fetched concurrently, each with its own deadline; a response cut mid-headers is a fetch
 failure; Retry-After is honoured up to a cap, beyond it the fetch fails saying so; only http(s) entry links are

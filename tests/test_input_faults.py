@@ -1,4 +1,4 @@
-"""Inputs that are not plain readable files (issue 23, items 4, 6, 7, 9), through the real CLI: a FIFO, a
+"""Inputs that are not plain readable files, through the real CLI: a FIFO, a
 directory and a dangling symlink matched by a glob, a file name that is not UTF-8, a file whose mtime is in
 year 10000, and one file matched by two patterns. Each odd input is its own dead letter naming it, the good
 files are written, nothing hangs, and the summary balances. Plus `--output` naming a regular file is a usage

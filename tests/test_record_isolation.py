@@ -1,4 +1,4 @@
-"""Every record on its own (issue 23, item 1): one bad record in a file -- a JSON line the decoder refuses (a
+"""Every record on its own: one bad record in a file -- a JSON line the decoder refuses (a
 5,000-digit integer, 100,000 nested brackets), a date that overflows on its conversion to UTC, a feed entry that
 breaks feedparser or the entry code (`&#xD800;`, a year-10000 date) -- becomes its own dead letter with its
 reason, and the good records of the same file are still parsed; `read` counts records, not files. The same holds

@@ -1,10 +1,9 @@
-"""Property (issue 23, "prove it stays fixed"): random JSONL, RSS and Atom files mixing good records with every
+"""Property: random JSONL, RSS and Atom files mixing good records with every
 kind of bad record go through the real pipeline (the CLI, models included); every good record is written,
 every bad one is its own dead letter naming its own record, and the summary balances.
 
 Each example is one CLI run (20-40 s with the models on 2 busy cores), so the example count is small; the
-kinds of bad record are few and each draw mixes many of them. Seed files are left out: their format is being
-reworked (issue 23 item 3)."""
+kinds of bad record are few and each draw mixes many of them."""
 from __future__ import annotations
 
 import json

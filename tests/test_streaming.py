@@ -604,7 +604,7 @@ def test_model_stage_routing_with_stand_in_models():
                 "language": {"code": code, "confidence": 1.0, "detector": "x"}}
 
     arts = [art("en", "en", "Armenia and Azerbaijan met in Brussels."),
-            art("fr", "fr", "L'Armenie et l'Azerbaidjan se sont rencontres."),
+            art("sv", "sv", "Armenien och Azerbajdzjan möttes i Bryssel."),
             art("de", "de", "Armenia und Azerbaijan trafen sich in Brussel.")]
     ner = RecogniseEntities("stand-in-ner")
     ner.handler.load_model = _load_fake_tagger
@@ -621,7 +621,7 @@ def test_model_stage_routing_with_stand_in_models():
         assert_that(s["articles"] | beam.Map(summary), equal_to([
             ("en", "done", 2, "done", None, ["Armenia", "Azerbaijan"]),
             # skipped stance still lists every target (label null, with the reason)
-            ("fr", "skipped", 0, "skipped", "unsupported language: fr (stance covers en, ru)", ["Armenia", "Azerbaijan"]),
+            ("sv", "skipped", 0, "skipped", "unsupported language: sv (stance covers en, ru)", ["Armenia", "Azerbaijan"]),
             ("de", "done", 2, "skipped", "unsupported language: de (stance covers en, ru)", ["Armenia", "Azerbaijan"]),
         ]))
         assert_that(n["failed_batches"], equal_to([]), label="NoFailedNer")

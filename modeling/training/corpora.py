@@ -64,17 +64,11 @@ def read_conll(path: str | os.PathLike) -> Iterator[tuple[list[str], list[str]]]
         yield tokens, tags
 
 
-def bio_to_spans(tokens: list[str], tags: list[str]) -> tuple[str, list[tuple[int, int, str]]]:
-    """Join tokens with single spaces and turn BIO tags into character spans (I- after O starts an entity)."""
-    text_parts: list[str] = []
+def bio_spans(tags: list[str], starts: list[int], ends: list[int]) -> list[tuple[int, int, str]]:
+    """BIO tags of tokens at [starts[i], ends[i]) as character spans (I- after O, or after another type, opens)."""
     spans: list[tuple[int, int, str]] = []
-    pos = 0
     current: list | None = None
-    for token, tag in zip(tokens, tags):
-        start = pos
-        end = start + len(token)
-        text_parts.append(token)
-        pos = end + 1
+    for tag, start, end in zip(tags, starts, ends):
         kind, _, etype = tag.partition("-")
         if kind == "B" or (kind == "I" and (current is None or current[2] != etype)):
             if current:
@@ -88,7 +82,16 @@ def bio_to_spans(tokens: list[str], tags: list[str]) -> tuple[str, list[tuple[in
             current = None
     if current:
         spans.append(tuple(current))
-    return " ".join(text_parts), spans
+    return spans
+
+
+def bio_to_spans(tokens: list[str], tags: list[str]) -> tuple[str, list[tuple[int, int, str]]]:
+    """Join tokens with single spaces and turn BIO tags into character spans."""
+    starts, pos = [], 0
+    for token in tokens:
+        starts.append(pos)
+        pos += len(token) + 1
+    return " ".join(tokens), bio_spans(tags, starts, [s + len(t) for s, t in zip(starts, tokens)])
 
 
 def conll_examples(path: str | os.PathLike, source: str, has_misc: bool) -> list[NerExample]:
@@ -239,24 +242,7 @@ def spans_in_text(text: str, tokens: list[str], tags: list[str]) -> tuple[str, l
             return None
         starts.append(at)
         pos = at + len(token)
-    spans: list[tuple[int, int, str]] = []
-    current: list | None = None
-    for token, tag, start in zip(tokens, tags, starts):
-        kind, _, etype = tag.partition("-")
-        end = start + len(token)
-        if kind == "B" or (kind == "I" and (current is None or current[2] != etype)):
-            if current:
-                spans.append(tuple(current))
-            current = [start, end, etype]
-        elif kind == "I":
-            current[1] = end
-        else:
-            if current:
-                spans.append(tuple(current))
-            current = None
-    if current:
-        spans.append(tuple(current))
-    return text, spans
+    return text, bio_spans(tags, starts, [s + len(t) for s, t in zip(starts, tokens)])
 
 
 def uner_examples(path: Path, source: str) -> list[NerExample]:
