@@ -74,6 +74,13 @@ class MentionInput:
     end: int
 
 
+def mention_input(target: str, text: str, start: int, end: int) -> MentionInput:
+    """The classifier's input for the mention [start, end) of `target` in `text`, as the pipeline builds it
+    (transforms.stance.plan_mentions): the mention's sentence (sentence_around) with offsets inside it."""
+    left, right = sentence_around(text, start, end)
+    return MentionInput(target, text[left:right], start - left, end - left)
+
+
 class StanceClassifier:
     """(target, sentence-with-marked-mention) -> probabilities over LABELS, temperature-calibrated."""
 

@@ -24,8 +24,8 @@ from transforms.langid import detect_language, load_detector
 from transforms.inference import RoutedInference
 from transforms.ner import RecogniseEntities, parse_ner_languages, skip_ner
 from transforms.parse import ParseError, ParseLimits, parse_raw
-from transforms.stance import (ClassifyStance, load_targets_config, parse_target_specs, skip_stance,
-                               with_config_aliases)
+from transforms.stance import (ClassifyStance, load_targets_config, parse_stance_languages, parse_target_specs,
+                               skip_stance, with_config_aliases)
 
 Item = Union[str, bytes, dict, "os.PathLike[str]"]
 
@@ -110,6 +110,7 @@ class Enricher:
                  precision: str = "auto", ner_model: str = DEFAULT_NER_MODEL,
                  stance_model: str = DEFAULT_STANCE_MODEL, ner_window: int | None = None,
                  ner_decoding: str | None = None, ner_languages: str | Sequence[str] | None = None,
+                 stance_languages: str | Sequence[str] | None = None,
                  batch_size: int = 32, auto_targets: int = 3,
                  dedup_threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 3,
                  max_chars: int = 200_000, targets_config: str = DEFAULT_TARGETS_CONFIG,
@@ -124,7 +125,11 @@ class Enricher:
                                         else ",".join(ner_languages))
         self.ner = RecogniseEntities(str(ner_model), languages=languages, window=ner_window, decoding=ner_decoding,
                                      precision=precision, max_batch_size=batch_size).routed()
-        self.stance = ClassifyStance(str(stance_model), self.targets, max_batch_size=batch_size,
+        stance_languages = parse_stance_languages(
+            stance_languages if stance_languages is None or isinstance(stance_languages, str)
+            else ",".join(stance_languages), languages)
+        self.stance = ClassifyStance(str(stance_model), self.targets, languages=stance_languages,
+                                     max_batch_size=batch_size,
                                      auto_top_n=auto_targets, precision=precision).routed()
         self.ner_key = ("ner", str(ner_model), ner_window, ner_decoding, precision)
         self.stance_key = ("stance", str(stance_model), precision)

@@ -14,7 +14,8 @@ from pipeline.layout import ARTICLES, ARTICLES_PARQUET, DEAD_LETTER, DUPLICATES,
 
 KINDS = ("articles", "duplicates", "dead_letters", "entities", "stance")
 
-STR, FLOAT, INT, DAY, UTC, OBJ = "string", "Float64", "Int64", "datetime64[ns]", "datetime64[ns, UTC]", "object"
+STR, FLOAT, INT, BOOL = "string", "Float64", "Int64", "boolean"
+DAY, UTC, OBJ = "datetime64[ns]", "datetime64[ns, UTC]", "object"
 _ARTICLE_KEYS = {"article_id": STR, "published": DAY, "source": STR, "language": STR, "title": STR, "url": STR}
 COLUMNS: dict[str, dict[str, str]] = {
     "articles": {"schema_version": STR, "id": STR, "published": DAY, "source": STR, "title": STR, "url": STR,
@@ -23,8 +24,8 @@ COLUMNS: dict[str, dict[str, str]] = {
                  "entity_count": INT, "entities": OBJ, "stance": OBJ, "targets": OBJ},
     "entities": {**_ARTICLE_KEYS, "entity": STR, "type": STR, "entity_id": STR, "name": STR, "base": STR,
                  "count": INT, "score": FLOAT},
-    "stance": {**_ARTICLE_KEYS, "target": STR, "label": STR, "score": FLOAT, "mentions": INT, "reason": STR,
-               "p_favor": FLOAT, "p_neutral": FLOAT, "p_against": FLOAT},
+    "stance": {**_ARTICLE_KEYS, "target": STR, "label": STR, "score": FLOAT, "measured": BOOL, "mentions": INT,
+               "reason": STR, "p_favor": FLOAT, "p_neutral": FLOAT, "p_against": FLOAT},
     "duplicates": {"schema_version": STR, "id": STR, "duplicate_of": STR, "kind": STR, "similarity": FLOAT,
                    "published": DAY, "source": STR, "title": STR, "url": STR, "input_ref": STR},
     "dead_letters": {"schema_version": STR, "input_ref": STR, "stage": STR, "error": STR, "id": STR,
@@ -77,7 +78,8 @@ def rows(records: list[dict], kind: str) -> list[dict[str, Any]]:
                  "name": e.get("name"), "base": e.get("base"), "count": e.get("count"), "score": e.get("score")}
                 for a in records for e in a.get("entities") or []]
     if kind == "stance":
-        return [{**_article_row(a), **{k: s.get(k) for k in ("target", "label", "score", "mentions", "reason")},
+        return [{**_article_row(a), **{k: s.get(k) for k in ("target", "label", "score", "measured", "mentions",
+                                                           "reason")},
                  **{f"p_{label}": (s.get("probabilities") or {}).get(label) for label in ("favor", "neutral",
                                                                                          "against")}}
                 for a in records for s in a.get("stance") or []]

@@ -38,7 +38,8 @@ MIRRORED = {"DEFAULT_CONCURRENT_FETCHES": 8, "DEFAULT_MAX_ENTRIES": 500,  # pipe
             "DEFAULT_DEDUP_TTL": 7 * 24 * 3600.0, "DEFAULT_TEXT_MAX": 200_000,  # transforms.dedup_stream
             "DEFAULT_BAND_MAX": 256,  # transforms.dedup_stream
             "NER_LANGUAGES": ("en", "de", "es", "nl", "fr", "it", "pt", "da", "pl", "ru", "cs", "sl", "uk", "bg",
-                              "hr", "sr")}  # transforms.ner
+                              "hr", "sr"),  # transforms.ner
+            "STANCE_MEASURED": ("en", "ru")}  # transforms.stance
 
 
 class UsageError(ValueError):
@@ -136,6 +137,11 @@ OPTIONS: tuple[Option, ...] = (
          help="languages NER runs on: '+sk,sv' adds to the measured set, 'sk,sv' replaces it (default: the "
               f"measured set {','.join(MIRRORED['NER_LANGUAGES'])}; docs/quality.md). Articles in an added "
               "language say `zero-shot` in ner.reason; others are skipped with the reason"),
+    _opt("models", "--stance-languages", MODEL, metavar="CODES", default=None,
+         help="languages stance runs on: 'en,de' (each one NER runs on) or 'measured' (those of "
+              f"{','.join(MIRRORED['STANCE_MEASURED'])} where stance quality is measured; docs/quality.md) "
+              "(default: every language NER runs on; a labelled stance in another language says "
+              "`measured: false`)"),
     _opt("models", "--ner-decoding", MODEL, choices=["viterbi", "argmax"], default=None,
          help="viterbi: the best BIO-valid label sequence; argmax: per word, an I- tag after O opens an entity, as "
               "IOB1 models need (default: viterbi for newsbeam models, argmax for other models)"),

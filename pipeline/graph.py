@@ -67,6 +67,7 @@ class GraphConfig:
     ner_window: int | None = None  # None: per model (modeling.ner.NerTagger.load)
     ner_decoding: str | None = None  # None: per model
     ner_languages: tuple[str, ...] = NER_LANGUAGES  # --ner-languages (transforms.ner.parse_ner_languages)
+    stance_languages: tuple[str, ...] = NER_LANGUAGES  # --stance-languages (transforms.stance.parse_stance_languages)
     ner_batch_size: int = 32
     stance_batch_size: int = 32
     dedup_threshold: float = 0.8
@@ -144,6 +145,7 @@ class ProcessArticles(beam.PTransform):
                                                             compile_model=cfg.compile_models,
                                                             precision=cfg.precision)
         stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
+                                                             languages=cfg.stance_languages,
                                                              max_batch_size=cfg.stance_batch_size,
                                                              auto_top_n=cfg.auto_targets,
                                                              torch_threads=cfg.torch_threads,

@@ -60,7 +60,8 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
     `side_files_dir`, or streaming with the impulse's `idle_sleep`)."""
     from transforms.ner import parse_ner_languages, unmeasured
     from transforms.parse import FullTextPolicy, ParseLimits
-    from transforms.stance import load_targets_config, parse_target_specs, with_config_aliases
+    from transforms.stance import (load_targets_config, parse_stance_languages, parse_target_specs,
+                                   with_config_aliases)
 
     if opts.targets and opts.stance_targets:
         raise UsageError("give --targets or --stance-targets, not both")
@@ -84,6 +85,10 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
         ner_languages = parse_ner_languages(opts.ner_languages)
     except ValueError as exc:
         raise UsageError(f"--ner-languages: {exc}") from None
+    try:
+        stance_languages = parse_stance_languages(opts.stance_languages, ner_languages)
+    except ValueError as exc:
+        raise UsageError(f"--stance-languages: {exc}") from None
     if unmeasured(ner_languages) and not opts.skip_models:
         logging.getLogger("newsbeam").warning(
             "NER runs zero-shot on %s: its quality there is not measured (docs/quality.md); those articles say "
@@ -92,7 +97,7 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
     full_text = FullTextPolicy(enabled=opts.fetch_full_text, allow_private_hosts=opts.full_text_allow_private_hosts)
     return GraphConfig(output=opts.output, targets=targets, ner_model=opts.ner_model,
                        stance_model=opts.stance_model, ner_window=opts.ner_window, ner_decoding=opts.ner_decoding,
-                       ner_languages=ner_languages,
+                       ner_languages=ner_languages, stance_languages=stance_languages,
                        ner_batch_size=opts.ner_batch_size, stance_batch_size=opts.stance_batch_size,
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
                        shingle_size=opts.shingle_size, limits=limits, full_text=full_text,

@@ -10,8 +10,9 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "2.1"  # 2.0: entities carry base, id, name; a stance without a label has label null.
-# 2.1: an entity's name keeps its letters; name_latin beside a name in another script
+SCHEMA_VERSION = "2.2"  # 2.0: entities carry base, id, name; a stance without a label has label null.
+# 2.1: an entity's name keeps its letters; name_latin beside a name in another script.
+# 2.2: a labelled stance says whether stance is measured in the article's language (measured)
 EntityType = Literal["PER", "ORG", "LOC", "MISC"]
 StanceLabel = Literal["favor", "against", "neutral"]
 NOT_MENTIONED = "not mentioned"  # the reason of a stance whose target the article does not name
@@ -65,6 +66,8 @@ class Stance(_Strict):
     mentions: int = Field(ge=0, description="mentions of the target in the text (the label aggregates at most "
                                             "the first 16)")
     reason: Optional[str] = Field(default=None, description="why there is no label (e.g. 'not mentioned')")
+    measured: Optional[bool] = Field(default=None, description="with a label: whether stance quality is measured "
+                                     "in the article's language (false: zero-shot, docs/quality.md)")
 
     @model_validator(mode="after")
     def _label_or_reason(self) -> "Stance":
@@ -72,6 +75,8 @@ class Stance(_Strict):
             raise ValueError("a stance has either a label or a reason for having none")
         if (self.label is None) != (self.score is None):
             raise ValueError("score is given exactly when a label is")
+        if self.label is None and self.measured is not None:
+            raise ValueError("measured is given only with a label")
         return self
 
 

@@ -115,15 +115,17 @@ def test_every_record_is_accounted_for(seeds_run):
     assert f"read {n}," in out
 
 
-def test_french_gets_entities_and_says_stance_is_not_measured(seeds_run):
-    """French is a default NER language (measured on its dev set); stance is not measured in French, so its
-    targets say why instead of inventing a label."""
+def test_french_gets_entities_and_zero_shot_stance_that_says_so(seeds_run):
+    """French is a default NER language (measured on its dev set); stance runs there too, zero-shot: the
+    article's stance_status says so, and every label it has says `measured: false`."""
     fr = [a for a in seeds_run["articles"] if a["language"]["code"] == "fr"]
     assert fr and fr[0]["ner"]["status"] == "done"
     found = {(e["text"], e["type"]) for e in fr[0]["entities"]}
     assert {("Olivier Véran", "PER"), ("France", "LOC")} <= found
-    assert fr[0]["stance_status"]["status"] == "skipped"
-    assert fr[0]["stance_status"]["reason"].startswith("unsupported language: fr")
+    assert fr[0]["stance_status"]["status"] == "done"
+    assert fr[0]["stance_status"]["reason"].startswith("zero-shot: stance quality is not measured for fr")
+    assert all(s["measured"] is False for s in fr[0]["stance"] if s["label"] is not None)
+    assert all(s.get("measured") is None for s in fr[0]["stance"] if s["label"] is None)
 
 
 def test_partitioned_by_published_date(seeds_run):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from schemas.article import SCHEMA_VERSION
+from transforms.ner import NER_LANGUAGES
 from tests.conftest import ROOT
 
 SEED_PATTERNS = [Path("seeds/*.txt"), Path("seeds/*.jsonl"), Path("seeds/*.xml")]
@@ -67,10 +68,14 @@ def test_enrich_finds_targets_in_a_language_the_user_adds_and_never_calls_them_u
     default = enricher.process([sk]).articles[0]
     assert default.language.code == "sk" and default.ner.status == "skipped" and default.entities == []
     assert [(s.target, s.mentions, s.reason) for s in default.stance] == [
-        (t, 0, "unsupported language: sk (stance covers en, ru)") for t in ("Armenia", "Azerbaijan")]
+        (t, 0, f"unsupported language: sk (stance covers {', '.join(NER_LANGUAGES)})")
+        for t in ("Armenia", "Azerbaijan")]
     added = newsbeam.Enricher(["Armenia", "Azerbaijan"], ner_languages="+sk").process([sk]).articles[0]
     assert added.ner.status == "done" and "zero-shot" in added.ner.reason
-    assert [(s.target, s.mentions, s.label) for s in added.stance] == [("Armenia", 2, None), ("Azerbaijan", 1, None)]
+    # stance follows NER into the added language, labelled and marked as not measured there
+    assert added.stance_status.reason.startswith("zero-shot: stance quality is not measured for sk")
+    assert [(s.target, s.mentions, s.label is not None, s.measured) for s in added.stance] == [
+        ("Armenia", 2, True, False), ("Azerbaijan", 1, True, False)]
     assert {e.text for e in added.entities if e.type == "PER"} == {"Nikol Pašinjan"}
 
 

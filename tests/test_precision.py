@@ -125,6 +125,17 @@ def test_quality_record_offers_only_precisions_within_tolerance_and_renders():
     assert splice_section(once, PRECISION_HEADING, section) == once  # re-measuring replaces, never duplicates
 
 
+def test_a_full_eval_keeps_the_sections_other_tools_wrote():
+    from modeling.evaluation.quality import keep_other_sections
+
+    old = "# Quality\n\n## NER\n\nold figures\n\n## Stance per language\n\nGerNTSA 0.44\n"
+    new = "# Quality\n\n## NER\n\nnew figures\n"
+    merged = keep_other_sections(old, new)
+    assert "new figures" in merged and "old figures" not in merged and merged.count("## NER\n") == 1
+    assert merged.endswith("## Stance per language\n\nGerNTSA 0.44\n")
+    assert keep_other_sections(merged, new) == merged
+
+
 def test_int8_model_runs_quantised_and_finds_the_entities():
     from modeling.ner import NerTagger
     from modeling.quantization import Int8Linear

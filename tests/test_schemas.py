@@ -38,6 +38,9 @@ def test_article_rejects_unknown_fields_and_bad_labels():
     ({"target": "A", "label": "neutral", "score": 1.0, "mentions": 0, "reason": "not mentioned"}, False),
     ({"target": "A", "label": None, "score": None, "mentions": 2, "reason": None}, False),
     ({"target": "A", "label": None, "score": 0.5, "mentions": 2, "reason": "unsupported language: hy"}, False),
+    ({"target": "A", "label": "favor", "score": 0.7, "mentions": 1, "reason": None, "measured": False}, True),
+    ({"target": "A", "label": None, "score": None, "mentions": 0, "reason": "not mentioned", "measured": True},
+     False),
 ])
 def test_a_stance_has_a_label_or_a_reason_never_both(stance, ok):
     record = dict(GOOD, stance=[stance])

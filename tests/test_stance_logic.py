@@ -88,3 +88,30 @@ def test_auto_targets_take_top_named_entities_with_their_surface_forms():
         {"text": "Shoigu", "type": "PER", "mentions": [{"text": "Shoigu"}]},
         {"text": "Moscow", "type": "LOC", "mentions": [{"text": "Moscow"}]}]}
     assert targets_for(article, {"auto": []}, auto_top_n=2) == {"Azerbaijan": ["AZERBAIJAN"], "Shoigu": []}
+
+
+def test_stance_languages_default_to_the_ner_languages_and_only_those():
+    from transforms.stance import STANCE_MEASURED, parse_stance_languages
+
+    ner = ("en", "de", "fr", "pl")
+    assert parse_stance_languages(None, ner) == ner
+    assert parse_stance_languages("measured", ner) == tuple(c for c in ner if c in STANCE_MEASURED)
+    assert parse_stance_languages("fr, EN,fr", ner) == ("fr", "en")
+    with pytest.raises(ValueError, match="NER does not run on it"):
+        parse_stance_languages("sv", ner)
+    with pytest.raises(ValueError, match="not an ISO 639"):
+        parse_stance_languages("xx1", ner)
+    with pytest.raises(ValueError, match="at least one"):
+        parse_stance_languages(" , ", ner)
+
+
+def test_a_label_in_an_unmeasured_language_says_so_and_an_unlabelled_entry_says_nothing():
+    from transforms.stance import STANCE_MEASURED, with_measured, zero_shot_reason
+
+    records = [{"target": "Armenia", "label": "neutral", "score": 0.6, "mentions": 2, "reason": None},
+               {"target": "Georgia", "label": None, "score": None, "mentions": 0, "reason": "not mentioned"}]
+    assert [r.get("measured") for r in with_measured(records, "fr")] == [False, None]
+    assert [r.get("measured") for r in with_measured(records, STANCE_MEASURED[0])] == [True, None]
+    assert zero_shot_reason(STANCE_MEASURED[0]) is None
+    assert zero_shot_reason("fr").startswith("zero-shot: stance quality is not measured for fr")
+    assert ", ".join(STANCE_MEASURED) in zero_shot_reason("fr")

@@ -37,7 +37,7 @@ def parse_ner_languages(spec: str | None) -> tuple[str, ...]:
                          "or none does (the whole set)")
     codes = [c.lstrip("+").lower() for c in items]
     for code in codes:
-        if not _known_language(code):
+        if not known_language(code):
             raise ValueError(f"{code!r} is not an ISO 639 language code that CLDR knows")
     chosen = (list(NER_LANGUAGES) if all(adding) else []) + codes
     return tuple(dict.fromkeys(chosen))
@@ -48,7 +48,8 @@ def unmeasured(languages: Sequence[str]) -> tuple[str, ...]:
     return tuple(c for c in languages if c not in NER_LANGUAGES)
 
 
-def _known_language(code: str) -> bool:
+def known_language(code: str) -> bool:
+    """Whether `code` is a 2-3 letter ISO 639 code that CLDR (babel) knows."""
     from babel import Locale, UnknownLocaleError
 
     if not 2 <= len(code) <= 3 or not code.isalpha():

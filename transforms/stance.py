@@ -20,10 +20,46 @@ from schemas.article import NOT_MENTIONED
 
 from .common import (DEAD, InferenceFailure, counter, dead_letter, fixed_batches, infer_with_single_retry,
                      set_torch_threads)
-from .inference import LanguageRoute, RoutedInference
+from .inference import LanguageRoute, RoutedInference, language_code
 
-STANCE_LANGUAGES = ("en", "ru")
+# Languages where stance is measured at or above MEASURED_BAR macro-F1 on dev data (docs/quality.md, "Stance per
+# language"): English (NewsMTSC) and Russian (RuSentNE), both trained on. German (GerNTSA: target sentiment in
+# online news), held out of training, measures 0.44: the estimate for a language stance never saw. Stance runs
+# in every language NER runs on (its mentions come from NER's entity ids); outside these its labelled entries
+# say `measured: false` and stance_status says zero-shot.
+MEASURED_BAR = 0.55
+STANCE_MEASURED = ("en", "ru")
 MAX_MENTIONS = 16
+
+
+def parse_stance_languages(spec: str | None, ner_languages: Sequence[str]) -> tuple[str, ...]:
+    """--stance-languages: None -> every language NER runs on; "measured" -> those of STANCE_MEASURED among them;
+    "en,de" -> exactly those. ValueError names a code that is not ISO 639 or that NER does not run on (without
+    entities a target in another script or inflected would be "not mentioned", which is false)."""
+    from .ner import known_language
+
+    if spec is None:
+        return tuple(ner_languages)
+    if spec.strip() == "measured":
+        return tuple(c for c in ner_languages if c in STANCE_MEASURED)
+    codes = [c.strip().lower() for c in spec.split(",") if c.strip()]
+    if not codes:
+        raise ValueError("give at least one language code (e.g. en,de) or 'measured'")
+    for code in codes:
+        if not known_language(code):
+            raise ValueError(f"{code!r} is not an ISO 639 language code that CLDR knows")
+        if code not in ner_languages:
+            raise ValueError(f"{code}: NER does not run on it (add it with --ner-languages +{code}); stance finds "
+                             "its targets through the entities")
+    return tuple(dict.fromkeys(codes))
+
+
+def zero_shot_reason(code: str) -> str | None:
+    """stance_status.reason of an article whose language stance quality is not measured in, else None."""
+    if code in STANCE_MEASURED:
+        return None
+    return (f"zero-shot: stance quality is not measured for {code} (measured at macro-F1 >= {MEASURED_BAR}: "
+            f"{', '.join(STANCE_MEASURED)}; docs/quality.md)")
 
 
 def parse_target_specs(specs: Sequence[str]) -> dict[str, list[str]]:
@@ -112,16 +148,13 @@ def target_spans(article: dict, target: str, aliases: Sequence[str]) -> list[tup
 def plan_mentions(article: dict, targets: Mapping[str, list[str]], max_mentions: int = MAX_MENTIONS
                   ) -> dict[str, "MentionPlan"]:
     """For each target, its mention count and the mention inputs to classify (the first `max_mentions`)."""
-    from modeling.stance import MentionInput, sentence_around
+    from modeling.stance import mention_input
 
     text = article["text"]
     plan = {}
     for target, aliases in targets.items():
         spans = target_spans(article, target, aliases)
-        items = []
-        for start, end in spans[:max_mentions]:
-            left, right = sentence_around(text, start, end)
-            items.append(MentionInput(target, text[left:right], start - left, end - left))
+        items = [mention_input(target, text, start, end) for start, end in spans[:max_mentions]]
         plan[target] = MentionPlan(len(spans), items)
     return plan
 
@@ -213,15 +246,27 @@ def model_label(name: str) -> str:
     return f"newsbeam-stance ({p.name})" if (p / "newsbeam.json").exists() else str(name)
 
 
+def with_measured(records: Sequence[dict], code: str) -> list[dict]:
+    """Each labelled entry says whether stance is measured in the article's language (`measured`), so a chart
+    can keep zero-shot labels apart; an unlabelled entry has none."""
+    measured = code in STANCE_MEASURED
+    return [dict(r, measured=measured) if r["label"] is not None else r for r in records]
+
+
 def attach_stance(result: PredictionResult, model_name: str):
+    a = result.example
     if isinstance(result.inference, InferenceFailure):
-        a = result.example
         yield beam.pvalue.TaggedOutput(DEAD, dead_letter(a["input_ref"], "stance", result.inference.error,
                                                          article_id=a["id"]))
         return
     counter("stance_done").inc()
-    yield dict(result.example, stance=result.inference,
-                stance_status={"status": "done", "model": model_label(model_name)})
+    code = language_code(a)
+    status = {"status": "done", "model": model_label(model_name)}
+    reason = zero_shot_reason(code)
+    if reason:
+        counter("stance_unmeasured_language").inc()
+        status["reason"] = reason
+    yield dict(a, stance=with_measured(result.inference, code), stance_status=status)
 
 
 def skip_stance(article: dict, targets: Mapping[str, list[str]], reason: str, auto_top_n: int = 3) -> dict:
@@ -235,7 +280,7 @@ class ClassifyStance(beam.PTransform):
     """Articles -> {"articles": with `stance` per target (or `stance_status` skipped and the reason),
     "dead_letter", "failed_batches"}; routed inside the model handler as RecogniseEntities."""
 
-    def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str] = STANCE_LANGUAGES,
+    def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str] = STANCE_MEASURED,
                  max_batch_size: int = 32, auto_top_n: int = 3, torch_threads: int = 0,
                  compile_model: bool = False, precision: str = "auto"):
         super().__init__()

@@ -364,9 +364,25 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"ner": ner, "stance": stance, "meta": meta}, indent=2))
     if args.write:
-        Path(args.write).write_text(render(ner, stance, meta) + "\n")
+        path = Path(args.write)
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.write_text(keep_other_sections(old, render(ner, stance, meta) + "\n"), encoding="utf-8")
         print(f"wrote {args.write}")
     return 0
+
+
+def sections(text: str) -> dict[str, str]:
+    """The "## " sections of a Markdown text: heading line -> the section's text, heading included."""
+    parts = ("\n" + text).split("\n## ")[1:]
+    return {"## " + p.split("\n", 1)[0]: "## " + p.rstrip("\n") + "\n" for p in parts}
+
+
+def keep_other_sections(old: str, new: str) -> str:
+    """`new`, then every section of `old` that `new` does not have: the sections other tools write into the same
+    file (BSNLP, NER and stance per language) survive a full `make eval`."""
+    have = sections(new)
+    kept = [body for heading, body in sections(old).items() if heading not in have]
+    return "\n".join([new.rstrip("\n") + "\n", *kept]) if kept else new
 
 
 def precision_main(args, ner_model: str, stance_model: str) -> int:

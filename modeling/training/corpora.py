@@ -6,9 +6,11 @@ path (subword pieces from character offsets) serves CoNLL, WikiANN and NEREL ali
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -327,6 +329,52 @@ def rusentne_split(examples: list[StanceExample], seed: int = 13, held: float = 
     dev_sentences = set(sentences[: int(len(sentences) * held)])
     train = [e for e in examples if e.text not in dev_sentences]
     dev = [e for e in examples if e.text in dev_sentences]
+    return train, dev
+
+
+GERNTSA_POLARITY = {"negative": "against", "neutral": "neutral", "positive": "favor"}
+GERNTSA_DEV_PERCENT = 30  # share of targets (not items) in the by-target dev split
+
+
+def gerntsa_examples(path: str | os.PathLike, skipped: Counter | None = None) -> list[StanceExample]:
+    """GerNTSA JSON list: one example per item (opinion_snippet, target, target_anchor {from, to}, polarity).
+
+    An item whose anchor does not give its target in the snippet, or whose polarity is unknown, is left out and
+    counted in `skipped` (reason -> count) when a Counter is passed."""
+    skipped = Counter() if skipped is None else skipped
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        items = json.load(fh)
+    for item in items:
+        try:
+            text, target = item["opinion_snippet"], item["target"]
+            start, end = int(item["target_anchor"]["from"]), int(item["target_anchor"]["to"])
+            polarity = item["sentiment"]["polarity"]
+        except (KeyError, TypeError, ValueError):
+            skipped["malformed"] += 1
+            continue
+        if not (0 <= start < end <= len(text)) or text[start:end] != target:
+            skipped["anchor mismatch"] += 1
+            continue
+        label = GERNTSA_POLARITY.get(str(polarity).lower())
+        if label is None:
+            skipped["unknown polarity"] += 1
+            continue
+        out.append(StanceExample(text, target, start, end, label, "gerntsa"))
+    return out
+
+
+def target_in_dev(target: str, dev_percent: int = GERNTSA_DEV_PERCENT) -> bool:
+    """Whether a target belongs to the by-target dev split: a stable hash (sha1, not Python's salted hash) of the
+    case-folded, stripped target, so every example of a target falls on one side, in every run."""
+    digest = hashlib.sha1(target.strip().casefold().encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % 100 < dev_percent
+
+
+def split_by_target(examples: list[StanceExample], dev_percent: int = GERNTSA_DEV_PERCENT):
+    """(train, dev) with no target (case-folded) on both sides: held-out figures are on unseen topics."""
+    train = [e for e in examples if not target_in_dev(e.target, dev_percent)]
+    dev = [e for e in examples if target_in_dev(e.target, dev_percent)]
     return train, dev
 
 
