@@ -151,6 +151,25 @@ def validate_runner(options: PipelineOptions) -> None:
             raise UsageError(f"on Dataflow --output must be a cloud path (gs://...), not the local {out!r}")
 
 
+def launch_credentials(options: PipelineOptions) -> None:
+    """Dataflow: fail at once, naming what is missing, when the launch needs Google credentials and has none
+    (pipeline.gcp_credentials); Beam itself would retry for minutes first. RunFailed, exit 1."""
+    from apache_beam.options.pipeline_options import TestOptions
+
+    from .gcp_credentials import MissingCredentials, check_launch_credentials, gcs_paths
+
+    if options.view_as(StandardOptions).runner not in REMOTE_RUNNERS:
+        return
+    opts = options.view_as(NewsbeamOptions)
+    reads = gcs_paths([*(opts.input or []), opts.feeds_file, opts.targets_config])
+    try:
+        found = check_launch_credentials(True, bool(options.view_as(TestOptions).dry_run), reads)
+    except MissingCredentials as exc:
+        raise RunFailed(str(exc)) from None
+    if found:
+        logging.getLogger("newsbeam").info("Google credentials: %s", found)
+
+
 def expand_directories(patterns: list[str]) -> list[str]:
     """A local directory given to --input means the files under it (recursively): `DIR` -> `DIR/**`. Remote
     prefixes ending in '/' (gs://bucket/news/) already match the objects under them."""

@@ -2,9 +2,11 @@
 
     newsbeam report --output out/ --html report.html [--top 10] [--period auto|day|week|month]
 
-The page shows the run's totals (articles, duplicates, dead letters by stage), articles per day and source,
-languages, the top entities of each type over time, stance per target over time and the duplicates found per
-source. Every chart is embedded as a base64 `data:` URI, so the HTML file alone can be mailed or archived; the same
+The page shows the run's totals (articles, duplicates, dead letters by stage and each one with its reason),
+articles per day and source, languages, the top entities of each type over time, stance per target over time and
+the duplicates found per source. A source is the publisher (site name, feed title or the source the input named,
+else the URL's host: pipeline.report_rows.publisher), never the name of the file an article was read from. Every
+table has a CSV download (a `data:` link, no script needed). Every chart is embedded as a base64 `data:` URI, so the HTML file alone can be mailed or archived; the same
 PNGs are also written beside it in `<html stem>_charts/`. Each chart's numbers are repeated in a small HTML table
 (readable without the picture, and what the tests check), and the articles behind it (title, source, day, link,
 language; for stance the sentences read) are listed under it in a searchable, sortable table. The page is the
@@ -33,6 +35,7 @@ from schemas.article import NOT_MENTIONED
 
 from .layout import ARTICLES, ARTICLES_PARQUET, DEAD_LETTER, DUPLICATES, READ_GLOBS, join_path, output_files
 from .parquet_sink import read_parquet_records
+from .report_rows import DEAD_LETTER_COLUMNS, csv_data_uri, dead_letter_rows, publisher
 
 
 ENTITY_TYPES = ("PER", "ORG", "LOC", "MISC")
@@ -142,8 +145,9 @@ def stance_sentences(rec: dict, target: str, limit: int = MAX_SENTENCES) -> list
 def slim_article(rec: dict) -> dict:
     """An article record without its text and entity mentions (a report over millions of articles stays small);
     title and url kept for the drill-down tables, and each labelled stance target's sentences."""
-    out = {k: rec.get(k) for k in ("id", "source", "published", "language", "ner", "stance_status", "input_ref",
-                                   "title", "url")}
+    out = {k: rec.get(k) for k in ("id", "published", "language", "ner", "stance_status", "input_ref", "title",
+                                   "url")}
+    out["source"] = publisher(rec)
     out["entities"] = [{"text": e.get("text"), "type": e.get("type"), "count": e.get("count", 1), "id": e.get("id"),
                         "name": e.get("name")} for e in rec.get("entities") or []]
     out["stance"] = [{k: s.get(k) for k in ("target", "label", "score", "probabilities", "mentions", "reason")}
@@ -171,12 +175,11 @@ def read_output(root: str) -> OutputData:
                 continue
             data.articles.append(slim_article(rec))
     for kind, target in ((DUPLICATES, data.duplicates), (DEAD_LETTER, data.dead)):
-        paths = output_files(root, kind)
-        if not paths:
-            data.problems.append(f"no {kind} file under {root} ({', '.join(READ_GLOBS[kind])})")
-        for path in paths:
+        for path in output_files(root, kind):  # none is normal: a run with no duplicate writes no file
             data.files.append(path)
             target.extend(iter_jsonl(path, data.problems))
+    for d in data.duplicates:
+        d["source"] = publisher(d)  # as the articles are counted: the dropped copy's publisher
     return data
 
 
@@ -656,12 +659,23 @@ class Report:
     period: str
 
 
+class Signed(float):
+    """A value shown with its sign (the net stance, P(favor) − P(against)); every other number is shown plain,
+    so a label's confidence never reads as a direction."""
+
+
 def _fmt(v) -> str:
     if v is None:
         return "–"
+    if isinstance(v, Signed):
+        return f"{v:+.2f}" if v else "0.00"
     if isinstance(v, float):
-        return f"{v:+.2f}" if -1 <= v <= 1 and v != 0 else f"{v:.2f}"
+        return f"{v:.2f}"
     return str(v)
+
+
+def _signed(v: Optional[float]) -> Optional[Signed]:
+    return None if v is None else Signed(v)
 
 
 @dataclass
@@ -722,7 +736,7 @@ def drill_tables(data: OutputData, top_entity_stats: dict[str, list]) -> dict[st
                     *_article_cells(a)]
                    for a in arts for s in a.get("stance") or [] if s.get("label") in STANCE_LABELS]
     out["stance.png"] = _drill("drill-stance", "Articles behind the stance labels, with the sentences read",
-                               ["target", "label", "score", "sentences", *ARTICLE_COLUMNS], stance_rows, 4,
+                               ["target", "label", "confidence", "sentences", *ARTICLE_COLUMNS], stance_rows, 4,
                                numeric=(2,))
     dup_rows = [[d.get("source"), d.get("kind"), d.get("similarity"), str(d.get("published") or "")[:10] or None,
                  d.get("title"), _link(d.get("url")), (by_id.get(d.get("duplicate_of")) or {}).get("title")
@@ -824,13 +838,13 @@ def build_report(data: OutputData, top: int = 10, period: str = "auto",
                                   sum(c.against for c in cells.values()),
                                   sum(c.not_mentioned for c in cells.values()),
                                   sum(c.no_stance for c in cells.values()),
-                                  _mean_net(cells.values())] for t, cells in st.items()],
+                                  _signed(_mean_net(cells.values()))] for t, cells in st.items()],
                                 numeric=(1, 2, 3, 4, 5, 6)))
         sec.tables.append(Table("stance-over-time", f"Stance per target and {period}",
                                 ["target", plabel, "favor", "neutral", "against", "not mentioned", "no stance",
                                  "net"],
                                 [[t, period_label(p, period), c.favor, c.neutral, c.against, c.not_mentioned,
-                                  c.no_stance, c.net] for t, cells in st.items() for p, c in cells.items()],
+                                  c.no_stance, _signed(c.net)] for t, cells in st.items() for p, c in cells.items()],
                                 numeric=(2, 3, 4, 5, 6, 7)))
     else:
         sec.intro += " No stance labels in this output."
@@ -839,8 +853,8 @@ def build_report(data: OutputData, top: int = 10, period: str = "auto",
     # duplicates
     dups = duplicates_per_source(data.duplicates, arts)
     sec = Section("duplicates", "Duplicates found per source",
-                  "Records dropped as duplicates, by the source of the dropped copy (each points to the kept "
-                  "article in duplicates.jsonl).")
+                  "Records dropped as duplicates, by the publisher of the dropped copy (each record in the "
+                  "output's duplicates/ folder points to the kept article).")
     add_chart(sec, "duplicates.png", chart_duplicates(dups),
               f"Bar chart of {tot['duplicates']} duplicates by source, exact and near.")
     sec.tables.append(Table("duplicates-per-source", "Duplicates per source",
@@ -874,8 +888,11 @@ def build_report(data: OutputData, top: int = 10, period: str = "auto",
     # dead letters and the run's totals
     by_stage = dead_letters_by_stage(data.dead)
     sec = Section("dead-letters", "Dead letters and run totals",
-                  "Records that could not be processed, by the stage that rejected them (details in "
-                  "dead_letter.jsonl), and the totals of the run.")
+                  ("Records that could not be processed, each with the stage that rejected it and why (the "
+                   "whole records are in the output's dead_letter/ folder), and the totals of the run."
+                   if data.dead else "No dead letters: every record read was written or found a duplicate. "
+                   "The totals of the run:"))
+    sec.tables.append(Table("dead-letters", "Dead letters", DEAD_LETTER_COLUMNS, dead_letter_rows(data.dead)))
     sec.tables.append(Table("dead-letters-by-stage", "Dead letters by stage", ["stage", "records"],
                             [[s, n] for s, n in by_stage], numeric=(1,)))
     sec.tables.append(totals_table(tot))
@@ -923,13 +940,13 @@ def render_html(data: OutputData, tot: dict, sections: list[Section], charts: di
         ("dead letters", tot["dead_letters"],
          " · ".join(f"{k} {v}" for k, v in sorted(stages.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"),
         ("records read", tot["read"], "written + duplicates + dead letters"),
-        ("sources", tot["sources"], "of written articles"),
+        ("sources", tot["sources"], "publishers of the written articles"),
         ("languages", tot["languages"], "detected"),
     ]
     return template().render(
         root=data.root, span=span, period=period, sections=sections, cards=cards, problems=data.problems,
         charts={name: base64.b64encode(png).decode("ascii") for name, png in charts.items()},
-        drills=drills or {}, fmt=_fmt, files=len(data.files), mpl_version=mpl_version,
+        drills=drills or {}, fmt=_fmt, csv_uri=csv_data_uri, files=len(data.files), mpl_version=mpl_version,
         generated=f"{generated_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S}")
 
 

@@ -18,8 +18,8 @@ from transforms.common import REASONS_NAMESPACE
 from .arguments import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, parse_pipeline_args
 from .graph import build
 from .launch import (COUNTERS, REMOTE_RUNNERS, RunFailed, UsageError, configure_logging, counter_values, exit_code,
-                     feed_urls, graph_config, is_streaming, remote_result_line, resolve_runner, summary_lines,
-                     validate, validate_runner)
+                     feed_urls, graph_config, is_streaming, launch_credentials, remote_result_line, resolve_runner,
+                     summary_lines, validate, validate_runner)
 from .options import NewsbeamOptions
 from .progress import LiveProgress
 
@@ -33,8 +33,9 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     options = PipelineOptions(argv)
     opts = options.view_as(NewsbeamOptions)
     streaming = is_streaming(options)
-    validate(opts)
     validate_runner(options)
+    launch_credentials(options)  # before validate(): matching gs:// --input without them retries for minutes
+    validate(opts)
     feeds = feed_urls(opts)
     idle_sleep = resolve_runner(options)
     cfg = graph_config(opts, date_range=date_range, side_files_dir=side_files_dir, idle_sleep=idle_sleep)

@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -277,7 +278,7 @@ def test_dockerfile_serves_as_flex_template_image():
     assert "COPY . ." in text and (ROOT / ".dockerignore").is_file()
 
 
-def test_template_location_run_exits_cleanly(monkeypatch, capsys):
+def test_template_location_run_exits_cleanly(monkeypatch, capsys, tmp_path):
     """The flex-template launcher runs newsbeam with --template_location: Beam writes a job file and returns a
     result with no job; newsbeam must say so and exit 0 (it used to call job_id() and crash)."""
     import apache_beam as beam
@@ -288,6 +289,8 @@ def test_template_location_run_exits_cleanly(monkeypatch, capsys):
 
     # offline: Beam would look up the temp bucket's soft-delete policy on GCS (it skips that only for --dry_run)
     monkeypatch.setattr(GoogleCloudOptions, "_warn_if_soft_delete_policy_enabled", lambda self, arg: None)
+    # a launch that is not a dry run needs Google credentials: a gcloud user file, loaded by google.auth itself
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(user_credentials_file(tmp_path)))
     # what DataflowRunner returns when --template_location is set (a job file is written, nothing submitted)
     monkeypatch.setattr(beam.Pipeline, "run", lambda self, *a, **k: DataflowPipelineResult(None, None, None))
     rc = main(["--input", "seeds/*.txt", "--output", "gs://newsbeam-test-bucket/out", "--targets", "Armenia",
@@ -302,3 +305,76 @@ def test_streaming_graph_builds_for_dataflow():
                     "gs://newsbeam-test-bucket/out", *DATAFLOW, "--dry_run=True"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "dry run: the streaming graph was built" in proc.stdout
+
+
+# ------------------------------------------------------------------- Google credentials, checked up front
+
+README_DF = ["--runner", "DataflowRunner", "--project", "PROJECT", "--region", "REGION", "--temp_location",
+             "gs://BUCKET/tmp", "--staging_location", "gs://BUCKET/staging", "--torch-threads", "1"]
+
+
+def user_credentials_file(tmp_path: Path) -> Path:
+    """What `gcloud auth application-default login` writes (google.auth loads it without any network call)."""
+    path = tmp_path / "adc.json"
+    path.write_text(json.dumps({"type": "authorized_user", "client_id": "id.apps.googleusercontent.com",
+                                "client_secret": "secret", "refresh_token": "token"}))
+    return path
+
+
+def offline_env(tmp_path: Path) -> dict:
+    """No Google credentials anywhere: no variable, an empty gcloud config folder, no metadata server here."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GOOGLE_APPLICATION_CREDENTIALS", "NO_GCE_CHECK")}
+    env.update(CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+@pytest.mark.parametrize("args, reads", [
+    # the README's batch command on Dataflow, as a dry run: its gs:// input is matched at launch
+    (["--input", "gs://BUCKET/news/*.jsonl", "--dry_run=True"], "this dry run reads gs://BUCKET/news/*.jsonl"),
+    # a real submission (local input): staging and job creation need credentials
+    (["--input", "seeds/*.txt"], ""),
+])
+def test_dataflow_launch_without_credentials_fails_at_once_naming_them(tmp_path, args, reads):
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", *README_DF, "--output",
+                           "gs://BUCKET/newsbeam/", "--targets", "Armenia", *args], cwd=ROOT, capture_output=True,
+                          text=True, env=offline_env(tmp_path), timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # EXIT_FAILED: nothing was built or submitted
+    err = proc.stderr
+    assert "newsbeam: error: no Google credentials found: GOOGLE_APPLICATION_CREDENTIALS is not set" in err, err
+    assert f"no gcloud credentials file {tmp_path / 'gcloud' / 'application_default_credentials.json'}" in err
+    assert "metadata server 169.254.169.254" in err and "gcloud auth application-default login" in err
+    assert reads in err
+    assert "Retry with exponential backoff" not in err and "Connecting anonymously" not in err  # Beam never tried
+    assert "dry run: the graph was built" not in proc.stdout and "submitted" not in proc.stdout
+
+
+def test_credentials_are_needed_only_where_the_launch_uses_them():
+    from pipeline.gcp_credentials import gcs_paths, needs_credentials
+
+    reads = gcs_paths(["seeds/*.txt", "gs://b/news/*.jsonl", None, "configs/targets.yaml"])
+    assert reads == ["gs://b/news/*.jsonl"]
+    assert needs_credentials(dataflow=True, dry_run=False, launch_reads=[])  # submission
+    assert needs_credentials(dataflow=True, dry_run=True, launch_reads=reads)  # matching gs:// at launch
+    assert not needs_credentials(dataflow=True, dry_run=True, launch_reads=[])  # builds offline (tests above)
+    assert not needs_credentials(dataflow=False, dry_run=False, launch_reads=reads)  # local runners: Beam's way
+
+
+def test_credentials_that_exist_are_found(tmp_path, monkeypatch):
+    from pipeline.gcp_credentials import check_launch_credentials
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(user_credentials_file(tmp_path)))
+    assert check_launch_credentials(True, False, []) == "Credentials"  # google.oauth2.credentials.Credentials
+    assert check_launch_credentials(True, True, []) is None  # not needed: not even looked up
+
+
+def test_an_unusable_credentials_file_is_named(tmp_path, monkeypatch):
+    from pipeline.gcp_credentials import MissingCredentials, check_launch_credentials
+
+    missing = tmp_path / "no-such-key.json"
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(missing))
+    with pytest.raises(MissingCredentials) as err:
+        check_launch_credentials(True, False, [])
+    assert f"GOOGLE_APPLICATION_CREDENTIALS={missing} could not be used" in str(err.value)
+    assert "metadata server" not in str(err.value)  # google.auth stops at the variable: not looked at

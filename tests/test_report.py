@@ -14,6 +14,7 @@ import pytest
 
 from modeling.entity_ids import entity_id
 from pipeline import report
+from pipeline.report_rows import publisher
 from schemas import Article, DeadLetter, DuplicateRecord
 
 D = dt.date
@@ -168,7 +169,9 @@ def check_self_contained(page: str) -> None:
         if attr.lower() == "src":
             assert value.startswith("data:image/png;base64,"), value[:80]
         else:
-            assert value.startswith(("#", "http://", "https://")), value
+            assert value.startswith(("#", "http://", "https://", "data:text/csv;charset=utf-8;base64,")), value[:80]
+    for attrs in re.findall(r"<a ([^>]*)href=\"data:", page):
+        assert 'class="csv"' in attrs and "download=" in attrs, attrs  # a CSV download, never a navigation
     for attrs, _url in re.findall(r"<a ([^>]*)href=\"(https?://[^\"]*)\"", page):
         assert 'class="out"' in attrs, attrs
     assert all("src" not in attrs for attrs in re.findall(r"<script\b([^>]*)>", page, flags=re.I))
@@ -548,8 +551,8 @@ def test_report_over_the_seeds_output(seeds_run, tmp_path):
     expected_days = Counter(a["published"][:10] for a in seeds_run["articles"])
     assert {r[0]: int(r[1]) for r in _rows(t, "articles-per-day")} == expected_days
     expected_dups = defaultdict(lambda: [0, 0])
-    for d in seeds_run["duplicates"]:
-        expected_dups[d["source"]][0 if d["kind"] == "exact" else 1] += 1
+    for d in seeds_run["duplicates"]:  # counted by publisher, as the articles are (a file name is none)
+        expected_dups[publisher(d)][0 if d["kind"] == "exact" else 1] += 1
     assert {r[0]: [int(r[1]), int(r[2])] for r in _rows(t, "duplicates-per-source")} == dict(expected_dups)
     assert {r[0]: int(r[1]) for r in _rows(t, "dead-letters-by-stage")} == Counter(d["stage"]
                                                                                   for d in seeds_run["dead"])
@@ -570,3 +573,45 @@ def test_report_over_the_seeds_output(seeds_run, tmp_path):
         assert top[0] in {names[i] for i, n in loc.items() if n == max(loc.values())}
     for png in (tmp_path / "seeds_charts").glob("*.png"):
         check_png(png)
+
+
+def test_dead_letters_are_listed_with_their_reasons(rendered):
+    rows = _rows(rendered["tables"], "dead-letters")
+    assert rendered["tables"][("dead-letters", "head")] == [["stage", "input", "reason", "record id", "excerpt"]]
+    assert [r[:3] for r in rows] == [["ner", "in/big.txt", "RuntimeError: boom"],
+                                     ["parse", "in/bad.txt", "not valid UTF-8"], ["parse", "in/empty.txt", "empty file"]]
+    assert rows[0][3] == "f" * 24
+
+
+def test_a_label_confidence_is_unsigned_and_only_the_net_has_a_sign(rendered):
+    t = rendered["tables"]
+    head = t[("drill-stance", "head")][0]
+    assert head[:3] == ["target", "label", "confidence"]
+    neutral = [r for r in _rows(t, "drill-stance") if r[1] == "neutral"]
+    assert neutral and all(r[2] == "0.70" for r in neutral)  # not "+0.70": a neutral label has no direction
+    nets = {r[0]: r[6] for r in _rows(t, "stance-totals")}
+    assert nets["Armenia"].startswith(("+", "-")) or nets["Armenia"] == "0.00"
+
+
+def _csv_of(page: str, table_id: str) -> list[list[str]]:
+    """The rows of a table's CSV download link, decoded as a spreadsheet would read the file."""
+    import csv
+    import io
+
+    m = re.search(rf'<a class="csv" id="{table_id}-csv" download="{table_id}.csv" '
+                  r'href="data:text/csv;charset=utf-8;base64,([^"]+)"', page)
+    assert m, f"no CSV download for table {table_id}"
+    return list(csv.reader(io.StringIO(base64.b64decode(m.group(1)).decode("utf-8-sig"))))
+
+
+def test_every_table_has_a_csv_download_of_its_rows(rendered):
+    page, t = rendered["page"], rendered["tables"]
+    ids = re.findall(r'<table id="([^"]+)"', page)
+    assert len(ids) > 10
+    for table_id in ids:
+        rows = _csv_of(page, table_id)
+        assert [rows[0]] == t[(table_id, "head")], table_id
+        assert len(rows) - 1 == len(_rows(t, table_id)), table_id
+        assert [r[0] for r in rows[1:]] == [r[0] for r in _rows(t, table_id)], table_id
+    dead = _csv_of(page, "dead-letters")
+    assert dead[1][:3] == ["ner", "in/big.txt", "RuntimeError: boom"]

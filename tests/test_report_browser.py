@@ -1,5 +1,6 @@
 """The report page in a real headless browser (Debian's chromium and chromedriver, driven by selenium): it
-renders, its own JavaScript runs without an error, the search box filters a drill-down table, and a screenshot
+renders, its own JavaScript runs without an error, the search box filters a drill-down table, a table's CSV link
+holds its rows, and a screenshot
 of the page is a real picture. Skipped, with the reason, where no browser is installed."""
 from __future__ import annotations
 
@@ -62,6 +63,13 @@ def test_report_page_in_a_headless_browser(tmp_path):
         assert browser.find_element("id", "drill-stance-count").text == f"{shown} of {total} rows"
         browser.find_element("css selector", "#drill-stance th[data-col='2']").click()  # sort by score
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+        # a table's CSV link downloads its rows: the browser decodes the data: link as it would save it
+        csv_text = browser.execute_async_script(
+            "var done = arguments[0], a = document.getElementById('dead-letters-csv');"
+            "fetch(a.href).then(r => r.text()).then(done, e => done('failed: ' + e));")
+        assert browser.find_element("id", "dead-letters-csv").get_attribute("download") == "dead-letters.csv"
+        assert csv_text.lstrip("\ufeff").startswith("stage,input,reason,record id,excerpt\r\nner,in/big.txt,"), csv_text
 
         shot = browser.get_screenshot_as_png()
         (tmp_path / "report.png").write_bytes(shot)
