@@ -20,8 +20,9 @@ _ARTICLE_KEYS = {"article_id": STR, "published": DAY, "source": STR, "language":
 COLUMNS: dict[str, dict[str, str]] = {
     "articles": {"schema_version": STR, "id": STR, "published": DAY, "source": STR, "title": STR, "url": STR,
                  "language": STR, "language_confidence": FLOAT, "text": STR, "published_at": UTC,
-                 "fetched_at": UTC, "input_ref": STR, "guid": STR, "ner_status": STR, "stance_status": STR,
-                 "entity_count": INT, "entities": OBJ, "stance": OBJ, "targets": OBJ},
+                 "fetched_at": UTC, "input_ref": STR, "guid": STR, "authors": OBJ, "site_name": STR,
+                 "ner_status": STR, "stance_status": STR, "entity_count": INT, "entities": OBJ, "stance": OBJ,
+                 "targets": OBJ},
     "entities": {**_ARTICLE_KEYS, "entity": STR, "type": STR, "entity_id": STR, "name": STR, "base": STR,
                  "count": INT, "score": FLOAT},
     "stance": {**_ARTICLE_KEYS, "target": STR, "label": STR, "score": FLOAT, "measured": BOOL, "mentions": INT,

@@ -105,7 +105,13 @@ OPTIONS: tuple[Option, ...] = (
     _opt("backfill", "--dry-run", BACKFILL, action="store_true", default=False,
          help="parse the inputs (no models) and list the days and their article counts; write nothing"),
     _opt("input", "--input", BATCH, metavar="PATTERN", nargs="+", default=None,
-         help="files or globs: local paths or any Beam filesystem (gs://, s3://); seed .txt, .jsonl, RSS/Atom .xml"),
+         help="files or globs: local paths or any Beam filesystem (gs://, s3://); seed .txt, .jsonl, RSS/Atom .xml, "
+              "saved HTML pages .html/.htm, tables .csv/.tsv with a header row"),
+    _opt("input", "--csv-columns", Where(streaming=False, needs=("--input",)), metavar="FIELD=COLUMN,...",
+         default=None,
+         help="which header column of the .csv/.tsv inputs holds each field, where the names differ, e.g. "
+              "text=body,published=date (fields: text, published, title, url, source, targets, authors; default: "
+              "columns named as the fields)"),
     _opt("input", "--max-chars", metavar="N", type=int, default=200_000,
          help="articles longer than this are dead-lettered (never truncated)"),
     _opt("output", "--output", metavar="ROOT", default=None, help="output root (local folder, gs://..., s3://...)"),

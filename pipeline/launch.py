@@ -62,6 +62,7 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
     from transforms.parse import FullTextPolicy, ParseLimits
     from transforms.stance import (load_targets_config, parse_stance_languages, parse_target_specs,
                                    with_config_aliases)
+    from transforms.table_input import parse_csv_columns
 
     if opts.targets and opts.stance_targets:
         raise UsageError("give --targets or --stance-targets, not both")
@@ -93,7 +94,11 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
         logging.getLogger("newsbeam").warning(
             "NER runs zero-shot on %s: its quality there is not measured (docs/quality.md); those articles say "
             "so in ner.reason", ", ".join(unmeasured(ner_languages)))
-    limits = ParseLimits(max_chars=opts.max_chars)
+    try:
+        csv_columns = parse_csv_columns(opts.csv_columns)
+    except ValueError as exc:
+        raise UsageError(f"--csv-columns: {exc}") from None
+    limits = ParseLimits(max_chars=opts.max_chars, csv_columns=csv_columns)
     full_text = FullTextPolicy(enabled=opts.fetch_full_text, allow_private_hosts=opts.full_text_allow_private_hosts)
     return GraphConfig(output=opts.output, targets=targets, ner_model=opts.ner_model,
                        stance_model=opts.stance_model, ner_window=opts.ner_window, ner_decoding=opts.ner_decoding,

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = "2.2"  # 2.0: entities carry base, id, name; a stance without a label has label null.
 # 2.1: an entity's name keeps its letters; name_latin beside a name in another script.
-# 2.2: a labelled stance says whether stance is measured in the article's language (measured)
+# 2.2: a labelled stance says whether stance is measured in the article's language (measured); an article
+# carries its authors and site_name where the input names them (HTML pages, CSV/TSV rows)
 EntityType = Literal["PER", "ORG", "LOC", "MISC"]
 StanceLabel = Literal["favor", "against", "neutral"]
 NOT_MENTIONED = "not mentioned"  # the reason of a stance whose target the article does not name
@@ -99,6 +100,10 @@ class Article(_Strict):
                                               description="when the input was fetched (file mtime for files)")
     input_ref: str = Field(description="where the record came from: path, path:line or feed URL#entry")
     guid: Optional[str] = None
+    authors: Optional[list[str]] = Field(default=None, description="the article's authors, where the input names "
+                                         "them (an HTML page's author metadata, a CSV/TSV authors column)")
+    site_name: Optional[str] = Field(default=None, description="the publishing site's name, where the input "
+                                     "names it (an HTML page's og:site_name or publisher)")
     language: Optional[LanguageInfo] = None
     entities: list[Entity] = Field(default_factory=list)
     ner: Optional[StageStatus] = None

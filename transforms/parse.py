@@ -1,4 +1,5 @@
-"""Parse raw inputs (seed text files, JSONL, RSS/Atom XML) into normalised Article records.
+"""Parse raw inputs (seed text files, JSONL, RSS/Atom XML, saved HTML pages, CSV/TSV) into normalised Article
+records (pages: transforms.page_input; tables: transforms.table_input).
 
 A raw input is one file (`{"ref", "data": bytes, "mtime"}`); one file may hold many records (JSONL lines, feed
 entries). Every record read is counted once as `read` and ends as an article or a dead letter here.
@@ -54,10 +55,12 @@ def unexpected(exc: BaseException) -> ParseError:
 
 @dataclass(frozen=True)
 class ParseLimits:
-    """What a record may hold and still become an article (the caps of parsing; no network policy here)."""
+    """What a record may hold and still become an article (the caps of parsing; no network policy here), and
+    how a CSV/TSV header names the fields, since that is read with the records."""
     max_chars: int = 200_000  # a long news article is ~50k characters; beyond this it is rejected, not truncated
     max_targets: int = MAX_TARGETS  # a record's own targets; stance runs per target, so the list is bounded
     future_days: int = 2  # a published date more than this many days after today is implausible
+    csv_columns: tuple[tuple[str, str], ...] = ()  # --csv-columns: (field, header column) pairs (table_input)
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,8 @@ def parse_date(value: Any, limits: ParseLimits = ParseLimits(), today: dt.date |
 
 def make_article(*, ref: str, source: str, title: str | None, text: Any, published: Any, url: str | None = None,
                  fetched_at: dt.datetime | None = None, guid: str | None = None, targets: Any = None,
-                 published_at: Any = None, limits: ParseLimits = ParseLimits(), id_text: str | None = None) -> dict:
+                 published_at: Any = None, limits: ParseLimits = ParseLimits(), id_text: str | None = None,
+                 authors: list[str] | None = None, site_name: str | None = None) -> dict:
     """Validate and normalise one record's fields into an article dict (raises ParseError with the reason).
 
     id_text: the text the id is derived from when it is not `text` (a feed entry whose page was fetched keeps the
@@ -189,6 +193,12 @@ def make_article(*, ref: str, source: str, title: str | None, text: Any, publish
     }
     if targets is not None:
         rec["targets"] = targets
+    authors = [a for a in (normalise_text(a).replace("\n", " ") for a in authors or []) if a]
+    if authors:
+        rec["authors"] = authors
+    site_name = normalise_text(site_name or "").replace("\n", " ")
+    if site_name:
+        rec["site_name"] = site_name
     return rec
 
 
@@ -201,9 +211,21 @@ def decode_text(data: bytes) -> str:
         raise ParseError(str(exc)) from None
 
 
+PAGE_SUFFIXES = (".html", ".htm", ".xhtml")
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}  # the delimiter of each table extension
+_COMPRESSED = re.compile(r"\.(?:gz|bz2|zst|xz|lzma|deflate)$")
+
+
 def detect_format(ref: str, data: bytes) -> str:
-    """'jsonl', 'feed' or 'seed', by extension first, then by the first non-blank byte."""
+    """'jsonl', 'feed', 'page', 'csv', 'tsv' or 'seed', by extension (a compression suffix aside) first, then by
+    the first non-blank byte (an unnamed table or page is not guessed: a seed or a feed says what it expected)."""
     low = ref.lower()
+    plain = _COMPRESSED.sub("", low)
+    if plain.endswith(PAGE_SUFFIXES):
+        return "page"
+    for suffix, delimiter in TABLE_SUFFIXES.items():
+        if plain.endswith(suffix):
+            return "csv" if delimiter == "," else "tsv"
     if low.endswith((".jsonl", ".ndjson", ".jsonl.gz")):
         return "jsonl"
     if low.endswith((".xml", ".rss", ".atom", ".rdf")):
@@ -570,6 +592,8 @@ def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None,
         yield ref, ParseError("empty file")
         return
     fmt = detect_format(ref, data)
+    if fmt in ("page", "csv", "tsv") and "max_entries" in raw:  # fetched from --feeds: a feed whatever its URL
+        fmt = "feed"
     if fmt == "feed":
         for entry_ref, result, _fields in feed_records(data, ref, fetched_at, limits, full_text,
                                                        raw.get("max_entries"), full_text_min_chars,
@@ -578,6 +602,19 @@ def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None,
         return
     if fmt == "jsonl":
         yield from _jsonl_records(data, ref, source, fetched_at, limits)
+        return
+    if fmt in ("csv", "tsv"):
+        from .table_input import table_records
+
+        yield from table_records(data, ref, source, fetched_at, limits, delimiter="," if fmt == "csv" else "\t")
+        return
+    if fmt == "page":
+        from .page_input import parse_page
+
+        try:
+            yield ref, parse_page(data, ref, source, fetched_at, limits)
+        except Exception as exc:  # noqa: BLE001 - one page is one record
+            yield ref, exc if isinstance(exc, ParseError) else unexpected(exc)
         return
     try:
         text = decode_text(data)
