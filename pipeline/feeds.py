@@ -37,7 +37,7 @@ from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 from transforms.common import counter
-from transforms.parse import FullTextPolicy, ParseLimits
+from transforms.records import FullTextPolicy, ParseLimits
 
 _log = logging.getLogger("newsbeam.feeds")
 USER_AGENT = "newsbeam/0.1 (+https://github.com/newsbeam)"

@@ -26,7 +26,8 @@ from transforms.dedup import Deduplicate, KeepWhatWasWritten, index_dir
 from transforms.dedup_stream import StreamDedup
 from transforms.langid import DetectLanguage
 from transforms.ner import NER_LANGUAGES, RecogniseEntities, skip_ner
-from transforms.parse import FullTextPolicy, ParseArticles, ParseLimits
+from transforms.parse import ParseArticles
+from transforms.records import FullTextPolicy, ParseLimits
 from transforms.stance import ClassifyStance, skip_stance
 
 from .feeds import DEFAULT_CONCURRENT_FETCHES, FetchLimits, full_text_fetcher

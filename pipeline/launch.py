@@ -59,7 +59,7 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
     """The one frozen configuration of a run, from its options (batch, backfill with `date_range` and
     `side_files_dir`, or streaming with the impulse's `idle_sleep`)."""
     from transforms.ner import parse_ner_languages, unmeasured
-    from transforms.parse import FullTextPolicy, ParseLimits
+    from transforms.records import FullTextPolicy, ParseLimits
     from transforms.stance import (load_targets_config, parse_stance_languages, parse_target_specs,
                                    with_config_aliases)
     from transforms.table_input import parse_csv_columns

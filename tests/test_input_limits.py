@@ -35,7 +35,8 @@ from pipeline.local_match import local_matches
 from pipeline.sources import read_matched
 from tests.conftest import ROOT, read_output, run_cli
 from transforms.decode import DecodeError, text_lines
-from transforms.parse import MAX_TARGETS, ParseError, parse_raw
+from transforms.parse import parse_raw
+from transforms.records import MAX_TARGETS, ParseError
 
 BEAM_BUFFER = 16 * 1024 * 1024  # Beam's CompressedFile read buffer: what one read() returned at most
 WORDS = ("ceasefire border talks minister army village road water market school winter harvest bridge river "

@@ -9,9 +9,9 @@ import pytest
 from tests.conftest import beam_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.parse import (ParseArticles, ParseError, ParseLimits, article_id, decode_text, detect_format,
-                              first_sentence, html_to_text, normalise_text, parse_date, parse_jsonl_record,
-                              parse_raw, parse_seed)
+from transforms.parse import (ParseArticles, ParseError, ParseLimits, decode_text, detect_format, html_to_text,
+                              parse_jsonl_record, parse_raw, parse_seed)
+from transforms.records import article_id, first_sentence, normalise_text, parse_date
 
 SEED = "date 2020-11-27\nArmenia and Azerbaijan agreed a ceasefire. Moscow brokered it.\n\nMore text here.\n"
 

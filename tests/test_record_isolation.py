@@ -12,7 +12,8 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import beam_pipeline
-from transforms.parse import ParseArticles, ParseError, parse_date, parse_raw
+from transforms.parse import ParseArticles, parse_raw
+from transforms.records import ParseError, parse_date
 
 GOOD = [json.dumps({"text": f"Good story number {i} about the ceasefire in Armenia.", "published": "2020-11-10"})
         for i in range(3)]

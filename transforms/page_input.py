@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from .decode import DecodeError, decode_text
-from .parse import ParseError, ParseLimits, make_article
+from .records import ParseError, ParseLimits, make_article
 
 # htmldate: the publication date (not the last modification), from the page's markup only
 DATE_PARAMS = {"extensive_search": False, "original_date": True}

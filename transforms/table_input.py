@@ -15,7 +15,7 @@ import re
 from typing import Iterator, Sequence
 
 from .decode import DecodeError, decode_text
-from .parse import ParseError, ParseLimits, make_article, unexpected
+from .records import ParseError, ParseLimits, make_article, unexpected
 
 FIELDS = ("text", "published", "title", "url", "source", "targets", "authors")
 REQUIRED = ("text", "published")
