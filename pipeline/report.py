@@ -31,7 +31,8 @@ from typing import Iterable, Iterator, Optional
 
 from schemas.article import NOT_MENTIONED
 
-from .layout import ARTICLES, ARTICLES_PARQUET, DEAD_LETTER, DUPLICATES, READ_GLOBS, join_path, output_files
+from .layout import (ARTICLES, ARTICLES_PARQUET, DEAD_LETTER, DUPLICATES, READ_GLOBS, join_path, once_each,
+                     output_files)
 from .parquet_sink import read_parquet_records
 
 
@@ -174,9 +175,8 @@ def read_output(root: str) -> OutputData:
         paths = output_files(root, kind)
         if not paths:
             data.problems.append(f"no {kind} file under {root} ({', '.join(READ_GLOBS[kind])})")
-        for path in paths:
-            data.files.append(path)
-            target.extend(iter_jsonl(path, data.problems))
+        data.files.extend(paths)
+        target.extend(once_each(r for path in paths for r in iter_jsonl(path, data.problems)))
     return data
 
 
