@@ -1,7 +1,8 @@
 """`newsbeam.read_output`: a run's output as a pandas DataFrame, one call, fixed columns and dtypes.
 
 Every file of the kind is read, whichever mode wrote it (batch, backfill `_backfill/`, streaming `stream-*`:
-the globs are pipeline.layout's), on any Beam filesystem (local, gs://, s3://). Articles come from the JSONL
+the globs are pipeline.layout's), on any Beam filesystem (local, gs://, s3://); a side record that overlapping
+backfill ranges both list is returned once (pipeline.layout.once_each). Articles come from the JSONL
 files, or from the Parquet copies where a run wrote only Parquet (`--format parquet`).
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ import io
 import json
 from typing import Any, Iterator
 
-from pipeline.layout import ARTICLES, ARTICLES_PARQUET, DEAD_LETTER, DUPLICATES, output_files
+from pipeline.layout import ARTICLES, ARTICLES_PARQUET, DEAD_LETTER, DUPLICATES, once_each, output_files
 
 KINDS = ("articles", "duplicates", "dead_letters", "entities", "stance")
 
@@ -113,8 +114,8 @@ def read_output(path: str, kind: str = "articles"):
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if kind in ("duplicates", "dead_letters"):
-        records = [r for p in output_files(path, DUPLICATES if kind == "duplicates" else DEAD_LETTER)
-                   for r in _jsonl(p)]
+        records = list(once_each(r for p in output_files(path, DUPLICATES if kind == "duplicates" else DEAD_LETTER)
+                                 for r in _jsonl(p)))
     else:
         records = article_records(path)
     df = frame(rows(records, kind), COLUMNS[kind])

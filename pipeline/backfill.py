@@ -4,9 +4,11 @@
 
 Idempotent by construction: each day's partition is written whole to a temporary name and renamed over the old
 one, lines sorted by content-derived id, so the same range twice gives byte-identical partitions, and an
-overlapping range rewrites only its own days. The date filter runs right after parsing, before any model.
-Duplicates and dead letters of a range go to `<output>/_backfill/<since>_<until>/`, so ranges do not overwrite
-each other's. `--dry-run` reads and parses the inputs (no models) and lists the days and their article counts.
+overlapping range rewrites only its own days. A backfill replaces only what backfills wrote on its days and what
+its input brings (transforms.backfill_owned); a plain run's articles stay. The date filter runs right after
+parsing, before any model. Duplicates and dead letters of a range go to `<output>/_backfill/<since>_<until>/`, so
+ranges do not overwrite each other's (a record two ranges list is read once: pipeline.layout.once_each).
+`--dry-run` reads and parses the inputs (no models) and lists the days and their article counts.
 """
 from __future__ import annotations
 

@@ -127,7 +127,8 @@ class ProcessArticles(beam.PTransform):
             # no inference.
             dedup = lang.articles | "Dedup" >> Deduplicate(cfg.dedup_threshold, cfg.num_perm, cfg.shingle_size,
                                                            index_root=cfg.output, write_index=False,
-                                                           rewrite_same_day=cfg.date_range is not None)
+                                                           rewrite_same_day=cfg.date_range is not None,
+                                                           reopen=cfg.date_range)
             out.update(duplicates=dedup["duplicates"], index_rows=dedup["index_rows"])
         else:
             s = cfg.stream
@@ -168,8 +169,9 @@ class WriteOutputs(beam.PTransform):
     a kept article that was dead-lettered after dedup become dead letters (KeepWhatWasWritten)."""
 
     def __init__(self, output: str, side_files_dir: str | None = None, index_directory: str | None = None,
-                 merge: bool = True, article_format: str = "jsonl"):
+                 merge: bool = True, article_format: str = "jsonl", date_range: tuple[str, str] | None = None):
         super().__init__()
+        self.date_range = date_range
         self.output = output
         self.article_format = article_format
         self.side = side_files_dir or output
@@ -178,7 +180,8 @@ class WriteOutputs(beam.PTransform):
 
     def expand(self, outputs):
         written = outputs["articles"] | "WriteArticles" >> WriteArticles(self.output, self.merge,
-                                                                         FORMATS[self.article_format])
+                                                                         FORMATS[self.article_format],
+                                                                         self.date_range)
         dead = [pc for key, pc in sorted(outputs.items()) if key.startswith(DEAD)] + [written[DEAD]]
         duplicates = [pc for key, pc in sorted(outputs.items()) if key.startswith(DUPLICATES)]
         duplicates = duplicates[0] if len(duplicates) == 1 else tuple(duplicates) | "AllDuplicates" >> beam.Flatten()
@@ -225,7 +228,8 @@ def build(p: beam.Pipeline, cfg: GraphConfig, inputs: list[str] | None = None, f
         outputs = raws | "Process" >> ProcessArticles(cfg)
         return outputs | "Write" >> WriteOutputs(cfg.output, cfg.side_files_dir,
                                                  index_dir(cfg.output, cfg.shingle_size, cfg.num_perm),
-                                                 merge=cfg.date_range is None, article_format=cfg.article_format)
+                                                 merge=cfg.date_range is None, article_format=cfg.article_format,
+                                                 date_range=cfg.date_range)
     s = cfg.stream  # streaming: poll, keep the new entries, process, write each branch per window
     polled = p | "PollFeeds" >> PollFeeds(feeds or [], s.poll_interval, s.stop_after,
                                           max_entries=cfg.max_entries_per_feed, max_backoff=s.max_backoff,

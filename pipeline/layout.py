@@ -6,10 +6,13 @@ report, a notebook) must read to see all of it.
     <root>/dt=YYYY-MM-DD/stream-<window>-<hash>.jsonl     streaming articles, one file per window and bundle
     <root>/duplicates/part-SSSSS-of-NNNNN.jsonl           batch runs: side records sharded by a hash of the line
     <root>/dead_letter/part-SSSSS-of-NNNNN.jsonl          (merged across runs)
-    <root>/_backfill/<since>_<until>/duplicates/part-*   a backfill range's (rewritten whole by a rerun)
+    <root>/_backfill/<since>_<until>/duplicates/part-*   a backfill range's (rewritten whole by a rerun; a record
+                                                          two overlapping ranges both list is read once: once_each)
     <root>/duplicates/stream-*.jsonl, dead_letter/...     streaming
     <root>/duplicates.jsonl, <root>/dead_letter.jsonl     read only: outputs written before side files were sharded
     <root>/_state/minhash/                                the cross-run dedup index (transforms.dedup.index_dir)
+    <root>/_state/backfilled/dt=YYYY-MM-DD.ids            the ids backfills wrote on a day (transforms.backfill_owned)
+    <root>/_state/run-in-progress                         while a batch run writes (pipeline.recovery)
 """
 from __future__ import annotations
 
@@ -79,3 +82,17 @@ def side_files(side_root: str, kind: str) -> list[str]:
     """The shard files of one kind written by a batch run (side_root = the output root) or a backfill range."""
     pattern = join_path(side_root, kind, "part-*.jsonl")
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def once_each(records):
+    """Side records (duplicates, dead letters) listed once each: overlapping backfill ranges each list the
+    records of the days they share, the same line in both ranges' files; a reader shows it once. The key is the
+    whole record, so two different decisions about one id are both shown."""
+    import json
+
+    seen: set[str] = set()
+    for record in records:
+        key = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
+        if key not in seen:
+            seen.add(key)
+            yield record

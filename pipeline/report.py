@@ -33,7 +33,8 @@ from typing import Iterable, Iterator, Optional
 
 from schemas.article import NOT_MENTIONED
 
-from .layout import ARTICLES, ARTICLES_PARQUET, DEAD_LETTER, DUPLICATES, READ_GLOBS, join_path, output_files
+from .layout import (ARTICLES, ARTICLES_PARQUET, DEAD_LETTER, DUPLICATES, READ_GLOBS, join_path, once_each,
+                     output_files)
 from .parquet_sink import read_parquet_records
 from .report_rows import DEAD_LETTER_COLUMNS, csv_data_uri, dead_letter_rows, publisher
 
@@ -175,9 +176,9 @@ def read_output(root: str) -> OutputData:
                 continue
             data.articles.append(slim_article(rec))
     for kind, target in ((DUPLICATES, data.duplicates), (DEAD_LETTER, data.dead)):
-        for path in output_files(root, kind):  # none is normal: a run with no duplicate writes no file
-            data.files.append(path)
-            target.extend(iter_jsonl(path, data.problems))
+        paths = output_files(root, kind)  # none is normal: a run with no duplicate writes no file
+        data.files.extend(paths)
+        target.extend(once_each(r for path in paths for r in iter_jsonl(path, data.problems)))
     for d in data.duplicates:
         d["source"] = publisher(d)  # as the articles are counted: the dropped copy's publisher
     return data

@@ -22,6 +22,7 @@ from .launch import (COUNTERS, REMOTE_RUNNERS, RunFailed, UsageError, configure_
                      summary_lines, validate, validate_runner)
 from .options import NewsbeamOptions
 from .progress import LiveProgress
+from .recovery import begin_writes, end_writes
 
 
 def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None,
@@ -45,18 +46,23 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     build(p, cfg, opts.input, feeds=feeds)
     remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
     what = "streaming graph" if streaming else "graph"
+    # batch: the index and the partitions agree after any kill (pipeline.recovery)
     try:  # live progress in batch only: a streaming run logs each file it writes
+        mark = None if streaming else begin_writes(cfg.output, cfg.shingle_size, cfg.num_perm)
         with LiveProgress(enabled=not remote and not streaming and LiveProgress.wanted(opts.quiet)):
             result = p.run()
             if not remote or not streaming:  # a remote streaming job runs on until drained
                 result.wait_until_finish()
+            values = {} if remote else {**dict.fromkeys(COUNTERS, 0), **counter_values(result)}
+            if mark is not None:
+                end_writes(mark, cfg.output, cfg.shingle_size, cfg.num_perm,
+                           reconcile=bool(values.get("backfill_replaced") or values.get("backfill_reopened")))
     except Exception as exc:
         raise RunFailed(f"the run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}. Outputs are "
                         f"written whole and atomically, so rerunning the same command is safe.") from exc
     if remote:
         print(remote_result_line(result, options, what))
         return {}
-    values = {**dict.fromkeys(COUNTERS, 0), **counter_values(result)}
     reasons = counter_values(result, REASONS_NAMESPACE)
     for line in summary_lines(values, time.time() - started, reasons, verbose=opts.verbose):
         print(line)

@@ -9,8 +9,10 @@ Two ways to meet a file an earlier run wrote:
 - merge (plain `newsbeam run`): the day's partition and the side files keep what earlier runs wrote and gain this
   run's records (a record with the same id, or the same line, replaces or equals the old one), so a second run
   with new articles on an old day adds to it and a rerun leaves the bytes unchanged;
-- replace (`newsbeam backfill`): the day's partition becomes exactly this run's articles of that day, so a
-  backfill of a range is a function of its input.
+- replace what it owns (`newsbeam backfill`): the day's partition becomes this run's articles of that day plus
+  the lines a plain run wrote there (transforms.backfill_owned: backfills record the ids they write per day, and
+  replace or remove only those), so a backfill of a range is a function of its input and of what plain runs
+  wrote, never removing the latter.
 One run at a time per output root: two concurrent runs merging the same day could lose one's records.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.backfill_owned import owned_days, read_owned, replace_owned, write_owned
 from transforms.common import DEAD, counter, dead_letter
 from transforms.files import write_atomically
 
@@ -93,28 +96,45 @@ class _WritePartition(beam.DoFn):
 
     def __init__(self, output: str, merge: bool = True, formats: tuple[str, ...] = (JSONL,)):
         self.output, self.merge, self.formats = output, merge, tuple(formats)
-        self.written = counter("written")
+        self.written, self.replaced = counter("written"), counter("backfill_replaced")
 
     def process(self, item):
         day, records = item
-        records = sorted(records, key=lambda r: r["id"])
-        formats = day_formats(self.formats, FileSystems.exists(batch_article_file(self.output, day)),
-                              FileSystems.exists(batch_parquet_file(self.output, day)))
+        records = sorted((r for r in records if r is not None), key=lambda r: r["id"])
+        jsonl, parquet = batch_article_file(self.output, day), batch_parquet_file(self.output, day)
+        formats = day_formats(self.formats, FileSystems.exists(jsonl), FileSystems.exists(parquet))
+        old = read_lines(jsonl) or [to_json_line(r) for r in read_parquet_records(parquet)]  # Parquet-only days too
+        owned_after = None
+        if not self.merge:
+            old, owned_after = self._not_owned(day, old, records)
+        lines = merge_by_id(old, records)
+        if not lines:  # a backfill removed every line of the day: no empty file is left behind
+            stale = [path for path in (jsonl, parquet) if FileSystems.exists(path)]
+            if stale:
+                FileSystems.delete(stale)
+            formats = ()
         if JSONL in formats:
-            path = batch_article_file(self.output, day)
-            old = (read_lines(path) or [to_json_line(r) for r in read_parquet_records(batch_parquet_file(self.output, day))]
-                   if self.merge else [])  # a day that had only Parquet keeps its rows
-            lines = merge_by_id(old, records)
-            write_atomically(path, lines)
-            yield path
-        if PARQUET in formats:  # from the JSONL's lines where both are written: the two never disagree
-            if JSONL in formats:
-                yield write_parquet_day(self.output, day, [json.loads(line) for line in lines], merge=False)
-            else:
-                yield write_parquet_day(self.output, day, records, self.merge)
+            write_atomically(jsonl, lines)
+            yield jsonl
+        if PARQUET in formats:  # from the same lines as the JSONL: the two never disagree
+            yield write_parquet_day(self.output, day, [json.loads(line) for line in lines], merge=False)
+        if owned_after is not None:
+            write_owned(self.output, day, owned_after)
         self.written.inc(len(records))
         for r in records:
             yield beam.pvalue.TaggedOutput(WRITTEN_IDS, r["id"])
+
+    def _not_owned(self, day: str, old: list[str], records: list[dict]) -> tuple[list[str], set[str]]:
+        """Backfill: (the old lines that stay, the ids this backfill owns once the day is written). The ownership
+        record first grows to cover both the old and the new owned ids, so a crash before the day is written
+        leaves every backfilled line replaceable, and never claims a plain run's line."""
+        by_id = {json.loads(line)["id"]: line for line in old}
+        owned_before = read_owned(self.output, day)
+        keep, owned_after, removed = replace_owned(by_id, (r["id"] for r in records), owned_before)
+        if owned_after - owned_before:
+            write_owned(self.output, day, owned_before | owned_after)
+        self.replaced.inc(len(removed))
+        return [by_id[i] for i in sorted(keep)], owned_after
 
 
 class WriteArticles(beam.PTransform):
@@ -122,19 +142,26 @@ class WriteArticles(beam.PTransform):
     `formats`, --format; pipeline.parquet_sink).
 
     Returns {"paths": written file paths, "written_ids": ids of the articles written, "dead_letter": articles
-    that failed validation}. merge=False replaces each day's partition instead of adding to it (backfill).
+    that failed validation}. merge=False replaces what backfills wrote on each day instead of adding to it
+    (backfill; counter `backfill_replaced`: lines an earlier backfill wrote that this input no longer has).
     """
 
-    def __init__(self, output: str, merge: bool = True, formats: tuple[str, ...] = (JSONL,)):
+    def __init__(self, output: str, merge: bool = True, formats: tuple[str, ...] = (JSONL,),
+                 date_range: tuple[str, str] | None = None):
         super().__init__()
         self.output = output
         self.merge = merge
         self.formats = tuple(formats)
+        self.date_range = date_range  # backfill: its days where backfills wrote are rewritten even if it has none
 
     def expand(self, articles):
         valid = articles | "Validate" >> beam.FlatMap(_validate_article).with_outputs(DEAD, main="valid")
-        paths = (valid.valid
-                 | "ByDay" >> beam.Map(lambda r: (r["published"], r))
+        by_day = valid.valid | "ByDay" >> beam.Map(lambda r: (r["published"], r))
+        days = owned_days(self.output, *self.date_range) if self.date_range and not self.merge else []
+        if days:  # a day whose every article this input dropped (or made a duplicate) is still rewritten
+            owned = articles.pipeline | "OwnedDays" >> beam.Create([(day, None) for day in days])
+            by_day = (by_day, owned) | "WithOwnedDays" >> beam.Flatten()
+        paths = (by_day
                  | "GroupDay" >> beam.GroupByKey()
                  | "WriteDay" >> beam.ParDo(_WritePartition(self.output, self.merge, self.formats))
                  .with_outputs(WRITTEN_IDS, main="paths"))

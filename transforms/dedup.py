@@ -27,6 +27,7 @@ import numpy as np
 
 from modeling.minhash import BAND_SIG_DTYPE, agreement_counts, agreements_needed, band_keys, band_signature, lsh_params
 
+from .backfill_owned import NotReopened
 from .common import DEAD, counter, dead_letter
 from .dedup_index import (INDEXED, NEW, RECORD_FIELDS, IndexDamaged, ReadSignatureIndex,  # noqa: F401 - re-exported
                           WriteSignatureIndex, index_dir, index_row, member_of_index_row, new_member,
@@ -284,11 +285,14 @@ class Deduplicate(beam.PTransform):
     write_index: with `index_root`, write the new rows here (True) or return them as "index_rows" (False).
     rewrite_same_day: a copy of an indexed article published on its indexed day is kept (backfill, which
       replaces that day's partition); otherwise only the same record again is kept (`same_as_written`).
+    reopen: a backfill's (since, until): index rows of that range that backfills wrote are decided again with
+      this input, not as already written (transforms.backfill_owned.NotReopened).
     """
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 3, *,
                  index_root: str | None = None, max_bucket: int = 256, resolve_rounds: int = 6, seed: int = 1,
-                 index_rows_per_shard: int = 50_000, write_index: bool = True, rewrite_same_day: bool = False):
+                 index_rows_per_shard: int = 50_000, write_index: bool = True, rewrite_same_day: bool = False,
+                 reopen: tuple[str, str] | None = None):
         super().__init__()
         if not 0.0 < threshold <= 1.0:
             raise ValueError("dedup threshold must be in (0, 1]")
@@ -298,7 +302,7 @@ class Deduplicate(beam.PTransform):
         self.bands, self.rows = lsh_params(threshold, num_perm)
         self.index_root, self.max_bucket, self.resolve_rounds = index_root, max_bucket, resolve_rounds
         self.index_rows_per_shard, self.write_index = index_rows_per_shard, write_index
-        self.rewrite_same_day = rewrite_same_day
+        self.rewrite_same_day, self.reopen = rewrite_same_day, reopen
 
     def expand(self, articles):
         with_index = self.index_root is not None
@@ -307,8 +311,10 @@ class Deduplicate(beam.PTransform):
             directory = index_dir(self.index_root, self.shingle_size, self.num_perm)
             indexed = (articles.pipeline
                        | "ReadIndex" >> ReadSignatureIndex(self.index_root, self.shingle_size, self.num_perm,
-                                                           self.seed, self.index_rows_per_shard)
-                       | "IndexMembers" >> beam.Map(member_of_index_row))
+                                                           self.seed, self.index_rows_per_shard))
+            if self.reopen is not None:
+                indexed = indexed | "NotReopened" >> beam.ParDo(NotReopened(self.index_root, *self.reopen))
+            indexed = indexed | "IndexMembers" >> beam.Map(member_of_index_row)
             members = (members, indexed) | "WithIndex" >> beam.Flatten()
         exact = (members
                  | "GroupExact" >> beam.GroupByKey()
