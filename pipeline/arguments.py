@@ -118,10 +118,11 @@ OPTIONS: tuple[Option, ...] = (
     _opt("output", "--format", BATCH, choices=["jsonl", "parquet", "both"], default="jsonl",
          help="article files per day: JSONL, Parquet (pipeline/parquet_sink.py) or both (batch and backfill; "
               "duplicates and dead letters stay JSONL)"),
-    _opt("output", "--quiet", BATCH, action="store_true", default=False,
-         help="no live progress on stderr (it is shown only on a terminal anyway)"),
+    _opt("output", "--quiet", action="store_true", default=False,
+         help="no live progress on stderr (a bar in batch, a status line in streaming; shown only on a terminal)"),
     _opt("output", "--verbose", action="store_true", default=False,
-         help="also log at INFO level and list the internal counters in the summary"),
+         help="also log newsbeam's INFO lines (Beam's stay at WARNING) and list the internal counters in the "
+              "summary"),
     _opt("models", "--targets", metavar="NAME[=ALIAS,...]", nargs="*", default=None,
          help="stance targets, e.g. Armenia 'Azerbaijan=Azerbaijani,Baku' (aliases after '='); each keeps the "
               "aliases --targets-config lists for it (default: the targets of --targets-config)"),

@@ -347,6 +347,7 @@ def remote_result_line(result, options: PipelineOptions, what: str = "graph") ->
 
 
 def configure_logging(verbose: bool) -> None:
-    """WARNING by default (Beam's workers and transformers stay quiet), INFO with --verbose."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", force=True)
+    """Libraries log at WARNING and above (Beam's INFO is type-hint and bundle chatter, a hundred lines a run);
+    newsbeam's own loggers (`newsbeam.*`) add their INFO lines with --verbose."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("newsbeam").setLevel(logging.INFO if verbose else logging.WARNING)

@@ -4,7 +4,9 @@ elapsed, and a bar with an ETA once the number of records is known.
 The stages count into Beam Metrics, which a local runner only reports after the run; they also keep a
 process-local tally (transforms.common.local_counts) that a thread here reads twice a second. So progress shows
 for runners that execute in this process (DirectRunner in_memory, the default); with worker processes the bar
-shows elapsed time only. Shown only on a terminal, and never with --quiet: a cron job's log stays clean.
+shows elapsed time only. A streaming run shows a status line (polls, failed feeds, new entries, each stage,
+written) instead of a bar, since it has no end. Shown only on a terminal, and never with --quiet: a cron job's
+log stays clean.
 """
 from __future__ import annotations
 
@@ -27,20 +29,32 @@ def progress_numbers(counts: Mapping[str, int]) -> tuple[int, int]:
     return min(sum(counts.get(k, 0) for k in FINISHED), read), read
 
 
-def postfix(counts: Mapping[str, int]) -> str:
+def stage_counts(counts: Mapping[str, int]) -> str:
+    """How far the records are through the stages: while the models run, the finished count alone stands still
+    for minutes, so each stage says how many records it has handled (done or skipped with its reason)."""
+    ner = counts.get("ner_done", 0) + counts.get("ner_skipped", 0)
+    stance = counts.get("stance_done", 0) + counts.get("stance_skipped", 0)
+    return f"language {counts.get('langid_done', 0)}, NER {ner}, stance {stance}"
+
+
+def postfix(counts: Mapping[str, int], streaming: bool = False) -> str:
+    """The bar's text: (streaming: feed polls and failures,) the stages, then the four outcome numbers."""
     dead = counts.get("dead_letter_records", 0)
     dups = counts.get("duplicates_exact", 0) + counts.get("duplicates_near", 0)
-    return (f"read {counts.get('read', 0)}, written {counts.get('written', 0)}, duplicates {dups}, "
-            f"dead letters {dead}")
+    polls = (f"polls {counts.get('feed_polls', 0)}, feeds failed {counts.get('feeds_failed', 0)}; "
+             if streaming else "")
+    return (f"{polls}read {counts.get('read', 0)}; {stage_counts(counts)}; written {counts.get('written', 0)}, "
+            f"duplicates {dups}, dead letters {dead}")
 
 
 class LiveProgress:
     """A tqdm bar fed from the stage tallies by a daemon thread; a context manager around `p.run()`."""
 
     def __init__(self, enabled: bool, stream: TextIO | None = None, interval: float = 0.5,
-                 counts: Callable[[], Mapping[str, int]] = local_counts):
+                 counts: Callable[[], Mapping[str, int]] = local_counts, streaming: bool = False):
+        """streaming: a status line with no total (polls, new entries, stages, written) instead of a bar."""
         self.stream = stream or sys.stderr
-        self.enabled = enabled
+        self.enabled, self.streaming = enabled, streaming
         self.interval = interval
         self.counts = counts
         self._stop = threading.Event()
@@ -61,10 +75,10 @@ class LiveProgress:
         counts = self._delta()
         done, read = progress_numbers(counts)
         bar = self._bar
-        if read and bar.total != read:
+        if read and bar.total != read and not self.streaming:
             bar.total = read
         bar.n = done
-        bar.set_postfix_str(postfix(counts), refresh=False)
+        bar.set_postfix_str(postfix(counts, self.streaming), refresh=False)
         bar.refresh()
 
     def _loop(self) -> None:

@@ -47,9 +47,9 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
     what = "streaming graph" if streaming else "graph"
     # batch: the index and the partitions agree after any kill (pipeline.recovery)
-    try:  # live progress in batch only: a streaming run logs each file it writes
+    try:  # live progress of a local run: a bar in batch, a status line in streaming
         mark = None if streaming else begin_writes(cfg.output, cfg.shingle_size, cfg.num_perm)
-        with LiveProgress(enabled=not remote and not streaming and LiveProgress.wanted(opts.quiet)):
+        with LiveProgress(enabled=not remote and LiveProgress.wanted(opts.quiet), streaming=streaming):
             result = p.run()
             if not remote or not streaming:  # a remote streaming job runs on until drained
                 result.wait_until_finish()
