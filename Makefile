@@ -10,7 +10,7 @@ OUT ?= out
 TARGETS ?= Armenia Azerbaijan
 SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
-.PHONY: install run report-png check-install run-feeds backfill-yesterday test bench eval eval-entities eval-precision calibrate-int8 train-ner train-stance schemas clean
+.PHONY: install run report-png wheel check-install run-feeds backfill-yesterday test bench eval eval-entities eval-precision calibrate-int8 train-ner train-stance schemas clean
 
 install: $(BIN)/newsbeam
 
@@ -32,6 +32,13 @@ run: install
 report-png: run
 	$(BIN)/newsbeam report --output $(OUT) --html $(OUT)/_report/report.html
 	$(BIN)/python tools/report_png.py $(OUT)/_report/report.html docs/report.png --open drill-articles
+
+# dist/newsbeam-VERSION-py3-none-any.whl: the package with the model weights inside, for `pip install` outside a
+# clone (install torch==2.13.0 first, from the CPU index, so pip does not pull the CUDA build).
+wheel: install
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	rm -rf build
+	ls -l dist/newsbeam-*.whl
 
 # `pip install .` (not editable) into a fresh venv, then `import newsbeam` from outside the source tree:
 # the packages, the report template and the model weights are in the wheel. Downloads the pinned dependencies.

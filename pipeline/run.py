@@ -46,9 +46,10 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     build(p, cfg, opts.input, feeds=feeds)
     remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
     what = "streaming graph" if streaming else "graph"
-    # batch: the index and the partitions agree after any kill (pipeline.recovery)
+    # a local batch run: the index and the partitions agree after any kill (pipeline.recovery). Not on a cloud
+    # runner: its launcher neither reads the partitions back nor should write to the bucket before submitting
     try:  # live progress of a local run: a bar in batch, a status line in streaming
-        mark = None if streaming else begin_writes(cfg.output, cfg.shingle_size, cfg.num_perm)
+        mark = None if streaming or remote else begin_writes(cfg.output, cfg.shingle_size, cfg.num_perm)
         with LiveProgress(enabled=not remote and LiveProgress.wanted(opts.quiet), streaming=streaming):
             result = p.run()
             if not remote or not streaming:  # a remote streaming job runs on until drained

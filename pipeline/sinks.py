@@ -157,9 +157,12 @@ class WriteArticles(beam.PTransform):
     def expand(self, articles):
         valid = articles | "Validate" >> beam.FlatMap(_validate_article).with_outputs(DEAD, main="valid")
         by_day = valid.valid | "ByDay" >> beam.Map(lambda r: (r["published"], r))
-        days = owned_days(self.output, *self.date_range) if self.date_range and not self.merge else []
-        if days:  # a day whose every article this input dropped (or made a duplicate) is still rewritten
-            owned = articles.pipeline | "OwnedDays" >> beam.Create([(day, None) for day in days])
+        if self.date_range and not self.merge:  # a day whose every article this input dropped (or made a
+            # duplicate) is still rewritten; listed when the pipeline runs, on the workers, so a cloud launcher
+            # reads nothing from the bucket while it builds the graph
+            owned = (articles.pipeline | "Backfill" >> beam.Create([self.date_range])
+                     | "OwnedDays" >> beam.FlatMap(lambda r, root: [(d, None) for d in owned_days(root, *r)],
+                                                   self.output))
             by_day = (by_day, owned) | "WithOwnedDays" >> beam.Flatten()
         paths = (by_day
                  | "GroupDay" >> beam.GroupByKey()

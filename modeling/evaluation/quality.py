@@ -251,8 +251,9 @@ def precision_section(ner_record: dict | None, stance_record: dict | None) -> li
                         "--write docs/quality.md`.", ""]
     lines += ["Each model in each precision on the same dev examples, difference from fp32 in points. `--precision "
               "auto` (the default) considers only the precisions within tolerance of fp32 on every set (NER: 0.5 "
-              "F1 points, stance: 1.0 macro-F1 point) and among those takes the fastest by a probe at model load "
-              "(modeling/precision.py). int8 (modeling/quantization.py): the Linear layers that do not narrow "
+              "F1 points, stance: 1.0 macro-F1 point) and among those takes bf16 where the CPU runs it natively, "
+              "else int8 where a probe at model load times it faster than fp32, else fp32 (modeling/precision.py; "
+              "the measurements in benchmarks.md). int8 (modeling/quantization.py): the Linear layers that do not narrow "
               "(attention q/k/v/output, FFN in) with SmoothQuant scaling (alpha 0.5), weights per output channel "
               "and a static activation range per layer, both calibrated on training text (`python -m "
               "modeling.training.calibrate`, never on these dev sets); the FFN's second layer, the heads, "
