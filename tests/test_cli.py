@@ -169,10 +169,12 @@ def _run_on_a_terminal(tmp_path, *extra: str) -> str:
 
 
 def test_progress_bar_on_a_terminal(tmp_path):
-    """In a real pseudo-terminal the live bar shows records read, written, duplicates and dead letters."""
+    """In a real pseudo-terminal the live bar shows records read, each stage's count, written, duplicates and
+    dead letters."""
     screen = _run_on_a_terminal(tmp_path)
     assert "newsbeam" in screen and "records/s" in screen, screen[-2000:]
-    assert re.search(r"read \d+, written \d+, duplicates \d+, dead letters \d+", screen), screen[-2000:]
+    assert re.search(r"read \d+; language \d+, NER \d+, stance \d+; written \d+, duplicates \d+, dead letters \d+",
+                     screen), screen[-2000:]
     assert "every record accounted for" in screen
 
 
