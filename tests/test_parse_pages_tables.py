@@ -132,6 +132,12 @@ def test_split_list_and_format_detection():
     assert split_list("A; B|C ") == ["A", "B", "C"] and split_list(" ") is None
     assert [detect_format(r, b"x") for r in ("a.html", "a.HTM", "a.csv", "a.tsv.gz", "a.txt")] == [
         "page", "page", "csv", "tsv", "seed"]
+    # no telling name: the content decides (a saved page named "article" or a URL path is a page, not a feed)
+    assert [detect_format("article", d) for d in (b"\n<!DOCTYPE html><html>", b"<?xml version='1.0'?><rss>",
+                                                  b'{"text": 1}', b"date 2020-01-01")] == [
+        "page", "feed", "jsonl", "seed"]
+    (saved,) = parse_raw({"ref": "saved/article", "data": PAGE.encode()})
+    assert isinstance(saved[1], dict) and saved[1]["title"]
     # a feed fetched from a URL ending in .html is still read as a feed
     fetched = dict(parse_raw({"ref": "https://ex.org/feed.html", "data": b"<rss><channel></channel></rss>",
                               "max_entries": 5}))

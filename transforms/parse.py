@@ -50,7 +50,9 @@ _COMPRESSED = re.compile(r"\.(?:gz|bz2|zst|xz|lzma|deflate)$")
 
 def detect_format(ref: str, data: bytes) -> str:
     """'jsonl', 'feed', 'page', 'csv', 'tsv' or 'seed', by extension (a compression suffix aside) first, then by
-    the first non-blank byte (an unnamed table or page is not guessed: a seed or a feed says what it expected)."""
+    content: a document whose root element is <html> is a page (a saved page or a fetched URL without a
+    telling name), other markup a feed, `{` JSONL, anything else a seed. An unnamed table is not guessed: the
+    seed parser says what it expected."""
     low = ref.lower()
     plain = _COMPRESSED.sub("", low)
     if plain.endswith(PAGE_SUFFIXES):
@@ -64,8 +66,12 @@ def detect_format(ref: str, data: bytes) -> str:
         return "feed"
     if low.endswith((".txt", ".text", ".md")):
         return "seed"
-    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    return {b"<": "feed", b"{": "jsonl"}.get(head, "seed")
+    body = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if body[:1] == b"<":
+        from .feedsafety import looks_like_html
+
+        return "page" if looks_like_html(body) else "feed"
+    return "jsonl" if body[:1] == b"{" else "seed"
 
 
 def split_date_line(line: str) -> tuple[str, str]:
