@@ -159,6 +159,10 @@ OPTIONS: tuple[Option, ...] = (
     _opt("models", "--torch-threads", MODEL, metavar="N", type=int, default=0,
          help="torch intra-op threads per worker process for the model stages (0: torch's default, one per "
               "core). On Dataflow, which runs one SDK process per vCPU, use 1"),
+    _opt("models", "--model-copies", MODEL, metavar="N", type=int, default=None,
+         help="copies of each model per machine: N >= 1 loads at most N, shared by every SDK process of the "
+              "machine (Beam's share_model_across_processes); 0 loads one per SDK process. Default: 1 where a "
+              "machine runs several SDK processes (Dataflow, --direct_running_mode multi_processing), else 0"),
     _opt("models", "--precision", MODEL, choices=list(PRECISION_CHOICES), default="auto",
          help="numeric precision of the NER and stance models: fp32, bf16 (autocast), int8 (dynamic quantisation "
               "of the Linear layers), or auto: at model load each worker times them on the model's own layer "

@@ -78,6 +78,7 @@ class GraphConfig:
     full_text: FullTextPolicy = field(default_factory=FullTextPolicy)  # --fetch-full-text (fetch policy)
     auto_targets: int = 3
     torch_threads: int = 0  # intra-op threads per worker process for the model stages (0: torch's default)
+    model_copies: int | None = None  # --model-copies: None, one per SDK process; N, at most N per machine
     compile_models: bool = False  # torch.compile the models in each worker (pays off on long runs)
     precision: str = "auto"  # fp32 | bf16 | int8 | auto (modeling.precision: timed at load, quality-gated)
     date_range: tuple[str, str] | None = None  # backfill: only articles published in [since, until]
@@ -145,14 +146,16 @@ class ProcessArticles(beam.PTransform):
                                                             max_batch_size=cfg.ner_batch_size,
                                                             torch_threads=cfg.torch_threads,
                                                             compile_model=cfg.compile_models,
-                                                            precision=cfg.precision)
+                                                            precision=cfg.precision,
+                                                            copies=cfg.model_copies)
         stance = ner["articles"] | "Stance" >> ClassifyStance(cfg.stance_model, cfg.targets,
                                                              languages=cfg.stance_languages,
                                                              max_batch_size=cfg.stance_batch_size,
                                                              auto_top_n=cfg.auto_targets,
                                                              torch_threads=cfg.torch_threads,
                                                              compile_model=cfg.compile_models,
-                                                             precision=cfg.precision)
+                                                             precision=cfg.precision,
+                                                             copies=cfg.model_copies)
         out.update({f"{DEAD}_ner": ner[DEAD], f"{DEAD}_ner_batches": ner["failed_batches"],
                     f"{DEAD}_stance": stance[DEAD], f"{DEAD}_stance_batches": stance["failed_batches"],
                     "articles": stance["articles"]})

@@ -79,6 +79,8 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
         raise UsageError("--dedup-threshold must be in (0, 1]")
     if opts.torch_threads < 0:
         raise UsageError("--torch-threads must be 0 (torch's default) or a positive number of threads")
+    if opts.model_copies is not None and opts.model_copies < 0:
+        raise UsageError("--model-copies must be 0 (one per SDK process) or a positive number of copies")
     for flag, value in (("--ner-batch-size", opts.ner_batch_size), ("--stance-batch-size", opts.stance_batch_size)):
         if value < 1:
             raise UsageError(f"{flag} must be a positive number of articles, not {value}")
@@ -107,11 +109,28 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
                        dedup_threshold=opts.dedup_threshold, num_perm=opts.num_perm,
                        shingle_size=opts.shingle_size, limits=limits, full_text=full_text,
                        auto_targets=opts.auto_targets, torch_threads=opts.torch_threads,
+                       model_copies=model_copies(opts),
                        compile_models=opts.compile_models, precision=opts.precision,
                        skip_models=opts.skip_models, article_format=getattr(opts, "format", "jsonl"),
                        max_entries_per_feed=opts.max_entries_per_feed,
                        fetch_concurrency=opts.fetch_concurrency, max_retry_after=opts.max_retry_after,
                        date_range=date_range, side_files_dir=side_files_dir, stream=stream_config(opts, idle_sleep))
+
+
+LOCAL_RUNNERS = (None, "DirectRunner", "direct", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner",
+                 "PrismRunner", "prism")
+
+
+def model_copies(opts: PipelineOptions) -> int | None:
+    """--model-copies as the handlers take it (None: one per SDK process). Unset: one copy per machine where a
+    machine runs several SDK processes (a cloud runner, the local multi_processing mode), else one per process,
+    since one process already shares its copy between its threads and a model server would only add a hop."""
+    n = opts.view_as(NewsbeamOptions).model_copies
+    if n is None:
+        several = (opts.view_as(StandardOptions).runner not in LOCAL_RUNNERS
+                   or opts.view_as(DirectOptions).direct_running_mode == "multi_processing")
+        n = 1 if several else 0
+    return n or None
 
 
 def stream_config(opts: NewsbeamOptions, idle_sleep: float = 0.0) -> StreamConfig | None:

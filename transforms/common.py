@@ -32,6 +32,23 @@ def set_torch_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+class SharedAcrossProcesses:
+    """The part of a model handler that says how many copies of its model a machine holds (`--model-copies`).
+
+    copies None: Beam's default, one copy per SDK process (shared by its threads). copies N >= 1: at most N
+    copies per machine, served to every SDK process of it over Beam's multi_process_shared (the first process
+    that loads the model hosts it; the others call it), so a Dataflow worker with one SDK process per vCPU holds
+    one model, not one per vCPU."""
+
+    copies: int | None = None
+
+    def share_model_across_processes(self) -> bool:
+        return self.copies is not None
+
+    def model_copies(self) -> int:
+        return self.copies or 1
+
+
 def fixed_batches(max_batch_size: int) -> dict:
     """BatchElements arguments for the model stages: batches of exactly max_batch_size articles, fewer only at the
     end of a bundle.

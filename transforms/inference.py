@@ -70,6 +70,12 @@ class RoutedModelHandler(ModelHandler[dict, PredictionResult, Any]):
     def batch_elements_kwargs(self):
         return self.inner.batch_elements_kwargs()
 
+    def share_model_across_processes(self) -> bool:
+        return self.inner.share_model_across_processes()
+
+    def model_copies(self) -> int:
+        return self.inner.model_copies()
+
     def get_metrics_namespace(self) -> str:
         return self.inner.get_metrics_namespace()
 

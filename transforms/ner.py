@@ -13,8 +13,8 @@ from typing import Any, Iterable, Optional, Sequence
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from .common import (DEAD, InferenceFailure, counter, dead_letter, fixed_batches, infer_with_single_retry,
-                     set_torch_threads)
+from .common import (DEAD, InferenceFailure, SharedAcrossProcesses, counter, dead_letter, fixed_batches,
+                     infer_with_single_retry, set_torch_threads)
 from .inference import LanguageRoute, RoutedInference
 
 # Every language whose dev F1 is at least 0.75 (relaxed document-level F1 for SlavNER, exact spans for the
@@ -69,13 +69,14 @@ def group_entities(text: str, spans: Iterable[Any], language: str | None = None)
     return resolve_entities(text, spans, language)
 
 
-class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
+class NerModelHandler(SharedAcrossProcesses, ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: loads the tagger once per worker, tags a batch of articles' texts."""
 
     def __init__(self, model: str, window: int | None = None, overlap: int = 32,
                  max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False,
-                 decoding: str | None = None, precision: str = "auto"):
+                 decoding: str | None = None, precision: str = "auto", copies: int | None = None):
         """window, decoding: --ner-window, --ner-decoding (None: chosen per model by NerTagger.load);
+        copies: --model-copies (transforms.common.SharedAcrossProcesses);
         torch_threads: --torch-threads, intra-op threads per worker process (0: torch's default);
         compile_model: --compile-models (modeling.shipping.compile_for_inference);
         precision: --precision (modeling.precision; auto probes once per worker, at load)."""
@@ -83,7 +84,7 @@ class NerModelHandler(ModelHandler[dict, PredictionResult, Any]):
         self.model_name = model
         self.torch_threads, self.compile_model = torch_threads, compile_model
         self.window, self.decoding, self.precision = window, decoding, precision
-        self.overlap = overlap
+        self.overlap, self.copies = overlap, copies
         self._batch = fixed_batches(max_batch_size)
 
     def load_model(self):
@@ -141,12 +142,12 @@ class RecogniseEntities(beam.PTransform):
 
     def __init__(self, model: str, languages: Sequence[str] = NER_LANGUAGES, window: int | None = None, overlap: int = 32,
                  max_batch_size: int = 32, torch_threads: int = 0, compile_model: bool = False,
-                 decoding: str | None = None, precision: str = "auto"):
+                 decoding: str | None = None, precision: str = "auto", copies: int | None = None):
         super().__init__()
         self.model, self.languages = model, tuple(languages)
         self.handler = NerModelHandler(model, window=window, overlap=overlap, max_batch_size=max_batch_size,
                                        torch_threads=torch_threads, compile_model=compile_model, decoding=decoding,
-                                       precision=precision)
+                                       precision=precision, copies=copies)
 
     def routed(self) -> RoutedInference:
         """The stage itself: the handler behind the language route, attach and skip (also run without Beam by

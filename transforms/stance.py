@@ -18,8 +18,8 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from schemas.article import NOT_MENTIONED
 
-from .common import (DEAD, InferenceFailure, counter, dead_letter, fixed_batches, infer_with_single_retry,
-                     set_torch_threads)
+from .common import (DEAD, InferenceFailure, SharedAcrossProcesses, counter, dead_letter, fixed_batches,
+                     infer_with_single_retry, set_torch_threads)
 from .inference import LanguageRoute, RoutedInference, language_code
 
 # Languages where stance is measured at or above MEASURED_BAR macro-F1 on dev data (docs/quality.md, "Stance per
@@ -195,13 +195,15 @@ def unlabelled_records(article: dict, targets: Mapping[str, list[str]], reason: 
     return [unlabelled(t, p.count, reason, known) for t, p in plan_mentions(article, targets, max_mentions=0).items()]
 
 
-class StanceModelHandler(ModelHandler[dict, PredictionResult, Any]):
+class StanceModelHandler(SharedAcrossProcesses, ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler: one classifier per worker; all mentions of a batch of articles in one call."""
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], max_batch_size: int = 32, auto_top_n: int = 3,
-                 torch_threads: int = 0, compile_model: bool = False, precision: str = "auto"):
-        """torch_threads, compile_model, precision: as NerModelHandler."""
+                 torch_threads: int = 0, compile_model: bool = False, precision: str = "auto",
+                 copies: int | None = None):
+        """torch_threads, compile_model, precision, copies: as NerModelHandler."""
         super().__init__()
+        self.copies = copies
         self.model_name = model
         self.torch_threads, self.compile_model, self.precision = torch_threads, compile_model, precision
         self.targets = dict(targets)
@@ -282,13 +284,13 @@ class ClassifyStance(beam.PTransform):
 
     def __init__(self, model: str, targets: Mapping[str, list[str]], languages: Sequence[str] = STANCE_MEASURED,
                  max_batch_size: int = 32, auto_top_n: int = 3, torch_threads: int = 0,
-                 compile_model: bool = False, precision: str = "auto"):
+                 compile_model: bool = False, precision: str = "auto", copies: int | None = None):
         super().__init__()
         self.model = model
         self.targets, self.languages, self.auto_top_n = dict(targets), tuple(languages), auto_top_n
         self.handler = StanceModelHandler(model, self.targets, max_batch_size=max_batch_size, auto_top_n=auto_top_n,
                                           torch_threads=torch_threads, compile_model=compile_model,
-                                          precision=precision)
+                                          precision=precision, copies=copies)
 
     def routed(self) -> RoutedInference:
         """The stage itself (see RecogniseEntities.routed)."""
