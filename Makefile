@@ -10,7 +10,7 @@ OUT ?= out
 TARGETS ?= Armenia Azerbaijan
 SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
-.PHONY: install run report-png wheel check-install run-feeds backfill-yesterday test bench eval eval-entities eval-precision calibrate-int8 train-ner train-stance schemas clean
+.PHONY: install run report-png wheel check-install check-readme run-feeds backfill-yesterday test bench eval eval-entities eval-precision calibrate-int8 train-ner train-stance schemas clean
 
 install: $(BIN)/newsbeam
 
@@ -44,6 +44,11 @@ wheel: install
 # the packages, the report template and the model weights are in the wheel. Downloads the pinned dependencies.
 check-install:
 	bash tools/check_install.sh
+
+# Every command line of the README's shell blocks: run on this clone, or parsed by its own parser where it needs
+# the internet, a cloud project, the corpora or hours (tools/check_readme.py says which and why; a few minutes).
+check-readme: install
+	$(BIN)/python tools/check_readme.py
 
 # make run-feeds FEEDS="https://example.org/rss https://example.com/atom.xml"  (or FEEDS_FILE=feeds.txt)
 # Streaming: add STREAMING=1 [POLL_INTERVAL=300] [STOP_AFTER=3600]. FULL_TEXT=1 adds --fetch-full-text (both modes).

@@ -226,12 +226,10 @@ def print_comparison(model: str, other: dict, key: str, label: str) -> None:
           + (" (contains 0: not told apart on this set)" if lo <= 0 <= hi else ""))
 
 
-def main(argv=None) -> int:
-    from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
-
+def build_parser() -> argparse.ArgumentParser:
+    """`newsbeam eval`'s options (also parsed alone by tools/check_readme.py)."""
     from modeling.precision import CHOICES as PRECISION_CHOICES
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="newsbeam eval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("task", choices=["ner", "stance"])
@@ -251,6 +249,14 @@ def main(argv=None) -> int:
                          "those measured to keep quality)")
     ap.add_argument("--rusentne-heldout", action="store_true",
                     help="stance/rusentne: score only the fixed-seed 15%% held back from training")
+    return ap
+
+
+def main(argv=None) -> int:
+    from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = build_parser()
     args = ap.parse_args(argv)
     if not Path(args.gold).exists():
         print(f"newsbeam eval: error: --gold {args.gold} does not exist", file=sys.stderr)

@@ -95,16 +95,21 @@ class Progress:
             self.console.__exit__(None, None, None)
 
 
-def start_run(prog: str, description: str | None, default_config: str, argv=None
-              ) -> tuple[argparse.Namespace, dict, Path, logging.Logger, random.Random]:
-    """What both `newsbeam train` commands start with: their options, the config, the log, torch's threads and
-    every seed. Returns (options, config, output directory, log, the run's own random.Random)."""
+def train_parser(prog: str, description: str | None, default_config: str) -> argparse.ArgumentParser:
+    """The options both `newsbeam train` commands take (also parsed alone by tools/check_readme.py)."""
     ap = argparse.ArgumentParser(prog=prog, description=description)
     ap.add_argument("--config", default=default_config)
     ap.add_argument("--output", default=None, help="model directory (default: from the config)")
     ap.add_argument("--log", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: from the config)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def start_run(prog: str, description: str | None, default_config: str, argv=None
+              ) -> tuple[argparse.Namespace, dict, Path, logging.Logger, random.Random]:
+    """What both `newsbeam train` commands start with: their options, the config, the log, torch's threads and
+    every seed. Returns (options, config, output directory, log, the run's own random.Random)."""
+    args = train_parser(prog, description, default_config).parse_args(argv)
     cfg = load_config(args.config)
     log = setup_logging(args.log)
     log.info(f"config {json.dumps(cfg)}")
