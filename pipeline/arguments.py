@@ -35,6 +35,7 @@ DEFAULT_FETCH_RETRIES = 1  # in-poll retries; the next poll (with backoff) is th
 # tests/test_cli_modes.py checks each equals its owner's value.
 MIRRORED = {"DEFAULT_CONCURRENT_FETCHES": 8, "DEFAULT_MAX_ENTRIES": 500,  # pipeline.feeds
             "MAX_RETRY_AFTER": 30.0,  # pipeline.feeds.FetchLimits.max_retry_after
+            "DEFAULT_URL_DELAY": 1.0,  # pipeline.pages
             "DEFAULT_DEDUP_TTL": 7 * 24 * 3600.0, "DEFAULT_TEXT_MAX": 200_000,  # transforms.dedup_stream
             "DEFAULT_BAND_MAX": 256,  # transforms.dedup_stream
             "NER_LANGUAGES": ("en", "de", "es", "nl", "fr", "it", "pt", "da", "pl", "ru", "cs", "sl", "uk", "bg",
@@ -63,6 +64,8 @@ STREAMING = Where(commands=frozenset({"run"}), streaming=True)
 BACKFILL = Where(commands=frozenset({"backfill"}))
 MODEL = Where(not_with=("--skip-models",))
 FEEDS = ("--feeds", "--feeds-file")
+FETCHED = (*FEEDS, "--urls")  # what is fetched over HTTP in batch: feeds and article pages
+PAGES = Where(commands=frozenset({"run"}), streaming=False, needs=("--urls",))
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,13 @@ def _opt(group: str, flag: str, where: Where = ANYWHERE, beam: bool = False, **k
 
 GROUPS = {  # the --help groups, in order, with their descriptions
     "backfill": "only the articles published in [--since, --until], one partition per day",
-    "input": "what to read: files (--input) and/or feeds (see feeds)",
+    "input": "what to read: files (--input), feeds (see feeds) and/or article pages (see pages)",
     "output": None,
     "models": "stance targets and the two transformer stages",
     "dedup": "exact and near-duplicate detection (within a run and across runs)",
     "feeds": "RSS/Atom feeds over HTTP (batch: one pull; streaming: polled)",
+    "pages": "article pages over HTTP (batch): each fetched once, one request at a time per host, robots.txt "
+             "honoured, parsed as a saved .html page",
     "streaming": "with --streaming: poll the feeds until --stop-after (or until killed)",
     "runner": """any other Beam pipeline option is passed to the runner, e.g. --setup_file, --num_workers,
 --max_num_workers, --sdk_container_image, --direct_running_mode multi_processing --direct_num_workers 2;
@@ -193,12 +198,24 @@ OPTIONS: tuple[Option, ...] = (
          help="with --fetch-full-text, also fetch entry links whose host resolves to a loopback, private or "
               "link-local address (intranet feeds); off by default, since entry links come from untrusted feed "
               "content"),
-    _opt("feeds", "--fetch-concurrency", Where(streaming=False, needs=FEEDS), metavar="N", type=int,
-         default=MIRRORED["DEFAULT_CONCURRENT_FETCHES"], help="feeds fetched at once on each worker (batch pull)"),
-    _opt("feeds", "--max-retry-after", Where(streaming=False, needs=FEEDS), metavar="SECONDS", type=float,
+    _opt("feeds", "--fetch-concurrency", Where(streaming=False, needs=FETCHED), metavar="N", type=int,
+         default=MIRRORED["DEFAULT_CONCURRENT_FETCHES"],
+         help="feeds (and hosts of --urls) fetched at once on each worker (batch pull)"),
+    _opt("feeds", "--max-retry-after", Where(streaming=False, needs=FETCHED), metavar="SECONDS", type=float,
          default=MIRRORED["MAX_RETRY_AFTER"],
-         help="a feed server's Retry-After is waited for up to this long; a longer one fails the fetch, saying so "
-              "(batch pull)"),
+         help="a feed or page server's Retry-After is waited for up to this long; a longer one fails the fetch, "
+              "saying so (batch pull)"),
+    _opt("pages", "--urls", Where(commands=frozenset({"run"}), streaming=False), metavar="FILE", default=None,
+         help="a file with one article page URL (http/https) per line (# comments and blank lines allowed); each "
+              "page is fetched once and read as a saved .html page (title, date, author, site name, main text). "
+              "A page that is not fetched (HTTP error, not HTML, disallowed by robots.txt, a refused host) is a "
+              "dead letter with the reason"),
+    _opt("pages", "--urls-delay", PAGES, metavar="SECONDS", type=float, default=MIRRORED["DEFAULT_URL_DELAY"],
+         help="seconds from the end of one request to the start of the next to the same host (robots.txt "
+              "included; a longer Crawl-delay in robots.txt wins, up to 30 s)"),
+    _opt("pages", "--urls-allow-private-hosts", PAGES, action="store_true", default=False,
+         help="also fetch --urls whose host (or a redirect's) resolves to a loopback, private or link-local "
+              "address (intranet sites); off by default, so a URL list cannot reach internal services"),
     _opt("streaming", "--poll-interval", STREAMING, metavar="SECONDS", type=float, default=DEFAULT_POLL_INTERVAL,
          help="seconds between polls of each feed"),
     _opt("streaming", "--stop-after", STREAMING, metavar="SECONDS", type=float, default=None,

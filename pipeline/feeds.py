@@ -11,7 +11,8 @@ Retry-After parsing); the loop that applies it is here because urllib3 retries o
 fetch also fails after the headers (a body cut short, an empty body), checks every redirect hop itself (public
 hosts only, for entry pages) and runs under one total deadline. Redirects, timeouts and size caps are decided
 here too, not left to library defaults. `--fetch-full-text` fetches an entry's
-article page with the same client (`fetch_page`, `FullTextFetcher`) and extracts its main text with trafilatura.
+article page with the same client (`fetch_page`, `FullTextFetcher`) and extracts its main text with trafilatura;
+`--urls` (pipeline.pages) fetches listed article pages with it too.
 """
 from __future__ import annotations
 
@@ -50,33 +51,34 @@ _RETRY_STATUS = frozenset({429} | set(range(500, 600)))
 
 
 # ------------------------------------------------------------------ feed lists and URLs
-def validate_feed_url(url: str) -> str:
-    """The URL, stripped, if it is absolute http(s) with a host; ValueError otherwise.
+def validate_feed_url(url: str, what: str = "feed URL") -> str:
+    """The URL, stripped, if it is absolute http(s) with a host; ValueError otherwise (naming `what` it is).
 
     Only http(s) is fetched: file://, ftp:// and friends would let a feed list (or a redirect) read local files
     or talk to services the pipeline has no business with."""
     if not isinstance(url, str) or not url.strip():
-        raise ValueError(f"feed URL must be a non-empty string, got {url!r}")
+        raise ValueError(f"{what} must be a non-empty string, got {url!r}")
     url = url.strip()
     if any(c.isspace() for c in url):
-        raise ValueError(f"feed URL contains whitespace: {url!r}")
+        raise ValueError(f"{what} contains whitespace: {url!r}")
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
         got = f"{parts.scheme}:" if parts.scheme else "no scheme"
-        raise ValueError(f"feed URL must be http:// or https://, got {got} in {url!r}")
+        raise ValueError(f"{what} must be http:// or https://, got {got} in {url!r}")
     try:
         host, _ = parts.hostname, parts.port  # .port raises ValueError on a bad port
     except ValueError as exc:
-        raise ValueError(f"feed URL has an invalid port: {url!r} ({exc})") from None
+        raise ValueError(f"{what} has an invalid port: {url!r} ({exc})") from None
     if not host:
-        raise ValueError(f"feed URL has no host: {url!r}")
+        raise ValueError(f"{what} has no host: {url!r}")
     return url
 
 
-def read_feed_list(path: str | Path) -> list[str]:
-    """Feed URLs from a text file: one per line, blank lines and `#` comment lines (or trailing ` # ...`) allowed.
+def read_feed_list(path: str | Path, what: str = "feed URL") -> list[str]:
+    """URLs from a text file (feeds; article pages for --urls, `what` naming them in errors): one per line, blank
+    lines and `#` comment lines (or trailing ` # ...`) allowed.
 
-    Duplicates are dropped (first kept) so a feed is not fetched twice in one run; a bad line is an error naming
+    Duplicates are dropped (first kept) so a URL is not fetched twice in one run; a bad line is an error naming
     the file and line, raised before anything is fetched."""
     urls: list[str] = []
     for n, line in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), start=1):
@@ -86,7 +88,7 @@ def read_feed_list(path: str | Path) -> list[str]:
         if len(words) > 1 and not words[1].startswith("#"):
             raise ValueError(f"{path}:{n}: expected one URL per line, got {line.strip()!r}")
         try:
-            urls.append(validate_feed_url(words[0]))
+            urls.append(validate_feed_url(words[0], what))
         except ValueError as exc:
             raise ValueError(f"{path}:{n}: {exc}") from None
     return list(dict.fromkeys(urls))
@@ -130,7 +132,7 @@ class FetchResult:
         return {"url": self.url, "etag": self.etag, "last_modified": self.last_modified}
 
 
-class _FetchFailed(Exception):
+class FetchFailed(Exception):
     """One attempt failed; `retryable` says whether another attempt may succeed. `response` (urllib3's) is kept
     for a retryable HTTP status, for the retry policy to read its Retry-After."""
 
@@ -173,7 +175,7 @@ def retry_policy(limits: FetchLimits) -> Retry:
                  respect_retry_after_header=True, raise_on_status=False, retry_after_max=2 ** 31)
 
 
-def _retry_after(retry: Retry, failed: _FetchFailed) -> float | None:
+def _retry_after(retry: Retry, failed: FetchFailed) -> float | None:
     """The server's Retry-After in seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
     if failed.response is None:
         return None
@@ -183,18 +185,18 @@ def _retry_after(retry: Retry, failed: _FetchFailed) -> float | None:
         return None
 
 
-def _describe(exc: requests.RequestException, limits: FetchLimits) -> _FetchFailed:
+def _describe(exc: requests.RequestException, limits: FetchLimits) -> FetchFailed:
     """A requests exception as a reason a person can act on, and whether retrying makes sense."""
     text = str(exc)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return _FetchFailed(f"connect timeout after {limits.connect_timeout:g} s", True)
+        return FetchFailed(f"connect timeout after {limits.connect_timeout:g} s", True)
     if isinstance(exc, requests.exceptions.ReadTimeout) or "Read timed out" in text:
-        return _FetchFailed(f"read timeout after {limits.read_timeout:g} s", True)
+        return FetchFailed(f"read timeout after {limits.read_timeout:g} s", True)
     if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return _FetchFailed(f"cannot decode the compressed body: {text[:200]}", False)
+        return FetchFailed(f"cannot decode the compressed body: {text[:200]}", False)
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):
-        return _FetchFailed(f"connection failed or dropped: {text[:300]}", True)
-    return _FetchFailed(f"request failed: {type(exc).__name__}: {text[:300]}", False)
+        return FetchFailed(f"connection failed or dropped: {text[:300]}", True)
+    return FetchFailed(f"request failed: {type(exc).__name__}: {text[:300]}", False)
 
 
 # ------------------------------------------------------------------ the total deadline, enforced mid-read
@@ -297,8 +299,8 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
                                           "https": _watched_pool(HTTPSConnectionPool)}
 
 
-def _past_deadline(limits: FetchLimits, what: str) -> _FetchFailed:
-    return _FetchFailed(f"total_timeout {limits.total_timeout:g} s exceeded while receiving the {what}", False)
+def _past_deadline(limits: FetchLimits, what: str) -> FetchFailed:
+    return FetchFailed(f"total_timeout {limits.total_timeout:g} s exceeded while receiving the {what}", False)
 
 
 def _check_deadline(limits: FetchLimits, what: str) -> None:
@@ -317,16 +319,16 @@ def _read_capped(resp: requests.Response, limits: FetchLimits, deadline: float) 
     gzip bomb costs at most one chunk beyond the cap) and giving up at the overall deadline."""
     encoding = resp.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in _DECODABLE:
-        raise _FetchFailed(f"unsupported Content-Encoding {encoding!r} (asked for gzip or deflate)", False)
+        raise FetchFailed(f"unsupported Content-Encoding {encoding!r} (asked for gzip or deflate)", False)
     length = _content_length(resp)
     if length is not None and length > limits.max_bytes:
-        raise _FetchFailed(f"response too large: Content-Length {length} > max_bytes {limits.max_bytes}", False)
+        raise FetchFailed(f"response too large: Content-Length {length} > max_bytes {limits.max_bytes}", False)
     body = bytearray()
     try:
         for chunk in resp.iter_content(chunk_size=64 * 1024):
             body += chunk
             if len(body) > limits.max_bytes:
-                raise _FetchFailed(f"response too large: more than max_bytes {limits.max_bytes} bytes "
+                raise FetchFailed(f"response too large: more than max_bytes {limits.max_bytes} bytes "
                                    f"(decoded); stopped reading", False)
             if time.monotonic() > deadline:
                 raise _past_deadline(limits, "body")
@@ -337,7 +339,7 @@ def _read_capped(resp: requests.Response, limits: FetchLimits, deadline: float) 
     if not body:
         # a 2xx without a single body byte is no feed; it is also what a response cut off in the middle of its
         # headers looks like (http.client ends the headers at EOF), so it is a failed fetch, retried
-        raise _FetchFailed("empty response: no body (the connection closed before any body byte, possibly in "
+        raise FetchFailed("empty response: no body (the connection closed before any body byte, possibly in "
                            "the middle of the headers)", True, resp.status_code)
     return bytes(body)
 
@@ -347,7 +349,7 @@ def _get(session: requests.Session, url: str, headers: dict, limits: FetchLimits
     """One GET without following redirects (each hop is checked here), timeouts clipped to the deadline."""
     left = deadline - time.monotonic()
     if left <= 0:
-        raise _FetchFailed(f"total_timeout {limits.total_timeout:g} s exceeded", False)
+        raise FetchFailed(f"total_timeout {limits.total_timeout:g} s exceeded", False)
     timeout = (min(limits.connect_timeout, left), min(limits.read_timeout, left))
     try:
         resp = session.get(url, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
@@ -369,7 +371,7 @@ def _next_hop(resp: requests.Response, url: str) -> str:
     try:
         return validate_feed_url(target)
     except ValueError as exc:
-        raise _FetchFailed(f"redirect refused: {exc}", False, resp.status_code) from None
+        raise FetchFailed(f"redirect refused: {exc}", False, resp.status_code) from None
 
 
 # ------------------------------------------------------------------ public hosts only (entry pages: SSRF guard)
@@ -399,8 +401,8 @@ def non_public_address(host: str) -> str | None:
     return None if addrs else "unresolvable"
 
 
-def _check_public(url: str) -> None:
-    """_FetchFailed unless the URL's host resolves only to public addresses (checked before every hop).
+def check_public(url: str) -> None:
+    """FetchFailed unless the URL's host resolves only to public addresses (checked before every hop).
 
     Remaining limit: DNS rebinding. The host is resolved here and again by requests when it connects; a hostile
     DNS server can answer a public address now and a private one a moment later. Pinning the checked address for
@@ -408,10 +410,11 @@ def _check_public(url: str) -> None:
     host = urlsplit(url).hostname or ""
     bad = non_public_address(host)
     if bad == "unresolvable":
-        raise _FetchFailed(f"refused: cannot resolve host {host!r} to check it is public", False)
+        raise FetchFailed(f"refused: cannot resolve host {host!r} to check it is public", False)
     if bad is not None:
-        raise _FetchFailed(f"refused: host {host!r} resolves to the non-public address {bad} (loopback, "
-                           f"private, link-local or reserved; --full-text-allow-private-hosts allows it)", False)
+        raise FetchFailed(f"refused: host {host!r} resolves to the non-public address {bad} (loopback, "
+                           f"private, link-local or reserved; allowed only with --full-text-allow-private-hosts "
+                           f"for entry links, --urls-allow-private-hosts for --urls)", False)
 
 
 def _mime(content_type: str | None) -> str:
@@ -428,7 +431,7 @@ def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLi
     current = url
     for _ in range(limits.max_redirects + 1):
         if public_only:
-            _check_public(current)
+            check_public(current)
         resp = _get(session, current, headers, limits, deadline)
         with resp:
             status = resp.status_code
@@ -439,12 +442,12 @@ def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLi
             if status == 304:
                 return FetchResult(url, 304, None, etag, modified, _now_iso(), not_modified=True, final_url=current)
             if status in _RETRY_STATUS:
-                raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), True, status, resp.raw)
+                raise FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), True, status, resp.raw)
             if not 200 <= status < 300:
-                raise _FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), False, status)
+                raise FetchFailed(f"HTTP {status} {resp.reason or ''}".strip(), False, status)
             ctype = _mime(resp.headers.get("Content-Type"))
             if only_types is not None and ctype and ctype not in only_types:
-                raise _FetchFailed(f"not an HTML page (Content-Type {resp.headers['Content-Type']}); body not "
+                raise FetchFailed(f"not an HTML page (Content-Type {resp.headers['Content-Type']}); body not "
                                    f"read", False, status)
             try:
                 data = _read_capped(resp, limits, deadline)
@@ -452,7 +455,7 @@ def _attempt(session: requests.Session, url: str, headers: dict, limits: FetchLi
                 raise _describe(exc, limits) from None
             return FetchResult(url, status, data, etag, modified, _now_iso(), final_url=current,
                                content_type=resp.headers.get("Content-Type"))
-    raise _FetchFailed(f"too many redirects (more than max_redirects {limits.max_redirects})", False)
+    raise FetchFailed(f"too many redirects (more than max_redirects {limits.max_redirects})", False)
 
 
 def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None = None, accept: str = ACCEPT,
@@ -477,7 +480,7 @@ def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None 
             try:
                 with _Watchdog(deadline):
                     result = _attempt(session, url, headers, lim, deadline, only_types, public_only)
-            except _FetchFailed as failed:
+            except FetchFailed as failed:
                 attempts = len(retry.history) + 1
                 reason = failed.reason
                 if failed.retryable:
@@ -503,7 +506,7 @@ def fetch_feed(url: str, state: Any = None, *, session: requests.Session | None 
             session.close()
 
 
-def _retry_delay(retry: Retry, failed: _FetchFailed, limits: FetchLimits, deadline: float
+def _retry_delay(retry: Retry, failed: FetchFailed, limits: FetchLimits, deadline: float
                  ) -> tuple[float, str | None]:
     """(seconds to wait before the next attempt, None), or (0, why not to retry): the server's Retry-After is
     waited for in full, but one beyond max_retry_after, or any wait past the total deadline, ends the fetch."""
@@ -562,7 +565,7 @@ def apply_http_charset(data: bytes, content_type: str | None) -> bytes:
         return data
 
 
-def _error_raw(result: FetchResult, reason: str, data: bytes = b"") -> dict:
+def error_raw(result: FetchResult, reason: str, data: bytes = b"") -> dict:
     return {"ref": result.url, "data": data, "fetched_at": result.fetched_at, "source": None, "error": reason}
 
 
@@ -572,16 +575,16 @@ def feed_raw_inputs(result: FetchResult, max_entries: int = DEFAULT_MAX_ENTRIES)
     if result.not_modified:
         return []
     if result.error is not None or result.data is None:
-        return [_error_raw(result, f"feed fetch failed: {result.error or 'no body'}")]
+        return [error_raw(result, f"feed fetch failed: {result.error or 'no body'}")]
     data = apply_http_charset(result.data, result.content_type)
     if looks_like_html(data):
-        return [_error_raw(result, f"not a feed: the server returned an HTML page "
+        return [error_raw(result, f"not a feed: the server returned an HTML page "
                                    f"(Content-Type {result.content_type or 'unknown'}); expected RSS/Atom XML",
                            data[:1024])]
     try:
         refuse_entity_declarations(data)
     except UnsafeFeedError as exc:
-        return [_error_raw(result, str(exc), data[:1024])]
+        return [error_raw(result, str(exc), data[:1024])]
     return [{"ref": result.url, "data": data, "fetched_at": result.fetched_at, "source": None,
              "max_entries": max_entries}]
 
@@ -602,16 +605,16 @@ def fetch_page(url: str, *, session: requests.Session | None = None, allow_priva
                       public_only=not allow_private_hosts, **limits)
 
 
-def _page_html(result: FetchResult) -> bytes | str:
-    """The page body for the extractor, or _FetchFailed when it is not an HTML page.
+def page_html(result: FetchResult) -> bytes | str:
+    """The page body for the extractor, or FetchFailed when it is not an HTML page.
 
     A declared charset decodes the bytes; without one the bytes go as they are and the extractor detects the
     encoding (meta charset, then a guess)."""
     if result.error is not None or result.data is None:
-        raise _FetchFailed(f"page fetch failed: {result.error or 'no body'}", False, result.status)
+        raise FetchFailed(f"page fetch failed: {result.error or 'no body'}", False, result.status)
     ctype = _mime(result.content_type)
     if ctype not in _HTML_TYPES and not (not ctype and looks_like_html(result.data)):
-        raise _FetchFailed(f"not an HTML page (Content-Type {result.content_type or 'unknown'})", False,
+        raise FetchFailed(f"not an HTML page (Content-Type {result.content_type or 'unknown'})", False,
                            result.status)
     m = _CHARSET.search(result.content_type or "")
     if m:
@@ -655,7 +658,7 @@ class FullTextFetcher:
     def __call__(self, link: str | None, summary: str) -> tuple[str | None, str | None]:
         try:
             text = self._full_text(link, summary)
-        except _FetchFailed as failed:
+        except FetchFailed as failed:
             reason = failed.reason
         except Exception as exc:  # an extractor bug must not lose the entry: the summary is kept
             reason = f"extraction failed: {type(exc).__name__}: {str(exc)[:300]}"
@@ -668,23 +671,23 @@ class FullTextFetcher:
 
     def _full_text(self, link: str | None, summary: str) -> str:
         if not link:
-            raise _FetchFailed("the entry has no link", False)
+            raise FetchFailed("the entry has no link", False)
         try:
             link = validate_feed_url(link)
         except ValueError as exc:
-            raise _FetchFailed(f"link refused: {exc}", False) from None
+            raise FetchFailed(f"link refused: {exc}", False) from None
         if self.session is None:
             self.session = new_session()
         result = fetch_page(link, session=self.session, allow_private_hosts=self.allow_private_hosts,
                             **self.limits)
-        text = extract_main_text(_page_html(result), result.final_url or link)
+        text = extract_main_text(page_html(result), result.final_url or link)
         if text is None:
-            raise _FetchFailed("no main text found in the page", False)
+            raise FetchFailed("no main text found in the page", False)
         if len(text) < len(summary.strip()):
-            raise _FetchFailed(f"the page's main text ({len(text)} characters) is shorter than the feed's "
+            raise FetchFailed(f"the page's main text ({len(text)} characters) is shorter than the feed's "
                                f"summary ({len(summary.strip())})", False)
         if self.max_chars is not None and len(text) > self.max_chars:
-            raise _FetchFailed(f"the page's main text is too long ({len(text)} characters > --max-chars "
+            raise FetchFailed(f"the page's main text is too long ({len(text)} characters > --max-chars "
                                f"{self.max_chars})", False)
         return text
 
@@ -693,17 +696,14 @@ class FullTextFetcher:
 DEFAULT_CONCURRENT_FETCHES = 8
 
 
-class _FetchDoFn(beam.DoFn):
-    """A batch of URLs -> their raw inputs, fetched concurrently by at most `concurrency` threads, each fetch
-    with its own total deadline (fetch_feed), so one slow feed holds one thread, not every feed behind it.
-    One requests session per thread (connections reused across that thread's feeds); counters are counted here
-    in the bundle's thread (Beam metrics belong to it), not in the fetching threads."""
+class ThreadedFetchDoFn(beam.DoFn):
+    """The base of the batch fetching DoFns (feeds here, article pages in pipeline.pages): a pool of
+    `concurrency` threads per DoFn instance and one requests session per thread (`session()`: connections reused
+    across that thread's fetches). Subclasses count in the bundle's thread (Beam metrics belong to it), not in
+    the fetching threads."""
 
-    def __init__(self, max_entries: int, limits: dict, concurrency: int = DEFAULT_CONCURRENT_FETCHES):
-        self.max_entries, self.limits = max_entries, limits
+    def __init__(self, concurrency: int = DEFAULT_CONCURRENT_FETCHES):
         self.concurrency = concurrency
-        self.fetched, self.not_modified = counter("feeds_fetched"), counter("feeds_not_modified")
-        self.failed, self.refused = counter("feeds_failed"), counter("feeds_refused")
         self.pool: ThreadPoolExecutor | None = None
         self.sessions: list[requests.Session] = []
         self.local = None
@@ -719,12 +719,34 @@ class _FetchDoFn(beam.DoFn):
         for session in self.sessions:
             session.close()
 
-    def _fetch(self, url: str) -> FetchResult:
+    def session(self) -> requests.Session:
+        """This thread's session, made on first use."""
         session = getattr(self.local, "session", None)
         if session is None:
             session = self.local.session = new_session()
             self.sessions.append(session)
-        return fetch_feed(url, session=session, **self.limits)
+        return session
+
+
+def fetch_batches(concurrency: int) -> beam.PTransform:
+    """Elements in batches for a ThreadedFetchDoFn: a batch ends with its slowest fetch, so several per thread
+    keep the threads busy."""
+    batch = 4 * concurrency
+    return beam.BatchElements(min_batch_size=batch, max_batch_size=batch)
+
+
+class _FetchDoFn(ThreadedFetchDoFn):
+    """A batch of URLs -> their raw inputs, fetched concurrently by at most `concurrency` threads, each fetch
+    with its own total deadline (fetch_feed), so one slow feed holds one thread, not every feed behind it."""
+
+    def __init__(self, max_entries: int, limits: dict, concurrency: int = DEFAULT_CONCURRENT_FETCHES):
+        super().__init__(concurrency)
+        self.max_entries, self.limits = max_entries, limits
+        self.fetched, self.not_modified = counter("feeds_fetched"), counter("feeds_not_modified")
+        self.failed, self.refused = counter("feeds_failed"), counter("feeds_refused")
+
+    def _fetch(self, url: str) -> FetchResult:
+        return fetch_feed(url, session=self.session(), **self.limits)
 
     def process(self, urls: list[str]):
         for url, result in zip(urls, self.pool.map(self._fetch, urls)):
@@ -761,11 +783,10 @@ class ReadFeeds(beam.PTransform):
 
     def expand(self, pbegin):
         fetch = beam.ParDo(_FetchDoFn(self.max_entries, self.limits, self.concurrency))
-        batch = 4 * self.concurrency  # a batch ends with its slowest fetch: several per thread keep threads busy
         return (pbegin
                 | "FeedURLs" >> beam.Create(self.urls)
                 | "Spread" >> beam.Reshuffle()  # fetches spread over workers instead of one fused bundle
-                | "Batch" >> beam.BatchElements(min_batch_size=batch, max_batch_size=batch)
+                | "Batch" >> fetch_batches(self.concurrency)
                 | "Fetch" >> fetch)
 
 

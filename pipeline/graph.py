@@ -2,8 +2,8 @@
 the side. The modes differ only in three named choices:
 
                  batch (and backfill)                         streaming (--streaming)
-    source       files (--input) and/or one pull of --feeds  PollFeeds every --poll-interval, then NewEntries
-                                                              (conditional GET, backoff, the seen filter)
+    source       files (--input), one pull of --feeds and/or PollFeeds every --poll-interval, then NewEntries
+                 article pages (--urls: polite, robots.txt)   (conditional GET, backoff, the seen filter)
     dedup        Deduplicate: grouped, against the cross-run  StreamDedup: keyed state over the last --dedup-ttl
                  index under <output>/_state/minhash/
     write        WriteOutputs: one file per day, side files   WriteStreamOutputs: each bundle's records in one
@@ -35,6 +35,7 @@ from .layout import ARTICLES, DEAD_LETTER, DUPLICATES
 from .options import (DEFAULT_BAND_MAX, DEFAULT_DEDUP_TTL, DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF,
                       DEFAULT_POLL_INTERVAL, DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, DEFAULT_TEXT_MAX,
                       DEFAULT_WINDOW_SECONDS)
+from .pages import DEFAULT_URL_DELAY
 from .parquet_sink import FORMATS
 from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFiles, WriteWindowedFiles
 from .sources import ReadInputFiles
@@ -86,7 +87,9 @@ class GraphConfig:
     skip_models: bool = False  # NER and stance marked skipped, no model loaded (--skip-models)
     max_entries_per_feed: int = 500
     fetch_concurrency: int = DEFAULT_CONCURRENT_FETCHES  # batch feed pulls: feeds fetched at once
-    max_retry_after: float = FetchLimits.max_retry_after  # longest Retry-After a feed fetch waits for
+    max_retry_after: float = FetchLimits.max_retry_after  # longest Retry-After a feed or page fetch waits for
+    urls_delay: float = DEFAULT_URL_DELAY  # --urls: seconds between two requests to one host
+    urls_allow_private_hosts: bool = False  # --urls: also fetch pages of loopback/private hosts
     article_format: str = "jsonl"  # jsonl | parquet | both (--format; pipeline.parquet_sink)
     stream: StreamConfig | None = None  # set: the streaming graph
 
@@ -215,8 +218,10 @@ class WriteStreamOutputs(beam.PTransform):
         return beam.pvalue.PDone(next(iter(outputs.values())).pipeline)
 
 
-def build(p: beam.Pipeline, cfg: GraphConfig, inputs: list[str] | None = None, feeds: list[str] | None = None):
-    """Both graphs, side by side: the source and the writer are the mode's; ProcessArticles is shared."""
+def build(p: beam.Pipeline, cfg: GraphConfig, inputs: list[str] | None = None, feeds: list[str] | None = None,
+          urls: list[str] | None = None):
+    """Both graphs, side by side: the source and the writer are the mode's; ProcessArticles is shared. `urls`
+    (article pages, --urls) are batch only."""
     if cfg.stream is None:  # batch: read once, process, write (merging with earlier runs unless backfill)
         sources = []
         if inputs:
@@ -225,6 +230,13 @@ def build(p: beam.Pipeline, cfg: GraphConfig, inputs: list[str] | None = None, f
             from .sources import ReadFeeds
 
             sources.append(p | "ReadFeeds" >> ReadFeeds(feeds, max_entries=cfg.max_entries_per_feed,
+                                                        concurrency=cfg.fetch_concurrency,
+                                                        max_retry_after=cfg.max_retry_after))
+        if urls:
+            from .sources import ReadPages
+
+            sources.append(p | "ReadPages" >> ReadPages(urls, delay=cfg.urls_delay,
+                                                        allow_private_hosts=cfg.urls_allow_private_hosts,
                                                         concurrency=cfg.fetch_concurrency,
                                                         max_retry_after=cfg.max_retry_after))
         raws = sources[0] if len(sources) == 1 else tuple(sources) | "AllSources" >> beam.Flatten()

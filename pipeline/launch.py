@@ -114,6 +114,7 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
                        skip_models=opts.skip_models, article_format=getattr(opts, "format", "jsonl"),
                        max_entries_per_feed=opts.max_entries_per_feed,
                        fetch_concurrency=opts.fetch_concurrency, max_retry_after=opts.max_retry_after,
+                       urls_delay=opts.urls_delay, urls_allow_private_hosts=opts.urls_allow_private_hosts,
                        date_range=date_range, side_files_dir=side_files_dir, stream=stream_config(opts, idle_sleep))
 
 
@@ -153,6 +154,18 @@ def feed_urls(opts: NewsbeamOptions) -> list[str]:
         return [validate_feed_url(u) for u in urls]
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def page_urls(opts: NewsbeamOptions) -> list[str]:
+    """The article page URLs of --urls, validated (http/https only, one per line), or [] without it."""
+    from .feeds import read_feed_list
+
+    if not opts.urls:
+        return []
+    try:
+        return read_feed_list(opts.urls, what="page URL")
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--urls {opts.urls}: {exc}" if isinstance(exc, OSError) else str(exc)) from None
 
 
 REMOTE_RUNNERS = DATAFLOW_RUNNERS
@@ -210,8 +223,8 @@ def validate(opts: NewsbeamOptions) -> None:
 
     if opts.view_as(StandardOptions).streaming:
         validate_streaming(opts)
-    if not opts.input and not opts.feeds and not opts.feeds_file:
-        raise UsageError("give --input (files or globs) and/or --feeds / --feeds-file")
+    if not opts.input and not opts.feeds and not opts.feeds_file and not opts.urls:
+        raise UsageError("give --input (files or globs), --feeds / --feeds-file and/or --urls (article pages)")
     if not opts.output:
         raise UsageError("--output is required")
     if os.path.isfile(opts.output):  # found only after the models ran otherwise
@@ -233,6 +246,8 @@ def validate(opts: NewsbeamOptions) -> None:
         raise UsageError("--fetch-concurrency must be at least 1")
     if opts.max_retry_after < 0:
         raise UsageError("--max-retry-after must be 0 or more seconds")
+    if opts.urls_delay < 0:
+        raise UsageError("--urls-delay must be 0 or more seconds")
 
 
 def validate_streaming(opts: NewsbeamOptions) -> None:

@@ -14,12 +14,12 @@ from .arguments import (DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF, DEFAULT_POLL
 
 
 class NewsbeamOptions(PipelineOptions):
-    """newsbeam's own options of both commands (input, output, models, dedup, feeds). A PipelineOptions
+    """newsbeam's own options of both commands (input, output, models, dedup, feeds, pages). A PipelineOptions
     subclass, so they pass through `PipelineOptions(argv)` and travel with a Dataflow job."""
 
     @classmethod
     def _add_argparse_args(cls, parser):
-        add_beam_arguments(parser, ("input", "output", "models", "dedup", "feeds"))
+        add_beam_arguments(parser, ("input", "output", "models", "dedup", "feeds", "pages"))
 
 
 class StreamingOptions(PipelineOptions):

@@ -1,5 +1,5 @@
-"""`python -m pipeline.run` / `newsbeam run`: the pipeline over files and/or feeds, batch or --streaming, with a
-summary at the end.
+"""`python -m pipeline.run` / `newsbeam run`: the pipeline over files, feeds and/or article pages (--urls), batch or
+--streaming (feeds only), with a summary at the end.
 
 Example:
     python -m pipeline.run --input 'seeds/*.txt' --output out/ --targets Armenia Azerbaijan --runner DirectRunner
@@ -18,8 +18,8 @@ from transforms.common import REASONS_NAMESPACE
 from .arguments import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, parse_pipeline_args
 from .graph import build
 from .launch import (COUNTERS, REMOTE_RUNNERS, RunFailed, UsageError, configure_logging, counter_values, exit_code,
-                     feed_urls, graph_config, is_streaming, launch_credentials, remote_result_line, resolve_runner,
-                     summary_lines, validate, validate_runner)
+                     feed_urls, graph_config, is_streaming, launch_credentials, page_urls, remote_result_line,
+                     resolve_runner, summary_lines, validate, validate_runner)
 from .options import NewsbeamOptions
 from .progress import LiveProgress
 from .recovery import begin_writes, end_writes
@@ -37,13 +37,13 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     validate_runner(options)
     launch_credentials(options)  # before validate(): matching gs:// --input without them retries for minutes
     validate(opts)
-    feeds = feed_urls(opts)
+    feeds, urls = feed_urls(opts), page_urls(opts)
     idle_sleep = resolve_runner(options)
     cfg = graph_config(opts, date_range=date_range, side_files_dir=side_files_dir, idle_sleep=idle_sleep)
     options.view_as(SetupOptions).save_main_session = False
     started = time.time()
     p = beam.Pipeline(options=options)
-    build(p, cfg, opts.input, feeds=feeds)
+    build(p, cfg, opts.input, feeds=feeds, urls=urls)
     remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
     what = "streaming graph" if streaming else "graph"
     # a local batch run: the index and the partitions agree after any kill (pipeline.recovery). Not on a cloud

@@ -1,8 +1,9 @@
 """Sources: files matched by patterns on any Beam filesystem, each read whole (decompressed, in chunks, up to
-MAX_INPUT_BYTES: pipeline.bounded_read), and RSS/Atom feeds over HTTP (`ReadFeeds`, which lives in
-pipeline/feeds.py with its HTTP client and is re-exported here).
+MAX_INPUT_BYTES: pipeline.bounded_read), RSS/Atom feeds over HTTP (`ReadFeeds`, which lives in pipeline/feeds.py
+with its HTTP client) and article pages over HTTP (`ReadPages`, in pipeline/pages.py, --urls), both re-exported
+here.
 
-A file or feed that cannot be read becomes a raw input carrying the error, so it is dead-lettered, not lost.
+A file, feed or page that cannot be read becomes a raw input carrying the error, so it is dead-lettered, not lost.
 Local patterns are matched by pipeline.local_match (links resolved once, none followed out of the input tree).
 """
 from __future__ import annotations
@@ -182,9 +183,14 @@ def check_patterns(patterns: Sequence[str]) -> list[str]:
 
 
 def __getattr__(name: str):
-    """`from pipeline.sources import ReadFeeds`: imported on first use (the HTTP client is not needed for files)."""
+    """`from pipeline.sources import ReadFeeds` (or ReadPages): imported on first use (the HTTP client is not
+    needed for files)."""
     if name == "ReadFeeds":
         from .feeds import ReadFeeds
 
         return ReadFeeds
+    if name == "ReadPages":
+        from .pages import ReadPages
+
+        return ReadPages
     raise AttributeError(name)

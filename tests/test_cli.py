@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT, read_output
 
-GROUPS = {"run": ["input", "output", "models", "dedup", "feeds", "streaming", "runner"],
+GROUPS = {"run": ["input", "output", "models", "dedup", "feeds", "pages", "streaming", "runner"],
           "backfill": ["backfill", "input", "output", "models", "dedup", "runner"]}
 
 

@@ -164,13 +164,14 @@ def test_the_version_is_written_in_one_place():
 
 def test_mirrored_defaults_equal_their_owners():
     """The option table copies a few defaults from modules that import Beam or torch (so --help need not)."""
-    from pipeline import feeds
+    from pipeline import feeds, pages
     from pipeline.arguments import MIRRORED
     from transforms import dedup_stream, ner, stance
 
     assert MIRRORED == {"DEFAULT_CONCURRENT_FETCHES": feeds.DEFAULT_CONCURRENT_FETCHES,
                         "DEFAULT_MAX_ENTRIES": feeds.DEFAULT_MAX_ENTRIES,
                         "MAX_RETRY_AFTER": feeds.FetchLimits.max_retry_after,
+                        "DEFAULT_URL_DELAY": pages.DEFAULT_URL_DELAY,
                         "DEFAULT_DEDUP_TTL": dedup_stream.DEFAULT_DEDUP_TTL,
                         "DEFAULT_TEXT_MAX": dedup_stream.DEFAULT_TEXT_MAX,
                         "DEFAULT_BAND_MAX": dedup_stream.DEFAULT_BAND_MAX, "NER_LANGUAGES": ner.NER_LANGUAGES,

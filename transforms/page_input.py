@@ -71,14 +71,15 @@ def page_fields(data: bytes) -> dict[str, Any]:
 
 
 def parse_page(data: bytes, ref: str, source: str, fetched_at: dt.datetime | None = None,
-               limits: ParseLimits = ParseLimits()) -> dict:
+               limits: ParseLimits = ParseLimits(), url: str | None = None) -> dict:
     """One saved page -> one article dict (ParseError with the reason otherwise). The source is the publisher
-    where the page names it (site name, else the canonical URL's host), else `source` (the file name)."""
+    where the page names it (site name, else the canonical URL's host), else `source` (the file name, or the
+    host of a fetched page). The url is the page's canonical URL, else `url` (where a fetched page came from)."""
     fields = page_fields(data)
     if not fields["published"]:
         raise ParseError("missing published date: the page declares none (no date in its meta tags, JSON-LD, "
                          "<time> or byline)")
     return make_article(ref=ref, source=fields["site_name"] or fields["hostname"] or source,
                         title=fields["title"], text=fields["text"], published=fields["published"],
-                        url=fields["url"], fetched_at=fetched_at, limits=limits, authors=fields["authors"],
+                        url=fields["url"] or url, fetched_at=fetched_at, limits=limits, authors=fields["authors"],
                         site_name=fields["site_name"])

@@ -2,7 +2,9 @@
 records (pages: transforms.page_input; tables: transforms.table_input).
 
 A raw input is one file (`{"ref", "data": bytes, "mtime"}`); one file may hold many records (JSONL lines, feed
-entries). Every record read is counted once as `read` and ends as an article or a dead letter here.
+entries). Every record read is counted once as `read` and ends as an article or a dead letter here. Optional
+keys: `error` (the input could not be read: one dead letter), `format` (the source knows it, e.g. a page fetched
+by --urls, whatever its URL's ending), `url` (a fetched page's address, when the page names no canonical URL).
 """
 from __future__ import annotations
 
@@ -429,7 +431,7 @@ def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None,
     if not data or not data.strip():
         yield ref, ParseError("empty file")
         return
-    fmt = detect_format(ref, data)
+    fmt = raw.get("format") or detect_format(ref, data)  # a source that knows the format says so (--urls: page)
     if fmt in ("page", "csv", "tsv") and "max_entries" in raw:  # fetched from --feeds: a feed whatever its URL
         fmt = "feed"
     if fmt == "feed":
@@ -450,7 +452,7 @@ def _parse_raw(raw: dict, limits: ParseLimits, full_text: FullText | None,
         from .page_input import parse_page
 
         try:
-            yield ref, parse_page(data, ref, source, fetched_at, limits)
+            yield ref, parse_page(data, ref, source, fetched_at, limits, url=raw.get("url"))
         except Exception as exc:  # noqa: BLE001 - one page is one record
             yield ref, exc if isinstance(exc, ParseError) else unexpected(exc)
         return
