@@ -59,6 +59,9 @@ CHECKS: dict[str, tuple[str, str | None, str | None]] = {
     "newsbeam run --feeds https://example.org/rss.xml https://example.com/atom --output out/":
         ("parse", NO_NETWORK, None),
     "newsbeam run --feeds-file feeds.txt --output out/": ("parse", NO_NETWORK, None),
+    "newsbeam run --urls urls.txt --output out/": ("parse", NO_NETWORK, None),
+    "newsbeam run --urls urls.txt --input 'saved/*.html' --feeds-file feeds.txt --output out/":
+        ("parse", NO_NETWORK, None),
     'make run-feeds FEEDS="https://example.org/rss.xml"': ("parse", NO_NETWORK, None),
     'make run-feeds FEEDS="..." STREAMING=1 POLL_INTERVAL=300':
         ("parse", NO_NETWORK, 'make run-feeds FEEDS="https://example.org/rss.xml" STREAMING=1 POLL_INTERVAL=300'),
