@@ -120,3 +120,4 @@ bench: install
 	$(BIN)/python bench/bench_beam_batches.py
 	$(BIN)/python bench/bench_feeds.py
 	$(BIN)/python bench/bench_dedup.py --n 200000
+	$(BIN)/python bench/bench_model_sharing.py --reuters 60
