@@ -380,8 +380,19 @@ def remote_result_line(result, options: PipelineOptions, what: str = "graph") ->
     return (f"submitted: job {result.job_id()} ({result.state}); counters are in the runner's console")
 
 
+class _DropBeamMemoryWarning(logging.Filter):
+    """Beam's RunInference reads its memory use with `resource` only where scipy is installed (it imports both
+    together) and otherwise warns, on the root logger, at every model load that it cannot; newsbeam needs no
+    scipy, so on the command line that one message is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Resource module is not available" not in record.getMessage()
+
+
 def configure_logging(verbose: bool) -> None:
     """Libraries log at WARNING and above (Beam's INFO is type-hint and bundle chatter, a hundred lines a run);
     newsbeam's own loggers (`newsbeam.*`) add their INFO lines with --verbose."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("newsbeam").setLevel(logging.INFO if verbose else logging.WARNING)
+    if not any(isinstance(f, _DropBeamMemoryWarning) for f in logging.getLogger().filters):
+        logging.getLogger().addFilter(_DropBeamMemoryWarning())

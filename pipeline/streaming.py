@@ -27,6 +27,7 @@ from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.transforms import userstate
 from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSeqGenRestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 from transforms.common import DEAD, counter, tagged_dead
@@ -106,7 +107,7 @@ class _PacedImpulseSeqGenDoFn(ImpulseSeqGenDoFn):
             return
         if not restriction_tracker.try_claim(index):
             return
-        out = self._get_output(index, due)
+        out = TimestampedValue(due, due)  # what Beam's generator emits for a tick without data
         if watermark_estimator.current_watermark() is None or out.timestamp > watermark_estimator.current_watermark():
             watermark_estimator.set_watermark(out.timestamp)
         yield out

@@ -1,7 +1,6 @@
 """Small things every stage shares: output tags, counters, dead-letter records."""
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter
 
@@ -11,15 +10,6 @@ from apache_beam.metrics import Metrics
 NAMESPACE = "newsbeam"
 
 
-class _DropBeamMemoryWarning(logging.Filter):
-    """Beam's RunInference imports `resource` only if scipy is present and otherwise warns on every batch that
-    it cannot read memory use; newsbeam does not need scipy, so that one message is dropped."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Resource module is not available" not in record.getMessage()
-
-
-logging.getLogger().addFilter(_DropBeamMemoryWarning())
 DEAD = "dead_letter"
 
 
