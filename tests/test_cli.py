@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, read_output
+from tests.terminal import run_on_a_terminal
 
 GROUPS = {"run": ["input", "output", "models", "dedup", "feeds", "pages", "streaming", "runner"],
           "backfill": ["backfill", "input", "output", "models", "dedup", "runner"]}
@@ -140,32 +141,13 @@ def test_progress_only_on_a_terminal(tmp_path):
 
 
 def _run_on_a_terminal(tmp_path, *extra: str) -> str:
-    """`newsbeam run` over the seeds with a real pseudo-terminal as stdin/stdout/stderr; what the screen got."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
-
+    """`newsbeam run` over the seeds with its stderr on a real pseudo-terminal; what the screen and stdout got."""
     folder = tmp_path / "in"
     shutil.copytree(ROOT / "seeds", folder)
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    proc = subprocess.Popen([newsbeam_exe(), "run", "--input", str(folder), "--output", str(tmp_path / "out"),
-                             "--skip-models", *extra], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    assert proc.wait(timeout=1800) == 0
-    os.close(master)
-    return b"".join(chunks).decode("utf-8", "replace")
+    code, stdout, screen = run_on_a_terminal([newsbeam_exe(), "run", "--input", str(folder), "--output",
+                                              str(tmp_path / "out"), "--skip-models", *extra], columns=160)
+    assert code == 0, stdout + screen
+    return screen + stdout
 
 
 def test_progress_bar_on_a_terminal(tmp_path):

@@ -5,44 +5,14 @@ against a real local feed server.
 """
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
 import re
-import select
-import struct
 import subprocess
 import sys
-import termios
 
 from tests.conftest import ROOT
 from tests.feed_server import FeedServer, Route
+from tests.terminal import run_on_a_terminal
 from tests.test_streaming import item, rss
-
-
-def _run_on_a_terminal(args: list[str]) -> tuple[int, str, str]:
-    """(exit code, stdout, what the child wrote to its terminal stderr) of one CLI run."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # 40 rows, 200 columns
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=follower, text=True)
-    os.close(follower)
-    seen = b""
-    while True:  # drain the terminal until the child closes it (else a full pty buffer would block it)
-        ready, _, _ = select.select([leader], [], [], 1.0)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed its end
-                break
-            if not chunk:
-                break
-            seen += chunk
-        elif proc.poll() is not None:
-            break
-    os.close(leader)
-    stdout = proc.stdout.read()
-    return proc.wait(), stdout, seen.decode("utf-8", "replace")
 
 
 def test_a_streaming_run_on_a_terminal_shows_polls_stages_and_outcomes(tmp_path):
@@ -50,8 +20,8 @@ def test_a_streaming_run_on_a_terminal_shows_polls_stages_and_outcomes(tmp_path)
         url = srv.add("/wire.xml", Route(body=rss("Wire", [
             item("a1", "Talks resume", "Armenia and Azerbaijan resumed talks in Brussels on Monday."),
             item("a2", "Rates on hold", "The central bank kept its main interest rate unchanged on Thursday.")])))
-        code, stdout, terminal = _run_on_a_terminal(
-            ["run", "--streaming", "--feeds", url, "--output", str(tmp_path / "out"), "--skip-models",
+        code, stdout, terminal = run_on_a_terminal(
+            [sys.executable, "-m", "pipeline.cli", "run", "--streaming", "--feeds", url, "--output", str(tmp_path / "out"), "--skip-models",
              "--poll-interval", "1", "--stop-after", "4", "--window-seconds", "300"])
     assert code == 0, stdout + terminal
     lines = re.findall(r"polls (\d+), feeds failed (\d+); read (\d+); language \d+, NER \d+, stance \d+; "
