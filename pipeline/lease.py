@@ -21,7 +21,7 @@ is not running (or is another process now) is stale at once. A stale lease is ta
 streaming job outlives its launcher: its lease has no expiry and names the job; once the job is drained or
 cancelled, `--break-lease` (or deleting the file) frees the root.
 
-Pure logic and files: no Beam import here (other than Beam's filesystems for the last kind of root).
+Pure logic and files, no pipeline: tests/test_run_lease.py runs it on local files without Beam.
 """
 from __future__ import annotations
 

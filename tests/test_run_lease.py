@@ -243,3 +243,14 @@ def test_two_runs_started_together_into_one_root_account_for_every_record(tmp_pa
         assert all("is busy" in se for code, _, se in results if code == EXIT_BUSY), results
     assert _on_disk(out) == sum(_read_count(so) for so in succeeded)
     assert not Path(lease_file(str(out))).exists()
+
+
+def test_help_names_the_exit_status_and_the_override():
+    for command in ("run", "backfill"):
+        proc = run_cli([command, "--help"])
+        assert proc.returncode == 0
+        assert f"\n  {EXIT_BUSY}    refused: another run holds the output root" in proc.stdout
+        assert "--break-lease" in proc.stdout
+    proc = run_cli(["backfill", "--dry-run", "--break-lease", "--since", "2020-12-01", "--until", "2020-12-02",
+                    "--input", "seeds/*.txt", "--output", "out-never-written"])
+    assert proc.returncode == 2 and "--break-lease: not with --dry-run" in proc.stderr
