@@ -30,7 +30,8 @@ def run(*argv: str, **options: Any) -> dict[str, int]:
 
     Options are the CLI's, as keywords (`input=["seeds/*.txt"], output="out/", targets=["Armenia"],
     format="both"`) or as CLI arguments (`run("--input", "seeds/*.txt", "--output", "out/")`). An unknown
-    option raises ValueError; a failed run raises pipeline.launch.RunFailed. Streaming (`--streaming`) runs
+    option raises ValueError; a failed run raises pipeline.launch.RunFailed, and an output root another run holds
+    raises pipeline.lease.RootBusy before anything runs. Streaming (`--streaming`) runs
     until stopped and is left to the CLI."""
     args = [*argv, *options_to_argv(options)]
     if "--streaming" in args:

@@ -18,8 +18,8 @@ from modeling.ner import DEFAULT_WINDOW, FOREIGN_WINDOW
 from modeling.precision import CHOICES as PRECISION_CHOICES
 from modeling.shipping import DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL, PackagePath
 
-from .commands import (COMMANDS, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOTHING_WRITTEN,  # noqa: F401
-                       EXIT_OK, EXIT_USAGE, PIPELINE_COMMANDS)
+from .commands import (COMMANDS, EXIT_BUSY, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED,  # noqa: F401
+                       EXIT_NOTHING_WRITTEN, EXIT_OK, EXIT_USAGE, PIPELINE_COMMANDS)
 
 DATAFLOW_RUNNERS = ("DataflowRunner", "dataflow")
 
@@ -123,6 +123,10 @@ OPTIONS: tuple[Option, ...] = (
     _opt("output", "--format", BATCH, choices=["jsonl", "parquet", "both"], default="jsonl",
          help="article files per day: JSONL, Parquet (pipeline/parquet_sink.py) or both (batch and backfill; "
               "duplicates and dead letters stay JSONL)"),
+    _opt("output", "--break-lease", Where(not_with=("--dry-run",)), action="store_true", default=False,
+         help="take the output root even though its lease (<output>/_state/lease) names another run: only when "
+              "that run is known to be gone, e.g. a drained Dataflow streaming job (a killed local run's lease "
+              "is taken over without it)"),
     _opt("output", "--quiet", action="store_true", default=False,
          help="no live progress on stderr (a bar in batch, a status line in streaming; shown only on a terminal)"),
     _opt("output", "--verbose", action="store_true", default=False,

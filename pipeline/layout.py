@@ -13,6 +13,8 @@ report, a notebook) must read to see all of it.
     <root>/_state/minhash/                                the cross-run dedup index (transforms.dedup.index_dir)
     <root>/_state/backfilled/dt=YYYY-MM-DD.ids            the ids backfills wrote on a day (transforms.backfill_owned)
     <root>/_state/run-in-progress                         while a batch run writes (pipeline.recovery)
+    <root>/_state/lease                                   while a run or backfill holds the root (pipeline.lease)
+    <root>/_state/lease.lock                              local roots: the lock each change of the lease takes
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ BATCH_PARQUET_FILE = "articles-00000-of-00001.parquet"
 SIDE_SHARDS = 16  # fixed: a line's shard must not change between runs, or merging would keep it twice
 LEGACY_SIDE_FILES = {DUPLICATES: "duplicates.jsonl", DEAD_LETTER: "dead_letter.jsonl"}
 BACKFILL_DIR = "_backfill"
+STATE_DIR = "_state"
+LEASE = "lease"
 
 # every file of each kind, whichever mode wrote it (globs relative to the output root)
 READ_GLOBS = {
@@ -41,6 +45,11 @@ READ_GLOBS[ARTICLES_PARQUET] = ("dt=*/articles-*.parquet",)
 def join_path(root: str, *parts: str) -> str:
     """`root/part/...` on any Beam filesystem (gs://, s3://) or locally, without doubling a trailing slash."""
     return FileSystems.join(root.rstrip("/"), *parts) if "://" in root else "/".join([root.rstrip("/"), *parts])
+
+
+def lease_file(root: str) -> str:
+    """The output root's lease: one run at a time per root (pipeline.lease)."""
+    return join_path(root, STATE_DIR, LEASE)
 
 
 def day_partition(root: str, day: str) -> str:

@@ -7,6 +7,9 @@ write (the index included) is done. A run that finds the mark knows the last one
 the index from the written partitions (transforms.dedup_index.rebuild_index) before reading it. A backfill that
 removed or re-decided articles an earlier backfill wrote also ends with that rebuild, so no index row is left
 for an article no partition holds.
+
+The mark is not a lock: mutual exclusion is the root's lease (pipeline.lease), which pipeline.run takes before
+it calls begin_writes. So a mark found here is always a stopped run's, never that of a run still writing.
 """
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ Two ways to meet a file an earlier run wrote:
   the lines a plain run wrote there (transforms.backfill_owned: backfills record the ids they write per day, and
   replace or remove only those), so a backfill of a range is a function of its input and of what plain runs
   wrote, never removing the latter.
-One run at a time per output root: two concurrent runs merging the same day could lose one's records.
+One run at a time per output root: two concurrent runs merging the same day could lose one's records, so every run
+takes the root's lease first (pipeline.lease; a second one is refused).
 """
 from __future__ import annotations
 

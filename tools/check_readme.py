@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMAND_WORDS = ("newsbeam", "make", "python", "python3", "~/nb/bin/pip", "docker", "gcloud", "DF=", "IMAGE=")
+PROGRAMS = {"newsbeam", "make", "python", "python3", "~/nb/bin/pip", "docker", "gcloud"}
+ASSIGNMENTS = ("DF=", "IMAGE=")
 NO_NETWORK = "needs the internet"
 CLOUD = "needs a Google Cloud project (the Dataflow dry runs are tests/test_dataflow.py)"
 HOURS = "hours of training on 2 cores"
@@ -122,9 +123,17 @@ def readme_commands(text: str) -> list[str]:
             continue
         if commands and commands[-1].endswith("\\"):
             commands[-1] = commands[-1][:-1] + " " + line.strip()
-        elif line.strip().startswith(COMMAND_WORDS) and not line.startswith("newsbeam summary"):
+        elif _is_command(line.strip()):
             commands.append(line.strip())
     return [" ".join(_without_comment(c).split()) for c in commands]
+
+
+def _is_command(line: str) -> bool:
+    """A line that runs a program (not program output such as `newsbeam summary ...` or `newsbeam: refused`)."""
+    words = line.split()
+    if not words or line.startswith("newsbeam summary"):
+        return False
+    return words[0] in PROGRAMS or line.startswith(ASSIGNMENTS)
 
 
 def _without_comment(command: str) -> str:
