@@ -1,8 +1,9 @@
 """Transformer stance toward configured targets: favor / against / neutral with a calibrated score.
 
 Per target: find its mentions -- every mention of an entity whose id is the target's (modeling.entity_ids: so
-`Azerbaijan` finds "Азербайджана" and "Azerbaycan"), plus the name and its aliases at word boundaries (the
-aliases file stays an override for what NER misses) -- classify each mention in its
+`Azerbaijan` finds "Азербайджана" and "Azerbaycan"), plus the name and its aliases as words of the text, with
+their inflected forms in the article's language (modeling.target_mentions: "Maskenpflicht" finds
+"Maskenpflichten"; the aliases file stays an override for what NER misses) -- classify each mention in its
 sentence with the fine-tuned classifier (modeling.stance), aggregate (mean of probability vectors, capped at
 `max_mentions` in reading order). Every target is listed with its mention count; one that is not mentioned, or
 an article whose language the model does not cover, gets no label (`label: null`) and a `reason`, at no model
@@ -133,13 +134,17 @@ def target_ids(target: str) -> set[str]:
 
 def target_spans(article: dict, target: str, aliases: Sequence[str]) -> list[tuple[int, int]]:
     """A target's mentions in reading order: the mentions of the article's entities that have the target's id,
-    then the name and aliases found as strings where they do not overlap those."""
-    from modeling.stance import find_mentions
+    then the name and aliases found as words of the text (inflected forms in the article's language included,
+    modeling.target_mentions) where they do not overlap those. An entity with the target's id makes the target a
+    name (its case counts); else its spelling decides, so common nouns ("Maskenpflicht", "the ceasefire") are
+    found too."""
+    from modeling.target_mentions import target_mentions
 
     ids = target_ids(target)
     spans = sorted({(m["start"], m["end"]) for e in article.get("entities") or [] if e.get("id") in ids
                     for m in e["mentions"]})
-    for start, end in find_mentions(article["text"], [target, *aliases]):
+    name = True if spans else None
+    for start, end in target_mentions(article["text"], [target, *aliases], language_code(article), name):
         if not any(start < e and s < end for s, e in spans):
             spans.append((start, end))
     return sorted(spans)
