@@ -6,14 +6,16 @@ the side. The modes differ only in three named choices:
                  article pages (--urls: polite, robots.txt)   (conditional GET, backoff, the seen filter)
     dedup        Deduplicate: grouped, against the cross-run  StreamDedup: keyed state over the last --dedup-ttl
                  index under <output>/_state/minhash/
-    write        WriteOutputs: one file per day, side files   WriteStreamOutputs: each bundle's records in one
-                 sharded; merged with earlier runs (run) or   file per window, one writer per branch
-                 replacing each day (backfill)
+    write        WriteOutputs: one file per day, side files   WriteStreamOutputs, by StreamConfig.writer (the
+                 sharded; merged with earlier runs (run) or   runner's choice, pipeline.stream_sinks): "windowed"
+                 replacing each day (backfill)                Beam event-time windows and WriteToFiles (Dataflow),
+                                                              or "per_bundle" (local real time): each bundle's
+                                                              records per window, one writer per branch
 
 Parse (transforms.parse.ParseArticles, also --fetch-full-text), language, the model stages (routed inside one
 RunInference handler: transforms.inference) and validation (pipeline.sinks.validated) are the same code. Why the
-streaming branches are never flattened: on the local runner a Flatten or GroupByKey after an unbounded source
-only runs when the source stops (docs/streaming.md).
+streaming branches are never flattened before the writer, and why the local runner writes per bundle: there a
+Flatten or GroupByKey after an unbounded source only runs when the source stops (docs/streaming.md).
 """
 from __future__ import annotations
 
@@ -37,8 +39,9 @@ from .options import (DEFAULT_BAND_MAX, DEFAULT_DEDUP_TTL, DEFAULT_FETCH_RETRIES
                       DEFAULT_WINDOW_SECONDS)
 from .pages import DEFAULT_URL_DELAY
 from .parquet_sink import FORMATS
-from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFiles, WriteWindowedFiles
+from .sinks import WRITTEN_IDS, WriteArticles, WriteRecordFiles
 from .sources import ReadInputFiles
+from .stream_sinks import PER_BUNDLE, WINDOWED, WRITERS, WriteBundleFiles, WriteEventWindows
 from .streaming import NewEntries, PollFeeds
 
 MODELS_SKIPPED = "models disabled (--skip-models)"
@@ -57,7 +60,9 @@ class StreamConfig:
     band_max: int = DEFAULT_BAND_MAX
     max_backoff: float = DEFAULT_MAX_BACKOFF
     fetch_retries: int = DEFAULT_FETCH_RETRIES
-    idle_sleep: float = 0.0  # the impulse's pacing, set by the runner choice (pipeline.streaming.streaming_runner)
+    # set by the runner choice (pipeline.streaming.streaming_runner); the defaults are those of Dataflow
+    idle_sleep: float = 0.0  # the impulse's pacing
+    writer: str = WINDOWED  # WINDOWED: Beam's event-time windows; PER_BUNDLE: the local real-time runner
 
 
 @dataclass(frozen=True)
@@ -204,18 +209,31 @@ class WriteOutputs(beam.PTransform):
         return written["paths"]
 
 
-class WriteStreamOutputs(beam.PTransform):
-    """Streaming: every output branch into its own windowed writer (articles by published day, duplicates,
-    dead letters), each bundle's records written when the bundle ends."""
+def _with_kind(record: dict, kind: str) -> tuple[str, dict]:
+    return kind, record
 
-    def __init__(self, output: str, window_seconds: int):
+
+class WriteStreamOutputs(beam.PTransform):
+    """Streaming: the output branches (articles by published day, duplicates, dead letters) into files, by the
+    runner's `writer`. WINDOWED: the branches flattened into one writer of Beam's event-time windows
+    (pipeline.stream_sinks.WriteEventWindows; `shards` and `late_delay` are its). PER_BUNDLE: every branch into
+    its own writer, each bundle's records written when the bundle ends (never flattened: see the module
+    docstring)."""
+
+    def __init__(self, output: str, window_seconds: int, writer: str = WINDOWED, **windowed):
         super().__init__()
-        self.output, self.window_seconds = output, window_seconds
+        if writer not in WRITERS:
+            raise ValueError(f"unknown streaming writer {writer!r} (one of {', '.join(WRITERS)})")
+        self.output, self.window_seconds, self.writer, self.windowed = output, window_seconds, writer, windowed
 
     def expand(self, outputs):
-        for key, pcoll in sorted(outputs.items()):
-            pcoll | f"Write_{key}" >> WriteWindowedFiles(self.output, _kind(key), self.window_seconds)
-        return beam.pvalue.PDone(next(iter(outputs.values())).pipeline)
+        if self.writer == PER_BUNDLE:
+            for key, pcoll in sorted(outputs.items()):
+                pcoll | f"Write_{key}" >> WriteBundleFiles(self.output, _kind(key), self.window_seconds)
+            return beam.pvalue.PDone(next(iter(outputs.values())).pipeline)
+        kinds = [pcoll | f"Kind_{key}" >> beam.Map(_with_kind, _kind(key)) for key, pcoll in sorted(outputs.items())]
+        return (tuple(kinds) | "AllOutputs" >> beam.Flatten()
+                | "WriteWindows" >> WriteEventWindows(self.output, self.window_seconds, **self.windowed))
 
 
 def build(p: beam.Pipeline, cfg: GraphConfig, inputs: list[str] | None = None, feeds: list[str] | None = None,
@@ -251,4 +269,5 @@ def build(p: beam.Pipeline, cfg: GraphConfig, inputs: list[str] | None = None, f
                                           idle_sleep=s.idle_sleep, retries=s.fetch_retries)
     new = polled | "NewEntries" >> NewEntries(s.seen_ttl, s.seen_max, cfg.max_entries_per_feed)
     outputs = new["raws"] | "Process" >> ProcessArticles(cfg)
-    return {**outputs, f"{DEAD}_seen": new[DEAD]} | "Write" >> WriteStreamOutputs(cfg.output, s.window_seconds)
+    return {**outputs, f"{DEAD}_seen": new[DEAD]} | "Write" >> WriteStreamOutputs(cfg.output, s.window_seconds,
+                                                                                 s.writer)

@@ -15,6 +15,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from .arguments import DATAFLOW_RUNNERS, EXIT_FAILED, EXIT_NOTHING_WRITTEN, EXIT_OK, UsageError  # noqa: F401
 from .graph import GraphConfig, StreamConfig
 from .options import NewsbeamOptions, StreamingOptions
+from .streaming import StreamRunner, streaming_runner
 
 COUNTERS = ("read", "written", "duplicates", "dead_lettered")
 OUTCOMES = ("written", "duplicates", "dead_lettered", "out_of_range")
@@ -29,8 +30,9 @@ def is_streaming(options: PipelineOptions) -> bool:
     return bool(options.view_as(StandardOptions).streaming)
 
 
-def resolve_runner(options: PipelineOptions) -> float:
-    """The runner for this mode; returns the streaming impulse's idle sleep (0 in batch).
+def resolve_runner(options: PipelineOptions) -> StreamRunner | None:
+    """The runner for this mode; in streaming, returns what it decides in the graph (the impulse's pacing and
+    the writer: pipeline.streaming.StreamRunner), None in batch.
 
     Batch: DirectRunner -> Beam's FnApiRunner with an explicit running mode. Beam's DirectRunner first tries to
     download the Prism runner binary (offline that fails and it falls back to the FnApiRunner anyway); choosing
@@ -39,8 +41,6 @@ def resolve_runner(options: PipelineOptions) -> float:
     pipeline.streaming.streaming_runner.
     """
     if is_streaming(options):
-        from .streaming import streaming_runner
-
         try:
             return streaming_runner(options)
         except ValueError as exc:
@@ -51,13 +51,13 @@ def resolve_runner(options: PipelineOptions) -> float:
         std.runner = "FnApiRunner"
         if not direct.direct_running_mode:
             direct.direct_running_mode = "in_memory"
-    return 0.0
+    return None
 
 
 def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = None,
-                 side_files_dir: str | None = None, idle_sleep: float = 0.0) -> GraphConfig:
+                 side_files_dir: str | None = None, runner: StreamRunner | None = None) -> GraphConfig:
     """The one frozen configuration of a run, from its options (batch, backfill with `date_range` and
-    `side_files_dir`, or streaming with the impulse's `idle_sleep`)."""
+    `side_files_dir`, or streaming with the `runner`'s choices: resolve_runner)."""
     from transforms.ner import parse_ner_languages, unmeasured
     from transforms.records import FullTextPolicy, ParseLimits
     from transforms.stance import (load_targets_config, parse_stance_languages, parse_target_specs,
@@ -115,7 +115,7 @@ def graph_config(opts: NewsbeamOptions, date_range: tuple[str, str] | None = Non
                        max_entries_per_feed=opts.max_entries_per_feed,
                        fetch_concurrency=opts.fetch_concurrency, max_retry_after=opts.max_retry_after,
                        urls_delay=opts.urls_delay, urls_allow_private_hosts=opts.urls_allow_private_hosts,
-                       date_range=date_range, side_files_dir=side_files_dir, stream=stream_config(opts, idle_sleep))
+                       date_range=date_range, side_files_dir=side_files_dir, stream=stream_config(opts, runner))
 
 
 LOCAL_RUNNERS = (None, "DirectRunner", "direct", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner",
@@ -134,13 +134,15 @@ def model_copies(opts: PipelineOptions) -> int | None:
     return n or None
 
 
-def stream_config(opts: NewsbeamOptions, idle_sleep: float = 0.0) -> StreamConfig | None:
-    """The --streaming options as a StreamConfig (None in batch)."""
+def stream_config(opts: NewsbeamOptions, runner: StreamRunner | None = None) -> StreamConfig | None:
+    """The --streaming options as a StreamConfig (None in batch), with the runner's choices (StreamConfig's
+    defaults without one)."""
     if not opts.view_as(StandardOptions).streaming:
         return None
     sopts = opts.view_as(StreamingOptions)
-    fields = {f.name for f in dataclasses.fields(StreamConfig)} - {"idle_sleep"}
-    return StreamConfig(idle_sleep=idle_sleep, **{name: getattr(sopts, name) for name in fields})
+    chosen = runner._asdict() if runner is not None else {}
+    fields = {f.name for f in dataclasses.fields(StreamConfig)} - set(StreamRunner._fields)
+    return StreamConfig(**chosen, **{name: getattr(sopts, name) for name in fields})
 
 
 def feed_urls(opts: NewsbeamOptions) -> list[str]:

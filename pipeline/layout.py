@@ -3,18 +3,23 @@ report, a notebook) must read to see all of it.
 
     <root>/dt=YYYY-MM-DD/articles-00000-of-00001.jsonl    batch and backfill articles, one file per published day
     <root>/dt=YYYY-MM-DD/articles-00000-of-00001.parquet  the same articles as Parquet (--format parquet|both)
-    <root>/dt=YYYY-MM-DD/stream-<window>-<hash>.jsonl     streaming articles, one file per window and bundle
+    <root>/dt=YYYY-MM-DD/stream-<window>-p<pane>-<shard>-of-<shards>.jsonl
+                                                          streaming on Dataflow (pipeline.stream_sinks, windowed):
+                                                          one file per event-time window, pane and shard
+    <root>/dt=YYYY-MM-DD/stream-<window>-<hash>.jsonl     streaming on the local runner (per_bundle): one file per
+                                                          window of processing time and bundle
     <root>/duplicates/part-SSSSS-of-NNNNN.jsonl           batch runs: side records sharded by a hash of the line
     <root>/dead_letter/part-SSSSS-of-NNNNN.jsonl          (merged across runs)
     <root>/_backfill/<since>_<until>/duplicates/part-*   a backfill range's (rewritten whole by a rerun; a record
                                                           two overlapping ranges both list is read once: once_each)
-    <root>/duplicates/stream-*.jsonl, dead_letter/...     streaming
+    <root>/duplicates/stream-*.jsonl, dead_letter/...     streaming (either name, as for the articles)
     <root>/duplicates.jsonl, <root>/dead_letter.jsonl     read only: outputs written before side files were sharded
     <root>/_state/minhash/                                the cross-run dedup index (transforms.dedup.index_dir)
     <root>/_state/backfilled/dt=YYYY-MM-DD.ids            the ids backfills wrote on a day (transforms.backfill_owned)
     <root>/_state/run-in-progress                         while a batch run writes (pipeline.recovery)
     <root>/_state/lease                                   while a run or backfill holds the root (pipeline.lease)
     <root>/_state/lease.lock                              local roots: the lock each change of the lease takes
+    <root>/_state/stream-tmp/                             streaming window files before they are moved in place
 """
 from __future__ import annotations
 
@@ -77,6 +82,11 @@ def backfill_side_dir(root: str, since: str, until: str) -> str:
 def stream_folder(kind: str, published: str | None = None) -> str:
     """The folder (relative to the root) a streaming window file of this kind goes to."""
     return f"dt={published}" if kind == ARTICLES else kind
+
+
+def stream_temp_dir(root: str) -> str:
+    """Where the windowed streaming writer writes its files before moving them into their folders."""
+    return join_path(root, "_state", "stream-tmp")
 
 
 def output_files(root: str, kind: str) -> list[str]:

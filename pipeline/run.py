@@ -79,8 +79,7 @@ def run(argv: list[str] | None = None, date_range: tuple[str, str] | None = None
     launch_credentials(options)  # before validate(): matching gs:// --input without them retries for minutes
     validate(opts)
     feeds, urls = feed_urls(opts), page_urls(opts)
-    idle_sleep = resolve_runner(options)
-    cfg = graph_config(opts, date_range=date_range, side_files_dir=side_files_dir, idle_sleep=idle_sleep)
+    cfg = graph_config(opts, date_range=date_range, side_files_dir=side_files_dir, runner=resolve_runner(options))
     options.view_as(SetupOptions).save_main_session = False
     remote = options.view_as(StandardOptions).runner in REMOTE_RUNNERS
     with holding_root(options, lease_kind(date_range, streaming, remote)) as lease:  # before the root is read

@@ -1,6 +1,5 @@
 """Sinks: validated JSONL (one validation for every mode: `validated`). Batch: articles partitioned by published
-day, duplicates and dead letters sharded by a hash of the line. Streaming: each bundle's records in one file per
-window (`WriteWindowedFiles`).
+day, duplicates and dead letters sharded by a hash of the line. Streaming's writers are pipeline.stream_sinks.
 
 Files are written whole to a temporary name and then renamed, and their lines are sorted by id, so a rerun over
 the same input gives byte-identical files and a crash never leaves a half-written partition behind.
@@ -18,12 +17,9 @@ takes the root's lease first (pipeline.lease; a second one is refused).
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
-import math
-import time
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -33,7 +29,7 @@ from transforms.common import DEAD, counter, dead_letter
 from transforms.files import write_atomically
 
 from .layout import (ARTICLES, DEAD_LETTER, DUPLICATES, SIDE_SHARDS, batch_article_file, batch_parquet_file,
-                     join_path, side_shard_file, stream_folder)
+                     side_shard_file)
 from .parquet_sink import JSONL, PARQUET, read_parquet_records, write_parquet_day
 
 log = logging.getLogger("newsbeam.sinks")
@@ -220,58 +216,3 @@ class WriteRecordFiles(beam.PTransform):
                 | "WithEveryShard" >> beam.Flatten()
                 | "GroupShard" >> beam.GroupByKey()
                 | "WriteShard" >> beam.ParDo(_WriteShard(self.side_root, self.kind, self.merge)))
-
-
-# ------------------------------------------------------------------ streaming: files while the run goes on
-def window_start(epoch: float, window_seconds: int) -> float:
-    return math.floor(epoch / window_seconds) * window_seconds
-
-
-def stream_file_name(window_epoch: float, lines: list[str]) -> str:
-    """`stream-<window start, UTC>-<hash of the content>.jsonl`: a retried bundle rewrites the same file."""
-    stamp = dt.datetime.fromtimestamp(window_epoch, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
-    return f"stream-{stamp}-{digest}.jsonl"
-
-
-class _WindowedFileWriter(beam.DoFn):
-    """Each bundle's records -> one file per (folder, window), written atomically in finish_bundle. Windows are
-    of processing time (when the record is written): Beam windows only fire when the source stops on the local
-    runner (docs/streaming.md). An invalid article is written as a dead letter (`validated`)."""
-
-    def __init__(self, output: str, kind: str, window_seconds: int):
-        if kind not in SCHEMAS:
-            raise ValueError(f"unknown output kind {kind!r}")
-        self.output, self.kind, self.window_seconds = output, kind, window_seconds
-        self.buffer: dict[tuple[str, str, float], list[str]] = {}
-
-    def start_bundle(self):
-        self.buffer = {}
-
-    def process(self, record: dict):
-        clean, dead = validated(self.kind, record)
-        kind, record = (self.kind, clean) if dead is None else (DEAD_LETTER, dead)
-        folder = stream_folder(kind, record["published"] if kind == ARTICLES else None)
-        window = window_start(time.time(), self.window_seconds)
-        self.buffer.setdefault((kind, folder, window), []).append(to_json_line(record))
-
-    def finish_bundle(self):
-        for (kind, folder, window), lines in sorted(self.buffer.items()):
-            lines = sorted(lines)
-            path = join_path(self.output, folder, stream_file_name(window, lines))
-            write_atomically(path, lines)
-            counter(COUNTERS[kind]).inc(len(lines))
-            log.info("wrote %s (%d records)", path, len(lines))
-        self.buffer = {}
-
-
-class WriteWindowedFiles(beam.PTransform):
-    """Records of one kind -> <output>/<folder>/stream-<window>-<hash>.jsonl, per bundle (streaming: every
-    writer is its own ParDo fused after the source, since a Flatten or GroupByKey would wait for its end)."""
-
-    def __init__(self, output: str, kind: str, window_seconds: int):
-        super().__init__()
-        self.writer = _WindowedFileWriter(output, kind, window_seconds)
-
-    def expand(self, records):
-        return records | "WriteWindows" >> beam.ParDo(self.writer)

@@ -7,7 +7,8 @@ is a ParDo fused after the source (on the local runner a GroupByKey or Flatten r
                backoff after failures (failure count and next allowed poll kept in state)
     NewEntries stateful, keyed by feed URL: each polled document reduced to the entries never emitted before
                (bounded: TTL + cap per feed), the raw input then parsed by transforms.parse.ParseArticles
-    streaming_runner  the local runner that runs this graph in real time, and the idle sleep for it
+    streaming_runner  the runner choice: the local runner that runs this graph in real time (paced, per-bundle
+               files), or Beam's own behaviour and windows elsewhere (StreamRunner)
 
 `read` counts new entries (an entry met again in a later poll is `entries_seen_before`) and failed polls.
 """
@@ -19,12 +20,12 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Iterable, Mapping, Sequence, Tuple
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, PortableOptions, StandardOptions
 from apache_beam.transforms import userstate
 from apache_beam.transforms.periodicsequence import ImpulseSeqGenDoFn, ImpulseSeqGenRestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
@@ -35,6 +36,7 @@ from transforms.parse import ParseError, feed_entries
 
 from .feeds import DEFAULT_MAX_ENTRIES, FetchLimits, feed_raw_inputs, fetch_feed, new_session, validate_feed_url
 from .options import DEFAULT_FETCH_RETRIES, DEFAULT_MAX_BACKOFF, DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL
+from .stream_sinks import PER_BUNDLE, WINDOWED
 
 log = logging.getLogger("newsbeam.streaming")
 
@@ -357,12 +359,21 @@ class NewEntries(beam.PTransform):
 
 
 # ------------------------------------------------------------------ the runner
-def streaming_runner(options: PipelineOptions) -> float:
-    """Pick the runner for a streaming run; returns the impulse's idle sleep for it.
+class StreamRunner(NamedTuple):
+    """What the runner decides in the streaming graph: the impulse's pacing and the writer."""
+    idle_sleep: float  # seconds the impulse may sleep until its next tick (0: Beam's own generator)
+    writer: str  # pipeline.stream_sinks: WINDOWED (Beam's windows) or PER_BUNDLE (the local real-time runner)
+
+
+def streaming_runner(options: PipelineOptions) -> StreamRunner:
+    """Pick the runner for a streaming run, and with it the impulse's pacing and the writer.
 
     DirectRunner (or none) -> FnApiRunner, in_memory, one worker: the only local runner measured to run
-    PeriodicImpulse in real time (docs/streaming.md). BundleBasedDirectRunner cannot run PeriodicImpulse, and
-    more than one worker gives stateful DoFns inconsistent state, so both are refused (ValueError)."""
+    PeriodicImpulse in real time (docs/streaming.md); paced, and per-bundle files, since there a GroupByKey after
+    the source (Beam's windowed file writing) fires only when the source stops. PortableRunner on the embedded
+    job server is that engine too: per-bundle files. Any other runner (Dataflow) gets Beam's generator and
+    Beam's event-time windows. BundleBasedDirectRunner cannot run PeriodicImpulse, and more than one local
+    worker gives stateful DoFns inconsistent state, so both are refused (ValueError)."""
     std, direct = options.view_as(StandardOptions), options.view_as(DirectOptions)
     std.streaming = True
     runner = std.runner if isinstance(std.runner, str) or std.runner is None else type(std.runner).__name__
@@ -372,8 +383,10 @@ def streaming_runner(options: PipelineOptions) -> float:
                              "seen-entries state was measured inconsistent (entries emitted twice)")
         std.runner = "FnApiRunner"
         direct.direct_running_mode = direct.direct_running_mode or "in_memory"
-        return 3600.0  # sleep until the next tick (capped at an hour per wait)
+        return StreamRunner(3600.0, PER_BUNDLE)  # sleep until the next tick (capped at an hour per wait)
     if runner in ("BundleBasedDirectRunner", "BundleBasedDirectRunner()"):
         raise ValueError("--streaming: BundleBasedDirectRunner cannot run PeriodicImpulse (Beam 2.77: 'Transform "
                          "node ...ProcessKeyedElements/GroupByKey... was not replaced'); use DirectRunner")
-    return 0.0
+    if runner in ("PortableRunner", "portable") and options.view_as(PortableOptions).job_endpoint == "embed":
+        return StreamRunner(0.0, PER_BUNDLE)
+    return StreamRunner(0.0, WINDOWED)

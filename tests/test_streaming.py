@@ -525,7 +525,7 @@ def test_entry_key_prefers_guid_then_link_then_id():
 
 
 def test_stream_file_name_is_content_addressed():
-    from pipeline.sinks import stream_file_name, window_start
+    from pipeline.stream_sinks import stream_file_name, window_start
 
     w = window_start(1_700_000_123, 300)
     assert w % 300 == 0 and 0 <= 1_700_000_123 - w < 300
@@ -684,15 +684,17 @@ def test_every_streaming_option_reaches_the_config():
     from pipeline.graph import StreamConfig
     from pipeline.launch import graph_config
     from pipeline.options import NewsbeamOptions
+    from pipeline.stream_sinks import PER_BUNDLE
+    from pipeline.streaming import StreamRunner
 
     flags = {"--poll-interval": 7.0, "--stop-after": 9.0, "--window-seconds": 11, "--seen-ttl": 13.0,
              "--seen-max": 17, "--dedup-ttl": 19.0, "--dedup-max": 23, "--band-max": 29, "--max-backoff": 31.0,
              "--fetch-retries": 2}
     argv = ["--streaming", "--feeds", "http://127.0.0.1:1/x.xml", "--output", "o", "--targets", "A",
             "--dedup-threshold", "0.7", *[str(x) for kv in flags.items() for x in kv]]
-    cfg = graph_config(PipelineOptions(argv).view_as(NewsbeamOptions), idle_sleep=5.0)
+    cfg = graph_config(PipelineOptions(argv).view_as(NewsbeamOptions), runner=StreamRunner(5.0, PER_BUNDLE))
     got = dataclasses.asdict(cfg.stream)
     assert {f.name for f in dataclasses.fields(StreamConfig)} == {f[2:].replace("-", "_") for f in flags} | {
-        "idle_sleep"}
-    assert got == {**{f[2:].replace("-", "_"): v for f, v in flags.items()}, "idle_sleep": 5.0}
+        "idle_sleep", "writer"}  # the runner's choices (streaming_runner), not options
+    assert got == {**{f[2:].replace("-", "_"): v for f, v in flags.items()}, "idle_sleep": 5.0, "writer": PER_BUNDLE}
     assert cfg.dedup_threshold == 0.7  # the dedup threshold is the batch option, in both modes
