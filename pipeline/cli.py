@@ -47,16 +47,20 @@ def _delegated(command: str) -> Callable[[list[str]], int]:
     return _train
 
 
+TRAINERS = {"ner": "ner", "stance": "stance", "ner-student": "distill"}  # model -> modeling.training module
+
+
 def _train(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("ner", "stance"):
+    if not argv or argv[0] not in TRAINERS:
         if argv and argv[0] in ("-h", "--help"):
-            print("usage: newsbeam train {ner,stance} [--config FILE] [--output DIR] [--log FILE] [--threads N]\n\n"
-                  "`newsbeam train ner --help` / `newsbeam train stance --help` for the options.")
+            print("usage: newsbeam train {ner,stance,ner-student} [--config FILE] [--output DIR] [--log FILE] "
+                  "[--threads N]\n\n`newsbeam train MODEL --help` for the options; ner-student distils the NER "
+                  "model into a shallower one (configs/ner-student.yaml).")
             return 0
-        print("usage: newsbeam train {ner,stance} ...\nnewsbeam train: error: say which model: ner or stance",
-              file=sys.stderr)
+        print("usage: newsbeam train {ner,stance,ner-student} ...\nnewsbeam train: error: say which model: ner, "
+              "stance or ner-student", file=sys.stderr)
         return EXIT_USAGE
-    return importlib.import_module(f"modeling.training.{argv[0]}").main(argv[1:])
+    return importlib.import_module(f"modeling.training.{TRAINERS[argv[0]]}").main(argv[1:])
 
 
 def main(argv: list[str] | None = None) -> int:

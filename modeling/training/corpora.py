@@ -411,3 +411,48 @@ def reuters_articles(root: Path | None = None, limit: int | None = None) -> list
             if limit and len(out) >= limit:
                 return out
     return out
+
+
+def ru_news_articles(root: Path | None = None) -> list[dict]:
+    """The Russian outlets of news/ru (natasha/corus ODS samples): {id, title, body} per article with a text."""
+    import gzip
+
+    root = root or shared_data_dir()
+    csv.field_size_limit(1 << 24)  # article bodies are longer than csv's default field limit
+    out = []
+    for path in sorted((root / "news" / "ru").glob("*.csv.gz")):
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+            for k, row in enumerate(csv.DictReader(fh)):
+                body = (row.get("text") or "").strip()
+                if body:
+                    out.append({"id": f"{path.name.split('.')[0]}-{k}", "title": (row.get("title") or "").strip(),
+                                "body": body})
+    return out
+
+
+def feed_entry_texts(root: Path | None = None, min_chars: int = 40) -> list[dict]:
+    """Title and summary/content of every entry of the captured feeds (feeds/feed-rs), read from the parser's
+    own output beside each feed (`.serde.json`, one shape for RSS, Atom and JSON Feed), HTML reduced to its text.
+    Entries with fewer than `min_chars` characters of text, and repeats, are left out."""
+    import lxml.html
+
+    root = root or shared_data_dir()
+
+    def plain(node) -> str:
+        value = (node or {}).get("content") or (node or {}).get("body") or ""
+        if "<" in value:
+            try:
+                value = lxml.html.fromstring(value).text_content()
+            except Exception:  # noqa: BLE001 - not parseable as HTML: keep the raw string
+                pass
+        return " ".join(value.split())
+
+    out, seen = [], set()
+    for path in sorted((root / "feeds" / "feed-rs").glob("*/*.serde.json")):
+        for k, entry in enumerate(json.loads(path.read_text(encoding="utf-8")).get("entries") or []):
+            title, body = plain(entry.get("title")), plain(entry.get("content")) or plain(entry.get("summary"))
+            text = "\n".join(t for t in (title, body) if t)
+            if len(text) >= min_chars and text not in seen:
+                seen.add(text)
+                out.append({"id": f"{path.parent.name}/{path.name}#{k}", "title": title, "body": body})
+    return out
