@@ -1,11 +1,12 @@
-"""Parquet output (`--format parquet|both`): each published day's articles as one Parquet file beside the JSONL,
-`<root>/dt=YYYY-MM-DD/articles-00000-of-00001.parquet`, so pandas, DuckDB or Spark read the folder directly.
+"""Parquet output (`--format parquet|both`): each shard of a published day's articles as a Parquet file beside its
+JSONL, `<root>/dt=YYYY-MM-DD/articles-SSSSS-of-NNNNN.parquet` (pipeline.layout), so pandas, DuckDB or Spark read
+the folders directly.
 
 The Arrow schema is derived from the pydantic models (schemas.Article): nested entities and stance stay lists of
 structs, days are date32, timestamps UTC. pipeline.sinks.WriteArticles writes them
-beside (or instead of) the JSONL, from the same validated records grouped by day: rows sorted by id, written
-whole to a temporary name and renamed, merged by id with what earlier runs wrote (run) or replacing the day
-(backfill); the same rows give the same bytes (no write time is stored).
+beside (or instead of) the JSONL, from the same lines as the shard's JSONL (merged by id with what earlier runs
+wrote, or replacing what backfills own): rows sorted by id, written whole to a temporary name and renamed; the
+same rows give the same bytes (no write time is stored).
 """
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from apache_beam.io.filesystems import FileSystems
 from pydantic import BaseModel
 
 from transforms.files import write_atomically
-
-from .layout import batch_parquet_file
 
 JSONL, PARQUET = "jsonl", "parquet"
 FORMATS = {"jsonl": (JSONL,), "parquet": (PARQUET,), "both": (JSONL, PARQUET)}
@@ -90,10 +89,8 @@ def read_parquet_records(path: str) -> list[dict]:
     return [Article.model_validate(r).model_dump(mode="json") for r in table.to_pylist()]
 
 
-def write_parquet_day(output: str, day: str, records: list[dict], merge: bool) -> str:
-    """One day's Parquet file: earlier runs' rows (merge) plus these, one per id (these win), sorted by id."""
-    path = batch_parquet_file(output, day)
-    by_id = {r["id"]: r for r in (read_parquet_records(path) if merge else [])}
-    by_id.update((r["id"], r) for r in records)
+def write_parquet_file(path: str, records: list[dict]) -> str:
+    """One Parquet file of articles, one row per id (the last record of an id wins), sorted by id."""
+    by_id = {r["id"]: r for r in records}
     write_atomically(path, parquet_bytes([by_id[k] for k in sorted(by_id)]))
     return path

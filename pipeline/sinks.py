@@ -1,39 +1,41 @@
 """Sinks: validated JSONL (one validation for every mode: `validated`). Batch: articles partitioned by published
-day, duplicates and dead letters sharded by a hash of the line. Streaming's writers are pipeline.stream_sinks.
+day and sharded by a hash of the id (pipeline.layout, pipeline.day_shards), duplicates and dead letters sharded by
+a hash of the line. Streaming's writers are pipeline.stream_sinks.
 
 Files are written whole to a temporary name and then renamed, and their lines are sorted by id, so a rerun over
 the same input gives byte-identical files and a crash never leaves a half-written partition behind.
 
 Two ways to meet a file an earlier run wrote:
-- merge (plain `newsbeam run`): the day's partition and the side files keep what earlier runs wrote and gain this
+- merge (plain `newsbeam run`): a day's shards and the side files keep what earlier runs wrote and gain this
   run's records (a record with the same id, or the same line, replaces or equals the old one), so a second run
   with new articles on an old day adds to it and a rerun leaves the bytes unchanged;
-- replace what it owns (`newsbeam backfill`): the day's partition becomes this run's articles of that day plus
-  the lines a plain run wrote there (transforms.backfill_owned: backfills record the ids they write per day, and
-  replace or remove only those), so a backfill of a range is a function of its input and of what plain runs
-  wrote, never removing the latter.
+- replace what it owns (`newsbeam backfill`): a day's shards become this run's articles of that day plus the
+  lines a plain run wrote there (transforms.backfill_owned: backfills record the ids they write per shard of a
+  day, and replace or remove only those), so a backfill of a range is a function of its input and of what plain
+  runs wrote, never removing the latter.
 One run at a time per output root: two concurrent runs merging the same day could lose one's records, so every run
 takes the root's lease first (pipeline.lease; a second one is refused).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.backfill_owned import owned_days, read_owned, replace_owned, write_owned
+from transforms.backfill_owned import owned_days, owned_file, read_ids, replace_owned, write_owned
 from transforms.common import DEAD, counter, dead_letter
 from transforms.files import write_atomically
 
-from .layout import (ARTICLES, DEAD_LETTER, DUPLICATES, SIDE_SHARDS, batch_article_file, batch_parquet_file,
-                     side_shard_file)
-from .parquet_sink import JSONL, PARQUET, read_parquet_records, write_parquet_day
+from .day_shards import foreign_files, old_lines, shards_to_visit, survey_day
+from .layout import (ARTICLE_SHARDS, ARTICLES, DEAD_LETTER, DUPLICATES, SIDE_SHARDS, article_shard,
+                     article_shard_file, hash_shard, side_shard_file)
+from .parquet_sink import JSONL, PARQUET, read_parquet_records, write_parquet_file
 
 log = logging.getLogger("newsbeam.sinks")
 WRITTEN_IDS = "written_ids"
+MIGRATED = "migrated"
 SCHEMAS = {ARTICLES: "Article", DUPLICATES: "DuplicateRecord", DEAD_LETTER: "DeadLetter"}
 COUNTERS = {ARTICLES: "written", DUPLICATES: "duplicates", DEAD_LETTER: "dead_lettered"}
 
@@ -86,57 +88,101 @@ def day_formats(requested: tuple[str, ...], jsonl_exists: bool, parquet_exists: 
     return tuple(f for f in (JSONL, PARQUET) if f in requested or present[f])
 
 
-class _WritePartition(beam.DoFn):
-    """One day's articles -> its partition file(s), JSONL and/or Parquet (main output: the paths); then, tagged
-    WRITTEN_IDS, the id of every article in it, emitted only once every file of the day is in place, so
-    downstream (the cross-run dedup index) sees only what was really written."""
+def _shard_key(record: dict) -> tuple[tuple[str, int], dict]:
+    return (record["published"], article_shard(record["id"])), record
+
+
+class _WriteDayShard(beam.DoFn):
+    """One shard of a day -> its file(s), JSONL and/or Parquet (main output: the paths); then, tagged WRITTEN_IDS,
+    the id of every article in it, emitted only once every file of the shard is in place, so downstream (the
+    cross-run dedup index) sees only what was really written; and, tagged MIGRATED, (day, shard) when the day had
+    files of another layout, so they are removed once every shard has its lines (_RemoveMigrated).
+
+    `states` (a side input, {day: pipeline.day_shards.DayState}) is what each day held before any of its shards
+    was written: every writer of a day decides its formats and its migration from the same picture."""
 
     def __init__(self, output: str, merge: bool = True, formats: tuple[str, ...] = (JSONL,)):
         self.output, self.merge, self.formats = output, merge, tuple(formats)
         self.written, self.replaced = counter("written"), counter("backfill_replaced")
 
-    def process(self, item):
-        day, records = item
+    def process(self, item, states):
+        (day, shard), records = item
+        state = states[day]
         records = sorted((r for r in records if r is not None), key=lambda r: r["id"])
-        jsonl, parquet = batch_article_file(self.output, day), batch_parquet_file(self.output, day)
-        formats = day_formats(self.formats, FileSystems.exists(jsonl), FileSystems.exists(parquet))
-        old = read_lines(jsonl) or [to_json_line(r) for r in read_parquet_records(parquet)]  # Parquet-only days too
+        own = {fmt: article_shard_file(self.output, day, shard, fmt) for fmt in (JSONL, PARQUET)}
+        formats = day_formats(self.formats, JSONL in state.formats, PARQUET in state.formats)
+        old = old_lines(state, shard, own, _file_lines)
+        owned_path = owned_file(self.output, day, shard, ARTICLE_SHARDS)
+        owned_paths = (owned_path, *state.foreign_owned)
         owned_after = None
         if not self.merge:
-            old, owned_after = self._not_owned(day, old, records)
+            old, owned_after = self._not_owned(owned_path, owned_paths, shard, old, records)
+        elif state.foreign_owned:  # a plain run migrating the day: the shard's share of the older record
+            owned_after = read_ids(owned_paths, lambda i: article_shard(i) == shard)
         lines = merge_by_id(old, records)
-        if not lines:  # a backfill removed every line of the day: no empty file is left behind
-            stale = [path for path in (jsonl, parquet) if FileSystems.exists(path)]
+        if not lines:  # a backfill removed every line of the shard: no empty file is left behind
+            stale = [own[fmt] for fmt in (JSONL, PARQUET) if state.has(shard, fmt)]
             if stale:
                 FileSystems.delete(stale)
             formats = ()
         if JSONL in formats:
-            write_atomically(jsonl, lines)
-            yield jsonl
+            write_atomically(own[JSONL], lines)
+            yield own[JSONL]
         if PARQUET in formats:  # from the same lines as the JSONL: the two never disagree
-            yield write_parquet_day(self.output, day, [json.loads(line) for line in lines], merge=False)
+            yield write_parquet_file(own[PARQUET], [json.loads(line) for line in lines])
         if owned_after is not None:
-            write_owned(self.output, day, owned_after)
+            write_owned(owned_path, owned_after)
         self.written.inc(len(records))
         for r in records:
             yield beam.pvalue.TaggedOutput(WRITTEN_IDS, r["id"])
+        if state.migrates:
+            yield beam.pvalue.TaggedOutput(MIGRATED, (day, shard))
 
-    def _not_owned(self, day: str, old: list[str], records: list[dict]) -> tuple[list[str], set[str]]:
-        """Backfill: (the old lines that stay, the ids this backfill owns once the day is written). The ownership
-        record first grows to cover both the old and the new owned ids, so a crash before the day is written
-        leaves every backfilled line replaceable, and never claims a plain run's line."""
+    def _not_owned(self, owned_path: str, owned_paths: tuple[str, ...], shard: int, old: list[str],
+                   records: list[dict]) -> tuple[list[str], set[str]]:
+        """Backfill: (the old lines that stay, the ids this backfill owns once the shard is written). The
+        ownership record first grows to cover both the old and the new owned ids, so a crash before the shard is
+        written leaves every backfilled line replaceable, and never claims a plain run's line."""
         by_id = {json.loads(line)["id"]: line for line in old}
-        owned_before = read_owned(self.output, day)
+        owned_before = read_ids(owned_paths, lambda i: article_shard(i) == shard)
         keep, owned_after, removed = replace_owned(by_id, (r["id"] for r in records), owned_before)
         if owned_after - owned_before:
-            write_owned(self.output, day, owned_before | owned_after)
+            write_owned(owned_path, owned_before | owned_after)
         self.replaced.inc(len(removed))
         return [by_id[i] for i in sorted(keep)], owned_after
 
 
+def _file_lines(path: str) -> list[str]:
+    """An article file's lines, JSONL or (as the JSONL would have them) Parquet."""
+    if path.endswith(f".{PARQUET}"):
+        return [to_json_line(r) for r in read_parquet_records(path)]
+    return read_lines(path)
+
+
+class _RemoveMigrated(beam.DoFn):
+    """A migrated day, once every shard reported its write: the files of the other layout removed (a day some
+    shard did not report keeps them, and a later rewrite migrates it again: lines are never in neither)."""
+
+    def __init__(self):
+        self.removed = counter("migrated_files_removed")
+
+    def process(self, item, states):
+        day, shards = item
+        if set(shards) != set(range(ARTICLE_SHARDS)):
+            log.warning("dt=%s: %d of %d shards written, its older files kept", day, len(set(shards)),
+                        ARTICLE_SHARDS)
+            return
+        stale = foreign_files(states[day])
+        if stale:
+            FileSystems.delete(stale)
+            self.removed.inc(len(stale))
+            log.info("dt=%s: migrated to %d shards, removed %s", day, ARTICLE_SHARDS, stale)
+
+
 class WriteArticles(beam.PTransform):
-    """Validate against schemas.Article and write `<output>/dt=YYYY-MM-DD/articles-*.jsonl` (and/or `.parquet`:
-    `formats`, --format; pipeline.parquet_sink).
+    """Validate against schemas.Article and write `<output>/dt=YYYY-MM-DD/articles-SSSSS-of-NNNNN.jsonl` (and/or
+    `.parquet`: `formats`, --format; pipeline.parquet_sink), one GroupByKey key per (day, shard of the id): no
+    worker holds more than one shard of a day (pipeline.layout: ARTICLE_SHARDS).
 
     Returns {"paths": written file paths, "written_ids": ids of the articles written, "dead_letter": articles
     that failed validation}. merge=False replaces what backfills wrote on each day instead of adding to it
@@ -153,24 +199,32 @@ class WriteArticles(beam.PTransform):
 
     def expand(self, articles):
         valid = articles | "Validate" >> beam.FlatMap(_validate_article).with_outputs(DEAD, main="valid")
-        by_day = valid.valid | "ByDay" >> beam.Map(lambda r: (r["published"], r))
+        keyed = valid.valid | "ByDayShard" >> beam.Map(_shard_key)
+        days = keyed | "Day" >> beam.Map(lambda kv: kv[0][0])
         if self.date_range and not self.merge:  # a day whose every article this input dropped (or made a
             # duplicate) is still rewritten; listed when the pipeline runs, on the workers, so a cloud launcher
             # reads nothing from the bucket while it builds the graph
             owned = (articles.pipeline | "Backfill" >> beam.Create([self.date_range])
-                     | "OwnedDays" >> beam.FlatMap(lambda r, root: [(d, None) for d in owned_days(root, *r)],
-                                                   self.output))
-            by_day = (by_day, owned) | "WithOwnedDays" >> beam.Flatten()
-        paths = (by_day
-                 | "GroupDay" >> beam.GroupByKey()
-                 | "WriteDay" >> beam.ParDo(_WritePartition(self.output, self.merge, self.formats))
-                 .with_outputs(WRITTEN_IDS, main="paths"))
-        return {"paths": paths.paths, WRITTEN_IDS: paths[WRITTEN_IDS], DEAD: valid[DEAD]}
+                     | "OwnedDays" >> beam.FlatMap(lambda r, root: owned_days(root, *r), self.output))
+            days = (days, owned) | "WithOwnedDays" >> beam.Flatten()
+        states = (days | "EachDay" >> beam.Distinct()
+                  | "Survey" >> beam.Map(lambda day, root: (day, survey_day(root, day)), self.output))
+        visits = states | "Visit" >> beam.FlatMap(
+            lambda kv, formats, merge: [((kv[0], s), None) for s in shards_to_visit(kv[1], formats, merge)],
+            self.formats, self.merge)
+        as_dict = beam.pvalue.AsDict(states)
+        written = ((keyed, visits) | "WithVisits" >> beam.Flatten()
+                   | "GroupDayShard" >> beam.GroupByKey()
+                   | "WriteDayShard" >> beam.ParDo(_WriteDayShard(self.output, self.merge, self.formats), as_dict)
+                   .with_outputs(WRITTEN_IDS, MIGRATED, main="paths"))
+        _ = (written[MIGRATED] | "MigratedDay" >> beam.GroupByKey()
+             | "RemoveMigrated" >> beam.ParDo(_RemoveMigrated(), as_dict))
+        return {"paths": written.paths, WRITTEN_IDS: written[WRITTEN_IDS], DEAD: valid[DEAD]}
 
 
 def shard_of(line: str, shards: int = SIDE_SHARDS) -> int:
     """A side record's shard: a hash of its line, so the same record always lands in the same file."""
-    return int.from_bytes(hashlib.sha256(line.encode("utf-8")).digest()[:8], "little") % shards
+    return hash_shard(line, shards)
 
 
 def _keyed_line(record: dict, kind: str) -> tuple[int, str]:

@@ -33,7 +33,9 @@ def reuters_jsonl(tmp_path_factory, shared_data):
 
 
 def _partitions(out: Path) -> dict[str, tuple[bytes, int]]:
-    return {p.parent.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(out.glob("dt=*/articles-*.jsonl"))}
+    """`dt=DAY/articles-SSSSS-of-NNNNN.jsonl` -> (bytes, mtime) of every shard of every day."""
+    return {str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(out.glob("dt=*/articles-*.jsonl"))}
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -57,7 +59,7 @@ def test_backfill_is_idempotent_and_overlaps_rewrite_only_their_days(reuters_jso
     first = _backfill(reuters_jsonl, out, "1987-03-01", "1987-03-31")
     assert "out-of-range" in first.stdout and "every record accounted for" in first.stdout
     march = _partitions(out)
-    assert march and all("1987-03-01" <= k[3:] <= "1987-03-31" for k in march)
+    assert march and all("1987-03-01" <= k[3:13] <= "1987-03-31" for k in march)
     side = out / "_backfill" / "1987-03-01_1987-03-31"
     march_side, march_index = _files(side), _files(out / "_state")
     assert march_index, "the backfill must extend the cross-run dedup index"
@@ -71,7 +73,7 @@ def test_backfill_is_idempotent_and_overlaps_rewrite_only_their_days(reuters_jso
 
     # A reprint (new url, same title and text) of a March article, dated inside the second range: the index
     # holds the March original, so the reprint is a duplicate of it and is not written again.
-    written = {a["url"]: a["id"] for day in march for a in _jsonl(out / day / "articles-00000-of-00001.jsonl")}
+    written = {a["url"]: a["id"] for shard in march for a in _jsonl(out / shard)}
     original = next(r for r in _jsonl(reuters_jsonl) if r["url"] in written and r["published"] < "1987-03-20")
     reprint = tmp_path / "reprint.jsonl"
     reprint.write_text(json.dumps(dict(original, published="1987-04-07", url=original["url"] + "-reprint")) + "\n")
@@ -82,12 +84,12 @@ def test_backfill_is_idempotent_and_overlaps_rewrite_only_their_days(reuters_jso
     dups = read_side(out / "_backfill" / "1987-03-20_1987-04-10", "duplicates")
     reprinted = [d for d in dups if d["duplicate_of"] == written[original["url"]]]
     assert len(reprinted) == 1 and reprinted[0]["kind"] == "exact", dups
-    all_ids = {a["id"] for day in after for a in _jsonl(out / day / "articles-00000-of-00001.jsonl")}
+    all_ids = {a["id"] for shard in after for a in _jsonl(out / shard)}
     assert reprinted[0]["id"] not in all_ids and written[original["url"]] in all_ids
-    for day, (data, mtime) in again.items():
-        assert after[day][0] == data
-        if day < "dt=1987-03-20":
-            assert after[day][1] == mtime, f"{day} is outside the second range and must not be rewritten"
+    for shard, (data, mtime) in again.items():
+        assert after[shard][0] == data
+        if shard < "dt=1987-03-20":
+            assert after[shard][1] == mtime, f"{shard} is outside the second range and must not be rewritten"
     assert any(k >= "dt=1987-04-01" for k in after)
     ranges = sorted(p.name for p in (out / "_backfill").iterdir())
     assert ranges == ["1987-03-01_1987-03-31", "1987-03-20_1987-04-10"]

@@ -255,7 +255,7 @@ def test_dockerignore_keeps_the_weights_and_drops_local_state():
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     dropped = [".venv/lib/python3.11/site-packages/torch/__init__.py", ".git/HEAD", "build/lib/pipeline/run.py",
-               "logs/train_ner.log", "out/dt=2020-11-27/articles-00000-of-00001.jsonl", ".pytest_cache/v/x",
+               "logs/train_ner.log", "out/dt=2020-11-27/articles-00042-of-00064.jsonl", ".pytest_cache/v/x",
                ".hypothesis/examples/x", "newsbeam.egg-info/PKG-INFO", "pipeline/__pycache__/run.cpython-311.pyc",
                "transforms/__pycache__/dedup.cpython-311.pyc", "modeling/weights/__pycache__/x.pyc"]
     kept = ["setup.py", "requirements.txt", "MANIFEST.in", "deploy/flex_main.py", "pipeline/cli.py",

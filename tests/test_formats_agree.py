@@ -14,9 +14,13 @@ DAY = "2020-12-13"
 
 
 def _day(out: Path) -> tuple[list[dict], list[dict]]:
+    """The day's JSONL and Parquet articles, every shard, in shard order; each shard's two files agree."""
     part = out / f"dt={DAY}"
-    jsonl = read_jsonl(part / "articles-00000-of-00001.jsonl") if (part / "articles-00000-of-00001.jsonl").exists() else []
-    return jsonl, read_parquet_records(str(part / "articles-00000-of-00001.parquet"))
+    jsonl = [r for f in sorted(part.glob("articles-*.jsonl")) for r in read_jsonl(f)]
+    parquet = [r for f in sorted(part.glob("articles-*.parquet")) for r in read_parquet_records(str(f))]
+    for f in sorted(part.glob("articles-*.jsonl")):
+        assert read_parquet_records(str(f.with_suffix(".parquet"))) == read_jsonl(f) or not parquet, f
+    return jsonl, parquet
 
 
 def _targets(records: list[dict]) -> set[str]:

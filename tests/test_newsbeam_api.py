@@ -105,7 +105,8 @@ def test_run_from_python_writes_parquet_that_read_output_loads(tmp_path, monkeyp
     import pyarrow.parquet as pq
 
     from pipeline import report
-    from pipeline.parquet_sink import article_schema, write_parquet_day
+    from pipeline.layout import article_shard, parse_article_shard
+    from pipeline.parquet_sink import article_schema, read_parquet_records, write_parquet_file
 
     monkeypatch.chdir(ROOT)
     out = tmp_path / "out"
@@ -113,16 +114,18 @@ def test_run_from_python_writes_parquet_that_read_output_loads(tmp_path, monkeyp
                           skip_models=True, quiet=True)
     assert counts["read"] == counts["written"] + counts.get("duplicates", 0) and counts["written"] > 0
     assert not list(out.glob("dt=*/*.jsonl")), "--format parquet writes no article JSONL"
-    files = sorted(out.glob("dt=*/articles-00000-of-00001.parquet"))
-    assert len(files) == len({f.parent for f in files}) > 1
+    files = sorted(out.glob("dt=*/articles-*.parquet"))
+    assert len({f.parent for f in files}) > 1
+    for f in files:  # each a shard of its day holding the ids of that shard (pipeline.layout)
+        shard, _, ext = parse_article_shard(f.name)
+        assert ext == "parquet" and {article_shard(r["id"]) for r in read_parquet_records(str(f))} == {shard}
     assert pq.read_schema(files[0]).remove_metadata() == article_schema()
     df = newsbeam.read_output(str(out))
     assert len(df) == counts["written"] and (df["ner_status"] == "skipped").all()
     assert len(report.read_output(str(out)).articles) == counts["written"]  # the report reads the Parquet too
-    # a rewrite of a day with the same rows (merge, as a rerun does) leaves the bytes as they were
+    # a rewrite of a shard with the same rows (as a rerun does) leaves the bytes as they were
     before = files[0].read_bytes()
-    records = [r for r in newsbeam.output.article_records(str(out)) if r["published"] == files[0].parent.name[3:]]
-    write_parquet_day(str(out), files[0].parent.name[3:], records, merge=True)
+    write_parquet_file(str(files[0]), list(reversed(read_parquet_records(str(files[0])))))
     assert files[0].read_bytes() == before
     with pytest.raises(ValueError, match="unrecognized|invalid"):
         newsbeam.run(input=["seeds/*.txt"], output=str(out), target=["Armenia"])
@@ -174,7 +177,8 @@ def test_read_output_reads_every_layout_through_beam_filesystems(tmp_path):
     fs = _MemFS.get()
     root = "memtest://bucket/layouts"
     fs.files.update({
-        f"{root}/dt=2020-11-10/articles-00000-of-00001.jsonl": jsonl(ARTICLES[:3]),  # batch
+        f"{root}/dt=2020-11-10/articles-00005-of-00064.jsonl": jsonl(ARTICLES[:2]),  # batch, a shard of a day
+        f"{root}/dt=2020-11-09/articles-00000-of-00001.jsonl": jsonl(ARTICLES[2:3]),  # the older unsharded day
         f"{root}/dt=2020-11-25/stream-20201125T000000-abc.jsonl": jsonl(ARTICLES[3:]),  # streaming
         f"{root}/duplicates.jsonl": jsonl(DUPLICATES[:1]),
         f"{root}/duplicates/stream-20201125T000000-def.jsonl": jsonl(DUPLICATES[1:2]),

@@ -14,6 +14,7 @@ import pytest
 
 from modeling.entity_ids import entity_id
 from pipeline import report
+from pipeline.layout import article_shard, article_shard_name
 from pipeline.report_rows import publisher
 from schemas import Article, DeadLetter, DuplicateRecord
 
@@ -108,9 +109,13 @@ def write_output(root: Path, articles=ARTICLES, duplicates=DUPLICATES, dead=DEAD
     for day, recs in by_day.items():
         part = root / f"dt={day}"
         part.mkdir(parents=True)
-        (part / "articles-00000-of-00001.jsonl").write_text(
-            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sorted(recs, key=lambda r: r["id"])),
-            encoding="utf-8")
+        by_shard = defaultdict(list)
+        for r in recs:  # as WriteArticles lays a day out: a file per shard of the ids (pipeline.layout)
+            by_shard[article_shard_name(article_shard(r["id"]), "jsonl")].append(r)
+        for name, shard in by_shard.items():
+            (part / name).write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sorted(shard, key=lambda r: r["id"])),
+                encoding="utf-8")
     (root / "duplicates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in duplicates), encoding="utf-8")
     (root / "dead_letter.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dead), encoding="utf-8")
     return root
@@ -273,8 +278,10 @@ def test_report_reads_batch_backfill_and_streaming_files_together(tmp_path):
     root = tmp_path / "out"
     (root / "dt=2020-11-10").mkdir(parents=True)
     batch, stream = ARTICLES[:3], ARTICLES[3:]
-    (root / "dt=2020-11-10" / "articles-00000-of-00001.jsonl").write_text(
-        "".join(json.dumps(dict(r, published="2020-11-10")) + "\n" for r in batch), encoding="utf-8")
+    (root / "dt=2020-11-10" / "articles-00005-of-00064.jsonl").write_text(  # a shard of a day
+        "".join(json.dumps(dict(r, published="2020-11-10")) + "\n" for r in batch[:2]), encoding="utf-8")
+    (root / "dt=2020-11-10" / "articles-00000-of-00001.jsonl").write_text(  # a day of the older, unsharded layout
+        "".join(json.dumps(dict(r, published="2020-11-10")) + "\n" for r in batch[2:]), encoding="utf-8")
     (root / "dt=2020-11-25").mkdir()
     (root / "dt=2020-11-25" / "stream-20201125T000000-abc.jsonl").write_text(
         "".join(json.dumps(dict(r, published="2020-11-25")) + "\n" for r in stream), encoding="utf-8")

@@ -14,7 +14,9 @@ LINE_BREAKS_INSIDE = "para one\u2028para two\u2029three\x85four"
 
 
 def test_records_with_unicode_line_separators_survive_a_merge(tmp_path):
-    path = str(tmp_path / "dt=2020-12-01" / "articles-00000-of-00001.jsonl")
+    from pipeline.layout import article_shard_file
+
+    path = article_shard_file(str(tmp_path), "2020-12-01", 0, "jsonl")
     old = [{"id": "a", "text": LINE_BREAKS_INSIDE}, {"id": "b", "text": "plain"}]
     write_atomically(path, [to_json_line(r) for r in old])
     lines = read_lines(path)
