@@ -74,6 +74,7 @@ eval: install
 	mkdir -p logs
 	$(BIN)/python -m modeling.evaluation.quality --write docs/quality.md --json logs/quality.json
 	$(BIN)/python -m modeling.evaluation.bsnlp --write docs/quality.md --json logs/bsnlp.json
+	$(BIN)/python -m modeling.evaluation.stance_article --write docs/quality.md --json logs/stance_article.json
 
 # BSNLP-2017 dev: NER found per document, base forms, cross-language ids, per language (docs/quality.md section)
 eval-entities: install

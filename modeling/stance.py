@@ -5,8 +5,8 @@ NewsMTSC and RuSentNE, annotate sentiment toward a named entity in a news senten
 the outlet's position, and irony or stance expressed without naming the target is out of its reach.
 
 Mention-level input: the pair (target, the mention's sentence with the mention wrapped in << >>).
-Article-level rule: the mean of the mention-level probability vectors over the target's mentions (at most
-`max_mentions`, in reading order); the label is its argmax and the score that mean probability.
+Article-level decision: modeling.stance_article (a learned head over all the target's mentions, where shipped;
+else `aggregate`, the mean of the mention-level probability vectors and its argmax).
 """
 from __future__ import annotations
 

@@ -245,3 +245,31 @@ def target_mentions(text: str, names: Sequence[str], lang: Optional[str] = None,
             if not any(s < fe and fs < e for fs, fe in found):
                 found.append((s, e))
     return sorted(found)
+
+
+def target_ids(target: str) -> set[str]:
+    """The entity ids a target name stands for: a place or organisation CLDR names ("Armenia" -> cldr:AM) is
+    that id alone (a man called Armen is not Armenia); any other name is read both as an organisation and as a
+    person (a person's id keys on the surname, so "Nikol Pashinyan" also finds "Пашинян")."""
+    from modeling.entity_ids import entity_id
+
+    place = entity_id(target, "LOC")[0]
+    if not place.startswith("name:"):
+        return {place}
+    return {place, entity_id(target, "PER")[0]}
+
+
+def target_spans(text: str, entities: Sequence[dict], target: str, aliases: Sequence[str],
+                 lang: Optional[str] = None) -> list[tuple[int, int]]:
+    """A target's mentions in reading order: the mentions of the entities (the NER stage's, with ids) that have
+    the target's id, then the name and aliases found as words of the text (target_mentions, inflected forms in
+    `lang` included) where they do not overlap those. An entity with the target's id makes the target a name
+    (its case counts); else its spelling decides, so common nouns ("Maskenpflicht", "the ceasefire") are found
+    too. The stance stage and the stance evaluations both find mentions here."""
+    ids = target_ids(target)
+    spans = sorted({(m["start"], m["end"]) for e in entities if e.get("id") in ids for m in e["mentions"]})
+    name = True if spans else None
+    for start, end in target_mentions(text, [target, *aliases], lang, name):
+        if not any(start < e and s < end for s, e in spans):
+            spans.append((start, end))
+    return sorted(spans)

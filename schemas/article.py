@@ -10,10 +10,12 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "2.2"  # 2.0: entities carry base, id, name; a stance without a label has label null.
+SCHEMA_VERSION = "2.3"  # 2.0: entities carry base, id, name; a stance without a label has label null.
 # 2.1: an entity's name keeps its letters; name_latin beside a name in another script.
 # 2.2: a labelled stance says whether stance is measured in the article's language (measured); an article
 # carries its authors and site_name where the input names them (HTML pages, CSV/TSV rows)
+# 2.3: a labelled stance keeps its classified mentions' own labels and sentences (mention_labels); its label and
+# probabilities are the article-level decision over them
 EntityType = Literal["PER", "ORG", "LOC", "MISC"]
 StanceLabel = Literal["favor", "against", "neutral"]
 NOT_MENTIONED = "not mentioned"  # the reason of a stance whose target the article does not name
@@ -55,6 +57,16 @@ class Entity(_Strict):
     mentions: list[Mention]
 
 
+class MentionLabel(_Strict):
+    """One classified mention of a stance target, with the label the sentence-level model gave it there."""
+    start: int = Field(ge=0, description="character offset of the mention into Article.text")
+    end: int = Field(gt=0)
+    sentence: str = Field(description="the text the mention was classified in: its sentence (clipped to 600 "
+                                      "characters around the mention), containing text[start:end]")
+    label: StanceLabel
+    score: float = Field(ge=0.0, le=1.0, description="calibrated probability of this mention's label")
+
+
 class Stance(_Strict):
     """Stance toward one target. Every configured target is listed, also where no label was computed: then
     `label` and `score` are null and `reason` says why ('not mentioned', an unsupported language, ...), so a
@@ -63,9 +75,13 @@ class Stance(_Strict):
     label: Optional[StanceLabel] = Field(description="null when no label was computed (see reason)")
     score: Optional[float] = Field(default=None, ge=0.0, le=1.0,
                                    description="calibrated probability of the label; null with the label")
-    probabilities: Optional[dict[StanceLabel, float]] = None
+    probabilities: Optional[dict[StanceLabel, float]] = Field(
+        default=None, description="calibrated article-level probability per label (the label is the largest)")
     mentions: int = Field(ge=0, description="mentions of the target in the text (the label aggregates at most "
                                             "the first 16)")
+    mention_labels: Optional[list[MentionLabel]] = Field(
+        default=None, description="with a label: the classified mentions (at most the first 16, reading order), "
+        "each with its own sentence-level label")
     reason: Optional[str] = Field(default=None, description="why there is no label (e.g. 'not mentioned')")
     measured: Optional[bool] = Field(default=None, description="with a label: whether stance quality is measured "
                                      "in the article's language (false: zero-shot, docs/quality.md)")
@@ -78,6 +94,8 @@ class Stance(_Strict):
             raise ValueError("score is given exactly when a label is")
         if self.label is None and self.measured is not None:
             raise ValueError("measured is given only with a label")
+        if self.label is None and self.mention_labels:
+            raise ValueError("mention_labels are given only with a label")
         return self
 
 
@@ -117,6 +135,11 @@ class Article(_Strict):
             for m in ent.mentions:
                 if self.text[m.start:m.end] != m.text:
                     raise ValueError(f"mention {m.text!r} does not match text[{m.start}:{m.end}]")
+        for s in self.stance:
+            for m in s.mention_labels or []:
+                if not (m.start < m.end <= len(self.text)) or self.text[m.start:m.end] not in m.sentence:
+                    raise ValueError(f"stance mention [{m.start}:{m.end}] of {s.target!r} is not in the text or "
+                                     "not in its sentence")
         return self
 
 

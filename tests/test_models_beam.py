@@ -78,11 +78,16 @@ def test_stance_transform_labels_every_target():
 
         def summary(a):
             # a mentioned target gets a label; an unmentioned one none (label null), with the reason
-            return [(s["target"], s["mentions"], s["reason"], s["label"] in ("favor", "against", "neutral"))
+            return [(s["target"], s["mentions"], s["reason"], s["label"] in ("favor", "against", "neutral"),
+                     # the article head's calibrated probabilities, and the one classified mention kept
+                     s["label"] is None or (abs(sum(s["probabilities"].values()) - 1) < 1e-3
+                                            and s["score"] == max(s["probabilities"].values())
+                                            and [a["text"][m["start"]:m["end"]] for m in s["mention_labels"]]
+                                            == ["Azerbaijan"]))
                     for s in a["stance"]]
 
         assert_that(out["articles"] | beam.Map(summary),
-                    equal_to([[("Azerbaijan", 1, None, True), ("Armenia", 0, "not mentioned", False)]]))
+                    equal_to([[("Azerbaijan", 1, None, True, True), ("Armenia", 0, "not mentioned", False, True)]]))
 
 
 class _PoisonedTagger:

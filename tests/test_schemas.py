@@ -49,3 +49,25 @@ def test_a_stance_has_a_label_or_a_reason_never_both(stance, ok):
     else:
         with pytest.raises(ValidationError, match="label"):
             Article.model_validate(record)
+
+
+def _labelled(mention_labels) -> dict:
+    return dict(GOOD, stance=[{"target": "Moscow", "label": "favor", "score": 0.7, "mentions": 1, "reason": None,
+                               "probabilities": {"against": 0.1, "neutral": 0.2, "favor": 0.7},
+                               "mention_labels": mention_labels}])
+
+
+def test_a_stance_keeps_its_mention_labels_within_the_text():
+    one = {"start": 0, "end": 6, "sentence": "Moscow said.", "label": "neutral", "score": 0.55}
+    art = Article.model_validate(_labelled([one]))
+    assert art.stance[0].mention_labels[0].label == "neutral"
+    with pytest.raises(ValidationError, match="not in the text"):
+        Article.model_validate(_labelled([dict(one, sentence="Paris said.")]))
+    with pytest.raises(ValidationError, match="not in the text"):
+        Article.model_validate(_labelled([dict(one, start=8, end=40)]))
+    with pytest.raises(ValidationError):
+        Article.model_validate(_labelled([dict(one, label="love")]))
+    unlabelled = {"target": "A", "label": None, "score": None, "mentions": 0, "reason": "not mentioned",
+                  "mention_labels": [one]}
+    with pytest.raises(ValidationError, match="only with a label"):
+        Article.model_validate(dict(GOOD, stance=[unlabelled]))

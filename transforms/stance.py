@@ -4,10 +4,12 @@ Per target: find its mentions -- every mention of an entity whose id is the targ
 `Azerbaijan` finds "Азербайджана" and "Azerbaycan"), plus the name and its aliases as words of the text, with
 their inflected forms in the article's language (modeling.target_mentions: "Maskenpflicht" finds
 "Maskenpflichten"; the aliases file stays an override for what NER misses) -- classify each mention in its
-sentence with the fine-tuned classifier (modeling.stance), aggregate (mean of probability vectors, capped at
-`max_mentions` in reading order). Every target is listed with its mention count; one that is not mentioned, or
-an article whose language the model does not cover, gets no label (`label: null`) and a `reason`, at no model
-call. An article's own `targets` (JSONL input) replace the configured ones.
+sentence with the fine-tuned classifier (modeling.stance), the first `max_mentions` in reading order and the
+headline's mention, and decide the article's label over them with the article head shipped beside the model
+(modeling.stance_article; without one, the mean of the probability vectors). Each record keeps its mentions'
+own labels and sentences (`mention_labels`). Every target is listed with its mention count; one that is not
+mentioned, or an article whose language the model does not cover, gets no label (`label: null`) and a `reason`,
+at no model call. An article's own `targets` (JSONL input) replace the configured ones.
 """
 from __future__ import annotations
 
@@ -120,53 +122,44 @@ def targets_for(article: dict, configured: Mapping[str, list[str]], auto_top_n: 
     return dict(configured)
 
 
-def target_ids(target: str) -> set[str]:
-    """The entity ids a target name stands for: a place or organisation CLDR names ("Armenia" -> cldr:AM) is
-    that id alone (a man called Armen is not Armenia); any other name is read both as an organisation and as a
-    person (a person's id keys on the surname, so "Nikol Pashinyan" also finds "Пашинян")."""
-    from modeling.entity_ids import entity_id
-
-    place = entity_id(target, "LOC")[0]
-    if not place.startswith("name:"):
-        return {place}
-    return {place, entity_id(target, "PER")[0]}
-
-
 def target_spans(article: dict, target: str, aliases: Sequence[str]) -> list[tuple[int, int]]:
-    """A target's mentions in reading order: the mentions of the article's entities that have the target's id,
-    then the name and aliases found as words of the text (inflected forms in the article's language included,
-    modeling.target_mentions) where they do not overlap those. An entity with the target's id makes the target a
-    name (its case counts); else its spelling decides, so common nouns ("Maskenpflicht", "the ceasefire") are
-    found too."""
-    from modeling.target_mentions import target_mentions
+    """A target's mentions in an article, in reading order (modeling.target_mentions.target_spans: its
+    entities with the target's id, then the target's words in the article's language)."""
+    from modeling.target_mentions import target_spans as spans
 
-    ids = target_ids(target)
-    spans = sorted({(m["start"], m["end"]) for e in article.get("entities") or [] if e.get("id") in ids
-                    for m in e["mentions"]})
-    name = True if spans else None
-    for start, end in target_mentions(article["text"], [target, *aliases], language_code(article), name):
-        if not any(start < e and s < end for s, e in spans):
-            spans.append((start, end))
-    return sorted(spans)
+    return spans(article["text"], article.get("entities") or [], target, aliases, language_code(article))
 
 
 def plan_mentions(article: dict, targets: Mapping[str, list[str]], max_mentions: int = MAX_MENTIONS
                   ) -> dict[str, "MentionPlan"]:
-    """For each target, its mention count and the mention inputs to classify (the first `max_mentions`)."""
+    """For each target, its mention count and the mention inputs to classify (the first `max_mentions`), with
+    what the article head needs besides their probabilities: the headline's mention (names: the target, its
+    aliases and every surface form found in the text) and where in the text the mentions are."""
     from modeling.stance import mention_input
+    from modeling.stance_article import mention_context, title_mention
 
     text = article["text"]
     plan = {}
     for target, aliases in targets.items():
         spans = target_spans(article, target, aliases)
-        items = [mention_input(target, text, start, end) for start, end in spans[:max_mentions]]
-        plan[target] = MentionPlan(len(spans), items)
+        kept = spans[:max_mentions]
+        items = [mention_input(target, text, start, end) for start, end in kept]
+        if not items:
+            plan[target] = MentionPlan(len(spans), items)
+            continue
+        names = sorted({target, *aliases, *(text[s:e] for s, e in spans)})
+        plan[target] = MentionPlan(len(spans), items, tuple(kept), title_mention(target, article.get("title") or "",
+                                                                                 names),
+                                   mention_context(text, spans, len(items)))
     return plan
 
 
 class MentionPlan(NamedTuple):
     count: int  # every mention of the target in the text
     items: list  # the modeling.stance.MentionInput of the first MAX_MENTIONS, the ones classified
+    spans: tuple = ()  # their (start, end) in the text
+    title: Any = None  # the headline's mention (a MentionInput), classified too; None if the title does not name it
+    context: tuple = ((), 0.0, 0.0)  # modeling.stance_article.mention_context of the text
 
 
 def unlabelled(target: str, mentions: int, reason: str, entities_known: bool = True) -> dict:
@@ -177,20 +170,38 @@ def unlabelled(target: str, mentions: int, reason: str, entities_known: bool = T
             "reason": NOT_MENTIONED if mentions == 0 and entities_known else reason}
 
 
-def stance_records(plan: Mapping[str, MentionPlan], probs_by_target: Mapping[str, list[list[float]]]
-                   ) -> list[dict]:
-    """Aggregate each target's mention probabilities into the article-level record; an unmentioned target gets
-    no label (reason 'not mentioned')."""
-    from modeling.stance import LABELS, aggregate
+def mention_labels(plan: "MentionPlan", probs: Sequence[Sequence[float]]) -> list[dict]:
+    """Each classified mention with its own label: offsets in the text, the sentence it was read in, the label
+    and its probability (what a reader checks an article label against)."""
+    from modeling.stance import LABELS
 
     out = []
-    for target, (count, items) in plan.items():
-        if not items:
+    for (start, end), item, p in zip(plan.spans, plan.items, probs):
+        best = max(range(len(LABELS)), key=p.__getitem__)
+        out.append({"start": start, "end": end, "sentence": item.sentence, "label": LABELS[best],
+                    "score": round(float(p[best]), 4)})
+    return out
+
+
+def stance_records(plan: Mapping[str, MentionPlan], probs_by_target: Mapping[str, list[list[float]]],
+                   head=None, title_probs: Mapping[str, list[float]] | None = None) -> list[dict]:
+    """Each target's article-level record: the article head (modeling.stance_article.ArticleHead, calibrated
+    probabilities over all the evidence) where one is shipped, else the mean of the mention probabilities; the
+    mention-level labels kept beside it. An unmentioned target gets no label (reason 'not mentioned')."""
+    from modeling.stance import LABELS
+    from modeling.stance_article import decide, from_context
+
+    out = []
+    for target, p in plan.items():
+        if not p.items:
             out.append(unlabelled(target, 0, NOT_MENTIONED))
             continue
-        label, score, mean = aggregate(probs_by_target[target])
+        probs = probs_by_target[target]
+        ev = from_context(p.context, p.count, probs, (title_probs or {}).get(target))
+        label, score, article_probs = decide(ev, head)
         out.append({"target": target, "label": label, "score": score,
-                    "probabilities": dict(zip(LABELS, mean)), "mentions": count, "reason": None})
+                    "probabilities": dict(zip(LABELS, article_probs)), "mentions": p.count, "reason": None,
+                    "mention_labels": mention_labels(p, probs)})
     return out
 
 
@@ -228,15 +239,19 @@ class StanceModelHandler(SharedAcrossProcesses, ModelHandler[dict, PredictionRes
 
     def _stance_for(self, batch: Sequence[dict], model) -> list[list[dict]]:
         plans = [plan_mentions(a, targets_for(a, self.targets, self.auto_top_n)) for a in batch]
-        flat = [item for plan in plans for p in plan.values() for item in p.items]
+        flat = [item for plan in plans for p in plan.values() for item in [*p.items, *([p.title] if p.title else [])]]
         probs = model.predict_proba(flat) if flat else []
+        head = article_head(self.model_name)
         results, k = [], 0
         for article, plan in zip(batch, plans):
-            by_target = {}
+            by_target, titles = {}, {}
             for target, p in plan.items():
                 by_target[target] = probs[k : k + len(p.items)]
                 k += len(p.items)
-            results.append(stance_records(plan, by_target))
+                if p.title:
+                    titles[target] = probs[k]
+                    k += 1
+            results.append(stance_records(plan, by_target, head, titles))
         return results
 
     def batch_elements_kwargs(self):
@@ -244,6 +259,16 @@ class StanceModelHandler(SharedAcrossProcesses, ModelHandler[dict, PredictionRes
 
     def get_metrics_namespace(self) -> str:
         return "newsbeam_stance"
+
+
+@functools.lru_cache(maxsize=4)
+def article_head(model_name: str):
+    """The article head shipped beside the stance model (modeling.stance_article.HEAD_FILE), or None: loaded once
+    per process, here and not with the model, so a model shared across processes (--model-copies) needs no
+    attribute of it."""
+    from modeling.stance_article import load_head
+
+    return load_head(model_name)
 
 
 def model_label(name: str) -> str:

@@ -456,3 +456,60 @@ def feed_entry_texts(root: Path | None = None, min_chars: int = 40) -> list[dict
                 seen.add(text)
                 out.append({"id": f"{path.parent.name}/{path.name}#{k}", "title": title, "body": body})
     return out
+
+
+# ---------------------------------------------------------------- article-level stance
+PERSENT_LABEL = {"negative": "against", "neutral": "neutral", "positive": "favor"}
+PERSENT_TEST_PERCENT = 40  # share of target entities (not articles) in the article-level test part
+PERSENT_SALT = "persent-article-split"  # so this split is not GerNTSA's by-target split under another name
+
+
+@dataclass(frozen=True)
+class PersentArticle:
+    doc_id: str
+    title: str
+    target: str
+    text: str  # DOCUMENT: paragraphs separated by newlines
+    label: str  # TRUE_SENTIMENT read as against / neutral / favor
+    paragraph_labels: tuple[str | None, ...]  # Paragraph0..15, None where the article has no such paragraph
+
+
+def persent_path(root: Path | None = None, split: str = "dev") -> Path:
+    return (root or shared_data_dir()) / "stance" / "persent" / f"{split}.csv"
+
+
+def persent_articles(path: str | os.PathLike, skipped: Counter | None = None) -> list[PersentArticle]:
+    """PerSenT CSV (DOCUMENT_INDEX, TITLE, TARGET_ENTITY, DOCUMENT, MASKED_DOCUMENT, TRUE_SENTIMENT,
+    Paragraph0..15): one article-level example per row. A row without a known TRUE_SENTIMENT, a target or a
+    document is left out and counted in `skipped` (reason -> count) when a Counter is passed."""
+    skipped = Counter() if skipped is None else skipped
+    out = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            label = PERSENT_LABEL.get((row.get("TRUE_SENTIMENT") or "").strip().lower())
+            target, text = (row.get("TARGET_ENTITY") or "").strip(), row.get("DOCUMENT") or ""
+            if label is None:
+                skipped["unknown TRUE_SENTIMENT"] += 1
+                continue
+            if not target or not text.strip():
+                skipped["no target or document"] += 1
+                continue
+            paragraphs = tuple(PERSENT_LABEL.get((row.get(f"Paragraph{i}") or "").strip().lower())
+                               for i in range(16))
+            out.append(PersentArticle(row["DOCUMENT_INDEX"], (row.get("TITLE") or "").strip(), target, text, label,
+                                      paragraphs))
+    return out
+
+
+def persent_in_test(target: str, test_percent: int = PERSENT_TEST_PERCENT) -> bool:
+    """Whether a target entity's articles are in the test part: a stable sha1 of the salted, case-folded target,
+    so one entity's articles never straddle the split and every run splits alike."""
+    key = f"{PERSENT_SALT}:{target.strip().casefold()}".encode("utf-8")
+    return int.from_bytes(hashlib.sha1(key).digest()[:8], "big") % 100 < test_percent
+
+
+def persent_split(articles: list[PersentArticle], test_percent: int = PERSENT_TEST_PERCENT):
+    """(train, test): about 60% / 40% of the target entities, by persent_in_test."""
+    train = [a for a in articles if not persent_in_test(a.target, test_percent)]
+    test = [a for a in articles if persent_in_test(a.target, test_percent)]
+    return train, test
