@@ -1,17 +1,17 @@
 """`newsbeam.read_output`: a run's output as a pandas DataFrame, one call, fixed columns and dtypes.
 
 Every file of the kind is read, whichever mode wrote it (batch, backfill `_backfill/`, streaming `stream-*`:
-the globs are pipeline.layout's), on any Beam filesystem (local, gs://, s3://); a side record that overlapping
-backfill ranges both list is returned once (pipeline.layout.once_each). Articles come from the JSONL
-files, or from the Parquet copies where a run wrote only Parquet (`--format parquet`).
+the globs are pipeline.layout's), on any Beam filesystem (local, gs://, s3://), by the reader `newsbeam report`
+uses too (pipeline.output_reader): a side record that overlapping backfill ranges both list is returned once,
+and articles come from the JSONL files, or from the Parquet copies where a run wrote only Parquet
+(`--format parquet`).
 """
 from __future__ import annotations
 
-import io
-import json
-from typing import Any, Iterator
+from typing import Any
 
-from pipeline.layout import ARTICLES, ARTICLES_PARQUET, DEAD_LETTER, DUPLICATES, once_each, output_files
+from pipeline import output_reader
+from pipeline.layout import DEAD_LETTER, DUPLICATES, output_files
 
 KINDS = ("articles", "duplicates", "dead_letters", "entities", "stance")
 
@@ -35,29 +35,9 @@ COLUMNS: dict[str, dict[str, str]] = {
 }
 
 
-def _jsonl(path: str) -> Iterator[dict]:
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path, compression_type="uncompressed") as fh:
-        for line in io.TextIOWrapper(fh, encoding="utf-8").read().split("\n"):
-            if line.strip():
-                yield json.loads(line)
-
-
-def _parquet(path: str) -> list[dict]:
-    import pyarrow.parquet as pq
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path, compression_type="uncompressed") as fh:
-        return pq.read_table(io.BytesIO(fh.read())).to_pylist()
-
-
 def article_records(root: str) -> list[dict]:
-    """Every article record under `root` (JSONL; the Parquet copies if there is no JSONL)."""
-    paths = output_files(root, ARTICLES)
-    if paths:
-        return [r for p in paths for r in _jsonl(p)]
-    return [r for p in output_files(root, ARTICLES_PARQUET) for r in _parquet(p)]
+    """Every article record under `root` (JSONL; the Parquet copies if there is no JSONL), in JSON form."""
+    return list(output_reader.article_records(root))
 
 
 def _article_row(a: dict) -> dict[str, Any]:
@@ -114,8 +94,8 @@ def read_output(path: str, kind: str = "articles"):
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if kind in ("duplicates", "dead_letters"):
-        records = list(once_each(r for p in output_files(path, DUPLICATES if kind == "duplicates" else DEAD_LETTER)
-                                 for r in _jsonl(p)))
+        side = output_files(path, DUPLICATES if kind == "duplicates" else DEAD_LETTER)
+        records = list(output_reader.side_records(side))
     else:
         records = article_records(path)
     df = frame(rows(records, kind), COLUMNS[kind])

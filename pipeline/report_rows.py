@@ -1,5 +1,6 @@
-"""Row-level helpers of `newsbeam report`, kept apart from the aggregation and the charts (pipeline.report):
-who published a record, the dead-letter list, and each table as CSV. Pure functions over record dicts.
+"""Row-level helpers of `newsbeam report`, kept apart from the aggregation (pipeline.report_aggregate) and the
+charts (pipeline.report_charts): who published a record, the dead-letter list, how a cell's value is shown, and
+each table as CSV. Pure functions over record dicts.
 """
 from __future__ import annotations
 
@@ -42,6 +43,30 @@ def publisher(rec: dict) -> str:
     if source and source != _file_name(rec.get("input_ref")):
         return source
     return url_host(rec.get("url")) or NO_PUBLISHER
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class Signed(float):
+    """A value shown with its sign (the net stance, P(favor) − P(against)); every other number is shown plain,
+    so a label's confidence never reads as a direction."""
+
+
+def signed(v: Optional[float]) -> Optional[Signed]:
+    return None if v is None else Signed(v)
+
+
+def fmt(v) -> str:
+    """A table cell as the page shows it: '–' for none, floats with two decimals, a Signed with its sign."""
+    if v is None:
+        return "–"
+    if isinstance(v, Signed):
+        return f"{v:+.2f}" if v else "0.00"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
 
 
 def _short(text: Optional[str], n: int) -> Optional[str]:

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from modeling.entity_ids import entity_id
-from pipeline import report
+from pipeline import report, report_input
+from pipeline import report_aggregate as agg
+from pipeline import report_charts as charts
 from pipeline.layout import article_shard, article_shard_name
 from pipeline.report_rows import publisher
 from schemas import Article, DeadLetter, DuplicateRecord
@@ -210,27 +212,27 @@ def rendered(tmp_path_factory):
 # ---------------------------------------------------------------------------------- pure aggregation
 
 def test_periods():
-    assert report.choose_period([D(2020, 11, 1), D(2020, 12, 10)]) == "day"
-    assert report.choose_period([D(2020, 10, 23), D(2021, 3, 29)]) == "week"
-    assert report.choose_period([D(2019, 1, 1), D(2021, 3, 29)]) == "month"
-    assert report.period_start(D(2020, 11, 27), "week") == D(2020, 11, 23)  # a Friday -> its Monday
-    assert report.period_start(D(2020, 11, 27), "month") == D(2020, 11, 1)
-    assert report.period_range(D(2020, 11, 20), D(2021, 1, 3), "month") == [D(2020, 11, 1), D(2020, 12, 1),
-                                                                             D(2021, 1, 1)]
-    assert report.period_range(D(2020, 11, 27), D(2020, 12, 7), "week") == [D(2020, 11, 23), D(2020, 11, 30),
-                                                                            D(2020, 12, 7)]
+    assert agg.choose_period([D(2020, 11, 1), D(2020, 12, 10)]) == "day"
+    assert agg.choose_period([D(2020, 10, 23), D(2021, 3, 29)]) == "week"
+    assert agg.choose_period([D(2019, 1, 1), D(2021, 3, 29)]) == "month"
+    assert agg.period_start(D(2020, 11, 27), "week") == D(2020, 11, 23)  # a Friday -> its Monday
+    assert agg.period_start(D(2020, 11, 27), "month") == D(2020, 11, 1)
+    assert agg.period_range(D(2020, 11, 20), D(2021, 1, 3), "month") == [D(2020, 11, 1), D(2020, 12, 1),
+                                                                          D(2021, 1, 1)]
+    assert agg.period_range(D(2020, 11, 27), D(2020, 12, 7), "week") == [D(2020, 11, 23), D(2020, 11, 30),
+                                                                         D(2020, 12, 7)]
 
 
 def test_aggregates_without_plotting():
-    per_day = report.articles_per_day_source(ARTICLES)
+    per_day = agg.articles_per_day_source(ARTICLES)
     assert {d.isoformat(): sum(c.values()) for d, c in per_day.items()} == {
         "2020-11-10": 2, "2020-11-12": 1, "2020-11-20": 2, "2020-11-25": 1}
     assert per_day[D(2020, 11, 20)] == Counter({"Wire B": 1, "Feed C": 1})
-    assert [(s, n) for s, n, _, _ in report.articles_per_source(ARTICLES)] == [("Feed C", 2), ("Wire A", 2),
-                                                                             ("Wire B", 2)]
-    assert [(c, n) for c, n, _ in report.languages(ARTICLES)] == [("en", 3), ("es", 1), ("fr", 1), ("ru", 1)]
+    assert [(s, n) for s, n, _, _ in agg.articles_per_source(ARTICLES)] == [("Feed C", 2), ("Wire A", 2),
+                                                                          ("Wire B", 2)]
+    assert [(c, n) for c, n, _ in agg.languages(ARTICLES)] == [("en", 3), ("es", 1), ("fr", 1), ("ru", 1)]
 
-    ents = report.top_entities(ARTICLES, top=10, period="day")
+    ents = agg.top_entities(ARTICLES, top=10, period="day")
     # "Armenia" and "Армения" have one id: one row, shown by its name, with both languages
     assert [(e.text, e.articles, e.mentions, e.languages) for e in ents["LOC"]] == [
         ("Armenia", 4, 8, ("en", "ru")), ("Azerbaijan", 1, 2, ("en",)), ("Madrid", 1, 1, ("es",)),
@@ -238,9 +240,9 @@ def test_aggregates_without_plotting():
     assert ents["LOC"][0].by_period == {D(2020, 11, 10): 2, D(2020, 11, 12): 1, D(2020, 11, 20): 1}
     assert [(e.text, e.articles) for e in ents["PER"]] == [("Vladimir Putin", 1), ("Nikol Pashinyan", 1)]
     assert "MISC" not in ents
-    assert [e.text for e in report.top_entities(ARTICLES, top=1, period="day")["LOC"]] == ["Armenia"]
+    assert [e.text for e in agg.top_entities(ARTICLES, top=1, period="day")["LOC"]] == ["Armenia"]
 
-    st = report.stance_over_time(ARTICLES, "day")
+    st = agg.stance_over_time(ARTICLES, "day")
     assert list(st) == ["Armenia", "Azerbaijan"]
     arm = st["Armenia"]
     assert (sum(c.favor for c in arm.values()), sum(c.neutral for c in arm.values()),
@@ -253,21 +255,21 @@ def test_aggregates_without_plotting():
 
 def test_mentioned_without_a_label_is_no_stance_not_unmentioned():
     arts = [make_article(1, "Wire", "2020-11-10", "fr", [], {"Armenia": "unsupported", "Azerbaijan": None})]
-    st = report.stance_over_time(arts, "day")
+    st = agg.stance_over_time(arts, "day")
     cell_arm, cell_aze = st["Armenia"][D(2020, 11, 10)], st["Azerbaijan"][D(2020, 11, 10)]
     assert (cell_arm.no_stance, cell_arm.not_mentioned, cell_arm.labelled) == (1, 0, 0)
     assert (cell_aze.no_stance, cell_aze.not_mentioned, cell_aze.labelled) == (0, 1, 0)
 
-    assert report.duplicates_per_source(DUPLICATES, ARTICLES) == [("Wire A", 1, 1, 2), ("Feed D", 0, 1, 0)]
-    assert report.dead_letters_by_stage(DEAD) == [("parse", 2), ("ner", 1)]
+    assert agg.duplicates_per_source(DUPLICATES, ARTICLES) == [("Wire A", 1, 1, 2), ("Feed D", 0, 1, 0)]
+    assert agg.dead_letters_by_stage(DEAD) == [("parse", 2), ("ner", 1)]
 
 
 def test_read_output_slims_records(tmp_path):
-    data = report.read_output(str(write_output(tmp_path)))
+    data = report_input.read_output(str(write_output(tmp_path)))
     assert len(data.articles) == 6 and len(data.duplicates) == 3 and len(data.dead) == 3
     assert not data.problems
     assert all("text" not in a and all("mentions" not in e for e in a["entities"]) for a in data.articles)
-    tot = report.totals(data)
+    tot = agg.totals(data)
     assert (tot["read"], tot["first_day"], tot["last_day"], tot["sources"]) == (12, D(2020, 11, 10),
                                                                                  D(2020, 11, 25), 3)
     assert tot["ner"] == {"done": 5, "skipped": 1} and tot["stance"] == {"done": 4, "skipped": 2}
@@ -296,7 +298,7 @@ def test_report_reads_batch_backfill_and_streaming_files_together(tmp_path):
     (root / "dead_letter").mkdir()
     (root / "dead_letter" / "stream-20201125T000000-0aa.jsonl").write_text(json.dumps(DEAD[2]) + "\n",
                                                                            encoding="utf-8")
-    data = report.read_output(str(root))
+    data = report_input.read_output(str(root))
     assert (len(data.articles), len(data.duplicates), len(data.dead)) == (6, 3, 3), data.files
     assert not data.problems
 
@@ -305,7 +307,7 @@ def test_bad_lines_are_reported_not_fatal(tmp_path):
     root = write_output(tmp_path)
     with (root / "duplicates.jsonl").open("a") as fh:
         fh.write("{not json\n")
-    data = report.read_output(str(root))
+    data = report_input.read_output(str(root))
     assert len(data.duplicates) == 3
     assert len(data.problems) == 1 and "duplicates.jsonl:4" in data.problems[0]
 
@@ -324,13 +326,13 @@ def _bar_totals_by_date(fig) -> dict:
 
 
 def test_charts_plot_the_aggregated_numbers():
-    fig = report.chart_articles(report.articles_per_period_source(ARTICLES, "day"), "day")
+    fig = charts.chart_articles(agg.articles_per_period_source(ARTICLES, "day"), "day")
     assert _bar_totals_by_date(fig) == {D(2020, 11, 10): 2, D(2020, 11, 12): 1, D(2020, 11, 20): 2,
                                         D(2020, 11, 25): 1}
-    fig = report.chart_articles(report.articles_per_period_source(ARTICLES, "week"), "week")
+    fig = charts.chart_articles(agg.articles_per_period_source(ARTICLES, "week"), "week")
     assert _bar_totals_by_date(fig) == {D(2020, 11, 9): 3, D(2020, 11, 16): 2, D(2020, 11, 23): 1}
 
-    fig = report.chart_duplicates(report.duplicates_per_source(DUPLICATES, ARTICLES))
+    fig = charts.chart_duplicates(agg.duplicates_per_source(DUPLICATES, ARTICLES))
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
     widths = Counter()
@@ -338,14 +340,14 @@ def test_charts_plot_the_aggregated_numbers():
         widths[labels[round(patch.get_y() + patch.get_height() / 2)]] += patch.get_width()
     assert dict(widths) == {"Wire A": 2, "Feed D": 1}
 
-    periods = report.period_range(D(2020, 11, 10), D(2020, 11, 25), "day")
-    fig = report.chart_stance(report.stance_over_time(ARTICLES, "day"), periods, "day")
+    periods = agg.period_range(D(2020, 11, 10), D(2020, 11, 25), "day")
+    fig = charts.chart_stance(agg.stance_over_time(ARTICLES, "day"), periods, "day")
     assert [ax.get_title(loc="left") for ax in fig.axes] == [
         "Stance toward Armenia (4 articles that mention it)", "Stance toward Azerbaijan (3 articles that mention it)"]
     assert sum(p.get_height() for p in fig.axes[0].patches) == 4
 
-    stats = report.top_entities(ARTICLES, 10, "day")["LOC"]
-    fig = report.chart_entities(stats, periods, "day")
+    stats = agg.top_entities(ARTICLES, 10, "day")["LOC"]
+    fig = charts.chart_entities(stats, periods, "day")
     grid = fig.axes[0].images[0].get_array()
     assert grid.shape == (4, len(periods)) and grid.sum() == 7  # 4 + 1 + 1 + 1 article mentions
 
@@ -358,7 +360,8 @@ def test_page_is_self_contained_and_charts_are_written(rendered):
     charts_dir = rendered["html"].parent / "report_charts"
     names = sorted(p.name for p in charts_dir.glob("*.png"))
     assert names == sorted(["articles_per_period.png", "languages.png", "entities_LOC.png", "entities_PER.png",
-                            "entities_ORG.png", "stance.png", "duplicates.png"])
+                            "entities_ORG.png", "stance.png", "stance_by_source.png", "stance_by_language.png",
+                            "duplicates.png"])
     assert sorted(Path(p).name for p in res["charts"]) == names
     embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(embedded) == len(names)
@@ -402,7 +405,7 @@ def test_every_chart_lists_the_articles_behind_it(rendered):
     """Under each chart, a table of its records: every article (by day, by language), each labelled stance with
     the sentences naming the target, every duplicate, and the articles naming each top entity."""
     t, page = rendered["tables"], rendered["page"]
-    data = report.read_output(str(rendered["root"]))
+    data = report_input.read_output(str(rendered["root"]))
     drills = re.findall(r'<details class="drill" id="(drill-[^"]+)-details">', page)
     assert len(drills) == len(rendered["res"]["charts"])
     assert sorted(r[2] for r in _rows(t, "drill-articles")) == sorted(a["title"] for a in data.articles)

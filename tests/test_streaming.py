@@ -232,7 +232,7 @@ def test_run_finishes_and_every_record_is_accounted_for(stream_run):
 def test_report_reads_the_streaming_output(stream_run):
     """`newsbeam report` over a root written only by a streaming run: its window files of every kind."""
     _ok(stream_run)
-    from pipeline.report import read_output as report_input
+    from pipeline.report_input import read_output as report_input
 
     seen = report_input(str(stream_run["out"]))
     assert sorted(a["id"] for a in seen.articles) == sorted(a["id"] for a in stream_run["articles"])
