@@ -45,13 +45,29 @@ def _target_aliases() -> dict[str, list[str]]:
     return _ALIASES
 
 
-def stance_sentences(rec: dict, target: str, limit: int = MAX_SENTENCES) -> list[str]:
-    """The sentences the stance classifier read for `target` (the first `limit`, in reading order).
+def labelled_sentences(stance: dict, limit: int = MAX_SENTENCES) -> list[str] | None:
+    """Each classified mention's own label, score and sentence, as the record keeps them (`mention_labels`,
+    schema 2.3: "against 0.81: <sentence>"), the first `limit` distinct ones; None for a record without them."""
+    labelled = stance.get("mention_labels")
+    if not labelled:
+        return None
+    out: list[str] = []
+    for m in labelled:
+        line = f"{m['label']} {m['score']:.2f}: {' '.join(m['sentence'].split())}"
+        if line not in out:
+            out.append(line)
+        if len(out) == limit:
+            break
+    return out
 
-    The records keep no sentences, so they are found again from the text with the stage's own mention finder
-    (transforms.stance.target_spans: the entities with the target's id, then its name and the targets file's
-    aliases) and sentence splitter (modeling.stance.sentence_around). Aliases given only on a run's command line
-    are not known here."""
+
+def stance_sentences(rec: dict, target: str, limit: int = MAX_SENTENCES) -> list[str]:
+    """The sentences the stance classifier read for `target` (the first `limit`, in reading order), for records
+    written before they kept their mentions (`labelled_sentences`).
+
+    They are found again from the text with the stage's own mention finder (transforms.stance.target_spans: the
+    entities with the target's id, then its name and the targets file's aliases) and sentence splitter
+    (modeling.stance.sentence_around). Aliases given only on a run's command line are not known here."""
     from modeling.stance import sentence_around
     from transforms.stance import target_spans
 
@@ -70,19 +86,23 @@ def stance_sentences(rec: dict, target: str, limit: int = MAX_SENTENCES) -> list
 def slim_article(rec: dict) -> dict:
     """An article record without its text and entity mentions (a report over millions of articles stays small);
     title and url kept for the drill-down tables, its publisher as `source`, and each labelled stance target's
-    sentences and whether stance is measured in the article's language."""
+    mentions (each with its own label, or the sentences read) and whether stance is measured in the article's
+    language."""
     out = {k: rec.get(k) for k in ("id", "published", "language", "ner", "stance_status", "input_ref", "title",
                                    "url")}
     out["source"] = publisher(rec)
     out["entities"] = [{"text": e.get("text"), "type": e.get("type"), "count": e.get("count", 1), "id": e.get("id"),
                         "name": e.get("name")} for e in rec.get("entities") or []]
     out["stance"] = [{k: s.get(k) for k in STANCE_KEYS} for s in rec.get("stance") or []]
-    for s in out["stance"]:
-        if s.get("label") in STANCE_LABELS and rec.get("text"):
-            try:
-                s["sentences"] = stance_sentences(rec, s["target"] or "")
-            except Exception:  # an old or odd record: the table shows the label without sentences
-                s["sentences"] = []
+    for s, full in zip(out["stance"], rec.get("stance") or []):
+        if s.get("label") not in STANCE_LABELS:
+            continue
+        try:
+            s["sentences"] = labelled_sentences(full)
+            if s["sentences"] is None:
+                s["sentences"] = stance_sentences(rec, s["target"] or "") if rec.get("text") else []
+        except Exception:  # an old or odd record: the table shows the label without sentences
+            s["sentences"] = []
     return out
 
 

@@ -260,3 +260,22 @@ def test_stance_by_source_over_the_seeds_output(seeds_run, tmp_path):
     assert {k: +v for k, v in got.items() if +v} == {k: +v for k, v in expected.items()}
     assert len(_rows(t, "drill-stance-by-source")) == sum(sum(c[lab] for lab in STANCE_LABELS)
                                                           for c in expected.values())
+
+
+def test_the_drill_shows_each_mention_with_its_own_label():
+    """Schema 2.3 records keep their classified mentions: the drill-down lists each one's label, score and
+    sentence as written, without finding the mentions again."""
+    from pipeline.report_input import slim_article
+
+    text = "Armenia signed. Critics attacked Armenia over the deal."
+    rec = dict(make_article(1, "Wire A", "2020-11-10", "en"), text=text)
+    rec["stance"] = [{"target": "Armenia", "label": "against", "score": 0.6, "mentions": 2, "reason": None,
+                      "measured": True, "probabilities": {"favor": 0.2, "neutral": 0.2, "against": 0.6},
+                      "mention_labels": [
+                          {"start": 0, "end": 7, "sentence": "Armenia signed.", "label": "neutral", "score": 0.7},
+                          {"start": 33, "end": 40, "sentence": "Critics attacked Armenia over the deal.",
+                           "label": "against", "score": 0.81}]}]
+    (slim,) = slim_article(rec)["stance"]
+    assert slim["sentences"] == ["neutral 0.70: Armenia signed.",
+                                 "against 0.81: Critics attacked Armenia over the deal."]
+    assert "mention_labels" not in slim  # the slim record keeps the lines, not the offsets
