@@ -75,29 +75,44 @@ def small_edit(text: str, rng: random.Random, pool: list[str], vocab: list[str])
     return " ".join(words).replace(", ", " ").replace('"', "'"), "punct_case"
 
 
-def generate(n: int, dup_rate: float, seed: int, out_dir: Path, shards: int = 16) -> dict:
-    """Write n articles to out_dir/articles-*.jsonl; return the truth {dup id: original id} and stats."""
+def generate(n: int, dup_rate: float, seed: int, out_dir: Path, shards: int = 16, *, days: list[str] | None = None,
+             sentences: tuple[int, int] = (4, 12), exact_rate: float = 0.0) -> dict:
+    """Write n articles to out_dir/articles-*.jsonl; return the truth {copy id: original id} and stats.
+
+    A share `dup_rate` are near-copies of an earlier original (one small edit), a share `exact_rate` exact copies
+    (the same title and text under another url, so another article id). Originals are `sentences` (min, max) real
+    sentences long, published over the twelve months of 2026, or on `days` when given. Every record carries its
+    bench id as `guid` too, which the pipeline keeps on the article."""
     rng = random.Random(seed)
     pool = sentence_pool()
     vocab = sorted({w for s in pool[:20000] for w in re.findall(r"[a-z]{4,}", s)})
-    n_dup = int(n * dup_rate)
-    n_orig = n - n_dup
+    n_dup, n_exact = int(n * dup_rate), int(n * exact_rate)
+    n_orig = n - n_dup - n_exact
     files = [open(out_dir / f"articles-{i:03d}.jsonl", "w", encoding="utf-8") for i in range(shards)]
     originals = []  # (id, text, day) kept for making copies: only a sample of texts, to bound memory
     truth, kinds, total_chars = {}, {}, 0
 
     def write(article):
         nonlocal total_chars
+        if days is not None:
+            article["guid"] = article["id"]
+            article["url"] = f"https://bench.example/{article['id']}"
         line = json.dumps(article)
         total_chars += len(line)
         files[int(article["id"][-3:]) % shards].write(line + "\n")
 
-    dup_every = n_orig / max(n_dup, 1)
-    next_dup = dup_every
+    def pick_day(i):
+        if days is not None:
+            return rng.choice(days)
+        return f"2026-{1 + (i * 12) // n_orig:02d}-{1 + rng.randrange(28):02d}"
+
+    n_copies = n_dup + n_exact
+    dup_every = n_orig / max(n_copies, 1)
+    next_dup, exact_made = dup_every, 0
     for i in range(n_orig):
-        k = rng.randint(4, 12)
+        k = rng.randint(*sentences)
         text = " ".join(rng.choice(pool) for _ in range(k))
-        day = f"2026-{1 + (i * 12) // n_orig:02d}-{1 + rng.randrange(28):02d}"
+        day = pick_day(i)
         aid = f"a{i:08d}"
         write({"id": aid, "text": text, "title": text[:60], "published": day, "source": "bench", "url": None,
                "input_ref": f"bench:{aid}"})
@@ -105,13 +120,17 @@ def generate(n: int, dup_rate: float, seed: int, out_dir: Path, shards: int = 16
             originals.append((aid, text, day))
             if len(originals) > 5000:
                 originals.pop(rng.randrange(len(originals)))
-        while i + 1 >= next_dup and len(truth) < n_dup:
+        while i + 1 >= next_dup and len(truth) < n_copies:
             src_id, src_text, src_day = rng.choice(originals)
-            edited, kind = small_edit(src_text, rng, pool, vocab)
+            if n_exact and exact_made < n_exact and rng.random() < n_exact / n_copies:
+                edited, kind = src_text, "exact_copy"
+                exact_made += 1
+            else:
+                edited, kind = small_edit(src_text, rng, pool, vocab)
             did = f"d{len(truth):08d}"
-            day = max(src_day, f"2026-{1 + (i * 12) // n_orig:02d}-{1 + rng.randrange(28):02d}")
-            write({"id": did, "text": edited, "title": edited[:60], "published": day, "source": "bench-copy",
-                   "url": None, "input_ref": f"bench:{did}"})
+            day = max(src_day, pick_day(i))
+            write({"id": did, "text": edited, "title": edited[:60],
+                   "published": day, "source": "bench-copy", "url": None, "input_ref": f"bench:{did}"})
             truth[did] = src_id
             kinds[did] = kind
             next_dup += dup_every
