@@ -7,7 +7,7 @@ made by small edits, run through `Deduplicate` on the FnApiRunner from JSONL fil
 Reports: wall time and peak memory of the Beam run, found / missed near-duplicates and false merges against the
 known truth, and the pure-logic signature rate (docs/s) of the vectorised implementation against a naive
 pure-Python MinHash (and the previous per-shingle implementation, and datasketch when it is importable), all
-measured in this process. Also the bytes of one shuffled band row, for the shuffle-volume extrapolation.
+measured in this process. Also the bytes of each shuffled dedup row, for the shuffle-volume extrapolation.
 """
 from __future__ import annotations
 
@@ -213,7 +213,9 @@ def signature_rates(docs: list[str], naive_docs: int) -> dict:
 
 
 def band_row_bytes() -> dict:
-    """Encoded size of one shuffled band row and one exact-stage row, with Beam's default coder."""
+    """Encoded size of the shuffled dedup rows with Beam's default coder: per band of every article an id row,
+    per article one band member, per bucket it shares with another article a bucket row (transforms.dedup
+    BandBuckets), and the exact-stage row."""
     from apache_beam.coders import FastPrimitivesCoder
 
     sig = minhash.signature("some words for a signature of an article " * 10)
@@ -221,8 +223,9 @@ def band_row_bytes() -> dict:
     band_member = member[:3] + (minhash.band_signature(sig),)
     key = minhash.band_keys(sig, 14, 9)[0]
     c = FastPrimitivesCoder()
-    return {"band_row": len(c.encode((key, band_member))), "exact_row": len(c.encode(("0" * 32, member))),
-            "index_row_json": len(json.dumps(dedup.index_row(member, "0" * 32))),
+    return {"band_id_row": len(c.encode((key, member[2]))), "band_member_row": len(c.encode((member[2], band_member))),
+            "bucket_row": len(c.encode((key, band_member))), "exact_row": len(c.encode(("0" * 32, member))),
+            "index_row_json": len(json.dumps(dedup.index_row(member + ("0" * 24,), "0" * 32))),
             "parent_row": len(c.encode((member[2], (member[2], "near", 0.9141, True))))}
 
 

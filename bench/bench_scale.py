@@ -61,7 +61,7 @@ def days_before_today(count: int) -> list[str]:
 def cli_command(in_dir: Path, out_dir: Path, workers: int, stage_log: str | None = None) -> list[str]:
     start = ["-m", "pipeline.cli"] if stage_log is None else ["-c", STAGE_LOGGED, stage_log]
     return [sys.executable, *start, "run", "--input", str(in_dir / "*.jsonl"), "--output",
-            str(out_dir), "--skip-models", "--quiet", "--direct_running_mode", "multi_processing",
+            str(out_dir), "--skip-models", "--quiet", "--verbose", "--direct_running_mode", "multi_processing",
             "--direct_num_workers", str(workers)]
 
 
@@ -73,6 +73,15 @@ def summary_counts(output: str) -> dict[str, int]:
             pairs = (item.rsplit(" ", 1) for item in m.group(2).split(", "))
             return {k.replace("-", "_"): int(v) for k, v in pairs}
     raise SystemExit(f"no summary line in the run's output:\n{output[-3000:]}")
+
+
+def stage_counters(output: str) -> dict[str, int]:
+    """The per-stage counters of the summary's `stages:` line (--verbose): where records went if any are lost."""
+    for line in output.splitlines():
+        if line.strip().startswith("stages: "):
+            pairs = (item.rsplit(" ", 1) for item in line.strip()[len("stages: "):].split(", "))
+            return {k: int(v) for k, v in pairs if v.lstrip("-").isdigit()}
+    return {}
 
 
 def files_of(out_dir: Path, kind: str) -> list[Path]:
@@ -183,21 +192,25 @@ def main() -> int:
               flush=True)
         cmd = cli_command(in_dir, out_dir, args.workers, args.stage_log)
         r = proc_memory.run_sampled(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        if r["returncode"] not in (0,):
+        if r["returncode"] not in (0, 1):  # 1: the run finished but its accounting is off, reported below
             print(r["output"][-5000:])
             raise SystemExit(f"the run failed ({r['returncode']}): {' '.join(cmd)}")
         counts = summary_counts(r["output"])
         files = check_output(in_dir, out_dir, gen)
+        print(f"stage counters: {stage_counters(r['output'])}")
         procs = sorted(r["per_process"].values(), key=lambda e: -e["pss_kb"])
         workers = [e for e in procs if e["role"] == "sdk worker"]
         accounted = counts["read"] == counts["written"] + counts["duplicates"] + counts["dead_lettered"]
         same = all(files[k] == counts[k] for k in ("written", "duplicates", "dead_lettered"))
         print(f"run: {r['seconds']:.0f} s wall, {gen['n'] / r['seconds']:,.0f} articles/s; peak of the tree PSS "
               f"{gib(r['pss_kb']):.2f} GiB, RSS {gib(r['rss_kb']):.2f} GiB, {r['processes']} processes")
+        cpu_s = sum(e["cpu_s"] for e in procs)
+        print(f"CPU time of the tree {cpu_s:,.0f} s: {1000 * cpu_s / gen['n']:.2f} ms per article")
         for e in procs:
             if e["pss_kb"] > 50 * 1024:
-                print(f"  {e['role']}: peak PSS {gib(e['pss_kb']):.2f} GiB, RSS {gib(e['rss_kb']):.2f} GiB")
-        print(f"summary: {counts}; read = written + duplicates + dead-lettered: {accounted}; "
+                print(f"  {e['role']}: peak PSS {gib(e['pss_kb']):.2f} GiB, RSS {gib(e['rss_kb']):.2f} GiB, "
+                      f"CPU {e['cpu_s']:,.0f} s")
+        print(f"exit status {r['returncode']}; summary: {counts}; read = written + duplicates + dead-lettered: {accounted}; "
               f"files agree: {same} ({files['written']} / {files['duplicates']} / {files['dead_lettered']})")
         print(f"per day {files['articles_per_day']}; duplicate kinds {files['duplicate_kinds']}; copies found "
               f"{files['copies_found']}; false merges (different stories) {files['false_merges']}")
@@ -215,12 +228,15 @@ def main() -> int:
                   "n": gen["n"], "copies": gen["n_dup"], "mean_article_json_chars": gen["mean_chars"],
                   "input_mib": size / 1024 ** 2, "generate_s": gen_s, "wall_s": r["seconds"],
                   "articles_per_s": gen["n"] / r["seconds"], "tree_peak_pss_gib": gib(r["pss_kb"]),
-                  "tree_peak_rss_gib": gib(r["rss_kb"]), "processes": r["processes"],
+                  "tree_peak_rss_gib": gib(r["rss_kb"]), "processes": r["processes"], "cpu_s": cpu_s,
+                  "cpu_ms_per_article": 1000 * cpu_s / gen["n"],
+                  "per_process": sorted(r["per_process"].values(), key=lambda e: e["role"]),
                   "launcher_peak_pss_gib": max((gib(e["pss_kb"]) for e in procs if e["role"] == "launcher"),
                                                default=0.0),
                   "worker_peak_pss_gib": [round(gib(e["pss_kb"]), 3) for e in workers],
                   "worker_peak_rss_gib": [round(gib(e["rss_kb"]), 3) for e in workers],
-                  "summary": counts, "accounted": accounted, "files_agree": same, "files": files,
+                  "exit_status": r["returncode"], "summary": counts,
+                  "stage_counters": stage_counters(r["output"]), "accounted": accounted, "files_agree": same, "files": files,
                   "stages": stages}
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1))

@@ -7,6 +7,7 @@ one process costs. Linux only (smaps_rollup).
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -43,6 +44,19 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return values.get("Pss", 0), values.get("Rss", 0)
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of one process so far (None if it is gone): with the machine shared, CPU time
+    per article is the figure that does not depend on what else ran."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def role(pid: int, root: int | None = None) -> str:
     """What a process of a Beam run is: the launcher (`root`: on the local runner also the runner, which holds
     the data between stages), an SDK worker, or the module or program its command line names."""
@@ -61,7 +75,7 @@ def role(pid: int, root: int | None = None) -> str:
 
 class TreeSampler:
     """Samples a process tree every `interval` s in a thread: the peak of the summed PSS and RSS, each
-    process's own peak PSS and RSS with its role, and a timeline of (epoch seconds, pid, PSS kB) for the
+    process's own peak PSS and RSS and CPU time (as of its last sample) with its role, and a timeline of (epoch seconds, pid, PSS kB) for the
     processes above 50 MiB (to line memory up with what the run was doing then)."""
 
     def __init__(self, pid: int, interval: float = 0.2):
@@ -81,7 +95,10 @@ class TreeSampler:
                 total_pss, total_rss = total_pss + pss, total_rss + rss
                 entry = self.per_process.get(p)
                 if entry is None:
-                    entry = self.per_process[p] = {"role": role(p, self.pid), "pss_kb": 0, "rss_kb": 0}
+                    entry = self.per_process[p] = {"role": role(p, self.pid), "pss_kb": 0, "rss_kb": 0, "cpu_s": 0.0}
+                cpu = cpu_seconds(p)
+                if cpu is not None:
+                    entry["cpu_s"] = max(entry["cpu_s"], cpu)
                 if pss > 50 * 1024:
                     self.timeline.append((now, p, pss))
                 entry["pss_kb"], entry["rss_kb"] = max(entry["pss_kb"], pss), max(entry["rss_kb"], rss)
@@ -100,7 +117,7 @@ class TreeSampler:
 
 def run_sampled(cmd: list[str], interval: float = 0.2, **popen) -> dict:
     """Run `cmd` to its end with its tree sampled: {pss_kb, rss_kb, processes (peaks), seconds, output,
-    returncode, per_process: {pid: {role, pss_kb, rss_kb}}, timeline}. The output is stdout and stderr together."""
+    returncode, per_process: {pid: {role, pss_kb, rss_kb, cpu_s}}, timeline}. The output is stdout and stderr together."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
     start = time.monotonic()
     with TreeSampler(proc.pid, interval) as sampler:
