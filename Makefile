@@ -127,5 +127,4 @@ bench: install
 N ?= 1000000
 bench-scale: install
 	mkdir -p logs
-	nice -n 19 $(BIN)/python bench/bench_scale.py --n $(N) --stage-log logs/bench_scale_stages.log \
-		--json logs/bench_scale.json
+	nice -n 19 $(BIN)/python bench/bench_scale.py --n $(N) --json logs/bench_scale.json
