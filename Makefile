@@ -10,7 +10,7 @@ OUT ?= out
 TARGETS ?= Armenia Azerbaijan
 SEEDS := 'seeds/*.txt' 'seeds/*.jsonl' 'seeds/*.xml'
 
-.PHONY: install run report-png wheel check-install check-readme run-feeds backfill-yesterday test bench eval eval-entities eval-precision calibrate-int8 train-ner train-stance schemas clean
+.PHONY: install run report-png wheel check-install check-readme run-feeds backfill-yesterday test bench bench-scale eval eval-entities eval-precision calibrate-int8 train-ner train-stance schemas clean
 
 install: $(BIN)/newsbeam
 
@@ -122,3 +122,10 @@ bench: install
 	$(BIN)/python bench/bench_feeds.py
 	$(BIN)/python bench/bench_dedup.py --n 200000
 	$(BIN)/python bench/bench_model_sharing.py --reuters 60
+
+# `newsbeam run --skip-models` over N synthetic articles (parse, dedup, the sinks) on the local runner with two
+# SDK processes: wall time, articles/s, peak memory per process (docs/benchmarks.md). make bench-scale N=100000
+N ?= 1000000
+bench-scale: install
+	mkdir -p logs
+	nice -n 19 $(BIN)/python bench/bench_scale.py --n $(N) --json logs/bench_scale.json

@@ -7,7 +7,7 @@ made by small edits, run through `Deduplicate` on the FnApiRunner from JSONL fil
 Reports: wall time and peak memory of the Beam run, found / missed near-duplicates and false merges against the
 known truth, and the pure-logic signature rate (docs/s) of the vectorised implementation against a naive
 pure-Python MinHash (and the previous per-shingle implementation, and datasketch when it is importable), all
-measured in this process. Also the bytes of one shuffled band row, for the shuffle-volume extrapolation.
+measured in this process. Also the bytes of each shuffled dedup row, for the shuffle-volume extrapolation.
 """
 from __future__ import annotations
 
@@ -75,29 +75,44 @@ def small_edit(text: str, rng: random.Random, pool: list[str], vocab: list[str])
     return " ".join(words).replace(", ", " ").replace('"', "'"), "punct_case"
 
 
-def generate(n: int, dup_rate: float, seed: int, out_dir: Path, shards: int = 16) -> dict:
-    """Write n articles to out_dir/articles-*.jsonl; return the truth {dup id: original id} and stats."""
+def generate(n: int, dup_rate: float, seed: int, out_dir: Path, shards: int = 16, *, days: list[str] | None = None,
+             sentences: tuple[int, int] = (4, 12), exact_rate: float = 0.0) -> dict:
+    """Write n articles to out_dir/articles-*.jsonl; return the truth {copy id: original id} and stats.
+
+    A share `dup_rate` are near-copies of an earlier original (one small edit), a share `exact_rate` exact copies
+    (the same title and text under another url, so another article id). Originals are `sentences` (min, max) real
+    sentences long, published over the twelve months of 2026, or on `days` when given. Every record carries its
+    bench id as `guid` too, which the pipeline keeps on the article."""
     rng = random.Random(seed)
     pool = sentence_pool()
     vocab = sorted({w for s in pool[:20000] for w in re.findall(r"[a-z]{4,}", s)})
-    n_dup = int(n * dup_rate)
-    n_orig = n - n_dup
+    n_dup, n_exact = int(n * dup_rate), int(n * exact_rate)
+    n_orig = n - n_dup - n_exact
     files = [open(out_dir / f"articles-{i:03d}.jsonl", "w", encoding="utf-8") for i in range(shards)]
     originals = []  # (id, text, day) kept for making copies: only a sample of texts, to bound memory
     truth, kinds, total_chars = {}, {}, 0
 
     def write(article):
         nonlocal total_chars
+        if days is not None:
+            article["guid"] = article["id"]
+            article["url"] = f"https://bench.example/{article['id']}"
         line = json.dumps(article)
         total_chars += len(line)
         files[int(article["id"][-3:]) % shards].write(line + "\n")
 
-    dup_every = n_orig / max(n_dup, 1)
-    next_dup = dup_every
+    def pick_day(i):
+        if days is not None:
+            return rng.choice(days)
+        return f"2026-{1 + (i * 12) // n_orig:02d}-{1 + rng.randrange(28):02d}"
+
+    n_copies = n_dup + n_exact
+    dup_every = n_orig / max(n_copies, 1)
+    next_dup, exact_made = dup_every, 0
     for i in range(n_orig):
-        k = rng.randint(4, 12)
+        k = rng.randint(*sentences)
         text = " ".join(rng.choice(pool) for _ in range(k))
-        day = f"2026-{1 + (i * 12) // n_orig:02d}-{1 + rng.randrange(28):02d}"
+        day = pick_day(i)
         aid = f"a{i:08d}"
         write({"id": aid, "text": text, "title": text[:60], "published": day, "source": "bench", "url": None,
                "input_ref": f"bench:{aid}"})
@@ -105,13 +120,17 @@ def generate(n: int, dup_rate: float, seed: int, out_dir: Path, shards: int = 16
             originals.append((aid, text, day))
             if len(originals) > 5000:
                 originals.pop(rng.randrange(len(originals)))
-        while i + 1 >= next_dup and len(truth) < n_dup:
+        while i + 1 >= next_dup and len(truth) < n_copies:
             src_id, src_text, src_day = rng.choice(originals)
-            edited, kind = small_edit(src_text, rng, pool, vocab)
+            if n_exact and exact_made < n_exact and rng.random() < n_exact / n_copies:
+                edited, kind = src_text, "exact_copy"
+                exact_made += 1
+            else:
+                edited, kind = small_edit(src_text, rng, pool, vocab)
             did = f"d{len(truth):08d}"
-            day = max(src_day, f"2026-{1 + (i * 12) // n_orig:02d}-{1 + rng.randrange(28):02d}")
-            write({"id": did, "text": edited, "title": edited[:60], "published": day, "source": "bench-copy",
-                   "url": None, "input_ref": f"bench:{did}"})
+            day = max(src_day, pick_day(i))
+            write({"id": did, "text": edited, "title": edited[:60],
+                   "published": day, "source": "bench-copy", "url": None, "input_ref": f"bench:{did}"})
             truth[did] = src_id
             kinds[did] = kind
             next_dup += dup_every
@@ -194,7 +213,9 @@ def signature_rates(docs: list[str], naive_docs: int) -> dict:
 
 
 def band_row_bytes() -> dict:
-    """Encoded size of one shuffled band row and one exact-stage row, with Beam's default coder."""
+    """Encoded size of the shuffled dedup rows with Beam's default coder: per band of every article an id row,
+    per article one band member, per bucket it shares with another article a bucket row (transforms.dedup
+    BandBuckets), and the exact-stage row."""
     from apache_beam.coders import FastPrimitivesCoder
 
     sig = minhash.signature("some words for a signature of an article " * 10)
@@ -202,8 +223,9 @@ def band_row_bytes() -> dict:
     band_member = member[:3] + (minhash.band_signature(sig),)
     key = minhash.band_keys(sig, 14, 9)[0]
     c = FastPrimitivesCoder()
-    return {"band_row": len(c.encode((key, band_member))), "exact_row": len(c.encode(("0" * 32, member))),
-            "index_row_json": len(json.dumps(dedup.index_row(member, "0" * 32))),
+    return {"band_id_row": len(c.encode((key, member[2]))), "band_member_row": len(c.encode((member[2], band_member))),
+            "bucket_row": len(c.encode((key, band_member))), "exact_row": len(c.encode(("0" * 32, member))),
+            "index_row_json": len(json.dumps(dedup.index_row(member + ("0" * 24,), "0" * 32))),
             "parent_row": len(c.encode((member[2], (member[2], "near", 0.9141, True))))}
 
 

@@ -13,67 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
+
+import proc_memory  # bench/proc_memory.py: the process-tree sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
-
-
-def tree(pid: int) -> list[int]:
-    todo, seen = [pid], []
-    while todo:
-        p = todo.pop()
-        seen.append(p)
-        todo += _children(p)
-    return seen
-
-
-def memory_kb(pid: int) -> tuple[int, int]:
-    """(PSS, RSS) of one process in kB, (0, 0) if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0, 0
-    values = {line.split(":")[0]: int(line.split()[1]) for line in text.splitlines()[1:] if line.endswith("kB")}
-    return values.get("Pss", 0), values.get("Rss", 0)
-
-
 def run_sampled(cmd: list[str]) -> dict:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = {"pss_kb": 0, "rss_kb": 0, "processes": 0}
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            pids = tree(proc.pid)
-            pss, rss = map(sum, zip(*(memory_kb(p) for p in pids))) if pids else (0, 0)
-            peak.update(pss_kb=max(peak["pss_kb"], pss), rss_kb=max(peak["rss_kb"], rss),
-                        processes=max(peak["processes"], len(pids)))
-            done.wait(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    start = time.monotonic()
-    sampler.start()
-    output = proc.communicate()[0]
-    done.set()
-    sampler.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-3000:]}")
-    return {**peak, "seconds": round(time.monotonic() - start, 1), "summary": output.strip().splitlines()[-2:]}
+    r = proc_memory.run_sampled(cmd)
+    if r["returncode"] != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r['returncode']}):\n{r['output'][-3000:]}")
+    return {"pss_kb": r["pss_kb"], "rss_kb": r["rss_kb"], "processes": r["processes"], "seconds": r["seconds"],
+            "summary": r["output"].strip().splitlines()[-2:]}
 
 
 def articles(out: Path) -> list[str]:

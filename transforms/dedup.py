@@ -19,6 +19,7 @@ positive and false negative areas under that curve; candidates are then confirme
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 from typing import Iterable, Sequence
 
@@ -179,9 +180,10 @@ class SplitExact(beam.DoFn):
     The keeper is the smallest member in (prio, published, id) order: an already-written article if there is one.
     Every other new article is an exact duplicate of it. A new article with the id of an already-written keeper
     is decided by `DecideKeep` (`same_as_written`: the same record again, or a later copy and so a duplicate): the
-    keeper's published day and record go out tagged "written". The keeper goes on to the LSH bands; if it is new,
-    its index row is offered for writing (written only if it is still kept after the near-duplicate stage). The
-    group is streamed twice, never held in memory."""
+    keeper's published day and record go out tagged "written". The keeper goes on to the LSH bands: its id under
+    each band key (main output), its band member once, tagged "band_members" (`BandBuckets` puts the member in
+    the buckets it shares with another article). If it is new, its index row is offered for writing (written only
+    if it is still kept after the near-duplicate stage). The group is streamed twice, never held in memory."""
 
     def __init__(self, bands: int, rows: int, with_index: bool):
         self.bands, self.rows, self.with_index = bands, rows, with_index
@@ -201,11 +203,47 @@ class SplitExact(beam.DoFn):
                 copy_of_written |= m[0] == NEW and m[2] == keeper[2] and keeper[0] == INDEXED
             if copy_of_written:
                 yield beam.pvalue.TaggedOutput("written", (keeper[2], {"published": keeper[1], "record": keeper[4]}))
-        member = keeper[:3] + (band_signature(keeper[3]),)
+        yield beam.pvalue.TaggedOutput("band_members", (keeper[2], keeper[:3] + (band_signature(keeper[3]),)))
         for key in band_keys(keeper[3], self.bands, self.rows):
-            yield key, member
+            yield key, keeper[2]
         if self.with_index and keeper[0] == NEW:
             yield beam.pvalue.TaggedOutput("index_rows", (keeper[2], index_row(keeper, exact)))
+
+
+def shared_buckets(item: tuple[bytes, Iterable[str]]) -> Iterable[tuple[str, bytes]]:
+    """One LSH bucket of ids -> (id, bucket key) for each of them if the bucket holds at least two, else nothing:
+    a lone member has nothing to be compared with. The ids are streamed twice, never held."""
+    key, ids = item
+    if len(list(itertools.islice(ids, 2))) < 2:
+        return
+    for article_id in ids:
+        yield article_id, key
+
+
+def into_buckets(item: tuple[str, dict]) -> Iterable[tuple[bytes, tuple]]:
+    """One id's band member(s) and the shared buckets it is in -> (bucket key, member) for each of them."""
+    _id, g = item
+    members = list(g["member"])
+    for key in g["bucket"]:
+        for member in members:
+            yield key, member
+
+
+class BandBuckets(beam.PTransform):
+    """{"ids": (band key, id) for every band of every exact keeper, "members": (id, band member)} -> (band key,
+    members) for every bucket of at least two: the same buckets with the same members as grouping
+    (band key, member) rows directly, which would shuffle every member's band signature once per band (14
+    times) although most buckets hold one article. Here the band rows carry the id only, and a member's
+    signature travels once, plus once per bucket it shares with another article."""
+
+    def expand(self, pcolls: dict):
+        shared = (pcolls["ids"]
+                  | "GroupBandIds" >> beam.GroupByKey()
+                  | "SharedBuckets" >> beam.FlatMap(shared_buckets))
+        return ({"member": pcolls["members"], "bucket": shared}
+                | "JoinMembers" >> beam.CoGroupByKey()
+                | "IntoBuckets" >> beam.FlatMap(into_buckets)
+                | "GroupBand" >> beam.GroupByKey())
 
 
 def bucket_edges(item, threshold: float, max_bucket: int):
@@ -319,10 +357,10 @@ class Deduplicate(beam.PTransform):
         exact = (members
                  | "GroupExact" >> beam.GroupByKey()
                  | "SplitExact" >> beam.ParDo(SplitExact(self.bands, self.rows, with_index))
-                 .with_output_types(tuple[bytes, tuple])  # the main output; without it Beam infers a Union
-                 .with_outputs("parents", "index_rows", "written", main="bands"))
-        near = (exact.bands
-                | "GroupBand" >> beam.GroupByKey()
+                 .with_output_types(tuple[bytes, str])  # the main output; without it Beam infers a Union
+                 .with_outputs("parents", "index_rows", "written", "band_members", main="bands"))
+        near = ({"ids": exact.bands, "members": exact.band_members}
+                | "Bands" >> BandBuckets()
                 | "BucketEdges" >> beam.FlatMap(bucket_edges, self.threshold, self.max_bucket))
         # child id -> (parent id, kind, similarity, parent is known to be a root)
         parents = ((exact.parents, near)

@@ -1,8 +1,9 @@
 """Deduplication of an in-memory list (newsbeam.enrich): the steps of `transforms.dedup.Deduplicate` without Beam.
 
-Each step runs the very code the graph runs on one group (`new_member`, `SplitExact`, `near_duplicate_edges`,
-`jump_to_root`, `DecideKeep`), only the grouping is a dict here instead of a GroupByKey, so the keep rule (which copy is
-kept, what a duplicate points at) cannot drift from the pipeline's. No cross-run index: a list has no output root.
+Each step runs the very code the graph runs on one group (`new_member`, `SplitExact`, `shared_buckets`,
+`near_duplicate_edges`, `jump_to_root`, `DecideKeep`), only the grouping is a dict here instead of a GroupByKey, so
+the keep rule (which copy is kept, what a duplicate points at) cannot drift from the pipeline's. No cross-run index:
+a list has no output root.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import apache_beam as beam
 
 from modeling.minhash import lsh_params
 
-from .dedup import bucket_edges, DecideKeep, jump_to_root, new_member, SplitExact
+from .dedup import bucket_edges, DecideKeep, jump_to_root, new_member, shared_buckets, SplitExact
 
 
 def _split(outputs: Iterable) -> dict[str, list]:
@@ -45,7 +46,10 @@ def deduplicate_list(articles: list[dict], threshold: float = 0.8, num_perm: int
     for group in _grouped(new_member(a, shingle_size, num_perm, seed) for a in articles).items():
         for tag, values in _split(split_exact.process(group)).items():
             exact[tag] += values
-    near = [edge for bucket in _grouped(exact["main"]).items() for edge in bucket_edges(bucket, threshold, max_bucket)]
+    members = _grouped(exact["band_members"])
+    buckets = _grouped((key, m) for bucket in _grouped(exact["main"]).items()
+                       for article_id, key in shared_buckets(bucket) for m in members[article_id])
+    near = [edge for bucket in buckets.items() for edge in bucket_edges(bucket, threshold, max_bucket)]
     parents = {child: (e[1], e[2], e[3], False)
                for child, e in ((child, min(es)) for child, es in _grouped(exact["parents"] + near).items())}
     for _ in range(resolve_rounds):
