@@ -178,7 +178,6 @@ def test_run_over_a_page_a_csv_and_a_tsv_accounts_for_every_record(tmp_path):
     assert page["authors"] == ["Jane Doe", "John Roe"] and page["site_name"] == "Example Times"
     import pyarrow.parquet as pq
 
-    (day,) = out.glob("dt=2020-11-10/*.parquet")
-    table = pq.read_table(day).to_pylist()
+    table = [r for shard in sorted(out.glob("dt=2020-11-10/*.parquet")) for r in pq.read_table(shard).to_pylist()]
     assert {r["input_ref"].rsplit("/", 1)[-1]: (r["authors"], r["site_name"]) for r in table} == {
         "page.html": (["Jane Doe", "John Roe"], "Example Times"), "data.csv:2": (None, None)}

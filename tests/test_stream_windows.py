@@ -40,12 +40,25 @@ def _dead(n: int) -> dict:
     return {"input_ref": f"https://example.org/rss.xml#{n}", "stage": "parse", "error": "no title or text"}
 
 
+def _same_shard_as(first: dict, fetched: float) -> dict:
+    """An article of `first`'s day and window that lands in `first`'s shard (the shard is a hash of the written
+    line, so it is searched for, not assumed): two bundles' records in one file, whatever the schema writes."""
+    from pipeline.sinks import shard_of, to_json_line, validated
+
+    def shard(rec: dict) -> int:
+        return shard_of(to_json_line(validated("articles", rec)[0]), SHARDS)
+
+    return next(a for a in (_article(n, fetched=fetched) for n in range(100, 200)) if shard(a) == shard(first))
+
+
 # (branch key as in ProcessArticles' outputs, record, element timestamp); the element timestamp is the poll,
 # as the records carry it through the graph (the dead letter and the duplicate have no time of their own)
+_FIRST = _article(1, fetched=T0 + 30, published=T0 + 10)
 ON_TIME = [
-    [("articles", _article(1, fetched=T0 + 30, published=T0 + 10), T0 + 30),
+    [("articles", _FIRST, T0 + 30),
      ("duplicates", _duplicate(2), T0 + 15)],
     [("articles", _article(3, fetched=T0 + 40), T0 + 40),  # no published_at: its fetch time
+     ("articles", _same_shard_as(_FIRST, fetched=T0 + 45), T0 + 45),  # with article 1, from another bundle
      ("articles", _article(4, fetched=T0 + 50, published=T0 - 3 * 86400), T0 + 50),  # too old: its fetch
      ("articles", _article(5, fetched=T0 + 55, published=T0 + 86400), T0 + 55)],  # in the future: its fetch
     [("articles", _article(6, fetched=T0 + 80, published=T0 + 70), T0 + 80),  # the second window
@@ -189,7 +202,7 @@ def test_counters_match_the_files(tmp_path):
     counters = counter_values(result)
     written = _written(tmp_path)
     by_folder = {k: sum(len(v) for n, v in written.items() if n.startswith(k)) for k in ("dt=", "du", "de")}
-    assert counters["written"] == by_folder["dt="] == 7
+    assert counters["written"] == by_folder["dt="] == 8
     assert counters["duplicates"] == by_folder["du"] == 1
     assert counters["dead_lettered"] == by_folder["de"] == 2
     assert counters["stream_files"] == len(written) and "stream_files_missing" not in counters
@@ -205,7 +218,8 @@ def test_layout_readers_read_the_window_files(windowed_run):
     for kind, prefix in ((ARTICLES, "dt="), (DUPLICATES, "duplicates/"), (DEAD_LETTER, "dead_letter/")):
         files = output_files(str(out), kind)
         assert sorted(str(out / n) for n in written if n.startswith(prefix)) == files
-    assert set(read_output(str(out))["id"]) == {f"{n:024x}" for n in (1, 3, 4, 5, 6, 7, 10)}
+    articles = {rec["id"] for key, rec, _t in [r for b in ON_TIME + [LATE] for r in b] if key == "articles"}
+    assert set(read_output(str(out))["id"]) == articles - {f"{9:024x}"}  # 9 is invalid: a dead letter
     assert len(read_output(str(out), "duplicates")) == 1 and len(read_output(str(out), "dead_letters")) == 2
 
 
