@@ -119,8 +119,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     model, tok = load_model(args.ner_model, AutoModelForTokenClassification)
-    mtsc_train, mtsc_dev, ru_train, ru_dev = load_stance_data(None, seed=13)  # the RuSentNE split of train_stance
-    train = mtsc_train + ru_train
+    train_sets, dev_sets = load_stance_data(None, seed=13)  # the RuSentNE split of train_stance
+    mtsc_dev, ru_dev = dev_sets["newsmtsc-devtest_mt"], dev_sets["rusentne-heldout15"]
+    train = train_sets["en"] + train_sets["ru"]
     sentences = sorted({e.text for e in train})
     random.Random(args.seed).shuffle(sentences)
     held = set(sentences[: len(sentences) // 10])

@@ -101,10 +101,12 @@ def stance_rows(model: str) -> list[dict]:
 
     clf = StanceClassifier.load(model)
     print(f"stance precision: {clf.choice.describe()}", flush=True)
-    mtsc_train, mtsc_dev, ru_train, ru_dev = load_stance_data(None, 13)
+    train_sets, dev_sets = load_stance_data(None, 13)
     rows = []
-    for name, train, dev, target in [("NewsMTSC devtest_mt", mtsc_train, mtsc_dev, 0.75),
-                                     ("RuSentNE held-out 15% (seed 13)", ru_train, ru_dev, 0.60)]:
+    for name, train, dev, target in [
+            ("NewsMTSC devtest_mt", train_sets["en"], dev_sets["newsmtsc-devtest_mt"], 0.75),
+            ("RuSentNE held-out 15% (seed 13)", train_sets["ru"], dev_sets["rusentne-heldout15"], 0.60),
+            ("GerNTSA dev, by target (30% of targets)", train_sets["de"], dev_sets["gerntsa-dev-by-target"], 0.55)]:
         res = evaluate(clf, dev)
         majority = Counter(e.label for e in train).most_common(1)[0][0]
         base = stance_metrics([e.label for e in dev], [majority] * len(dev))
@@ -188,8 +190,9 @@ def precision_scores(ner_model: str, stance_model: str, precisions, limit: int |
 
     ner_sets = {name: corpora.load_ner_split(name, "val")[: (wikiann_limit if name.startswith("wikiann") else None)
                                                           or limit or None] for name in PRECISION_NER_SETS}
-    _, mtsc_dev, _, ru_dev = load_stance_data(None, 13)
-    stance_sets = dict(zip(PRECISION_STANCE_SETS, (mtsc_dev[: limit or None], ru_dev[: limit or None])))
+    _, dev_sets = load_stance_data(None, 13)
+    stance_sets = dict(zip(PRECISION_STANCE_SETS, (dev_sets["newsmtsc-devtest_mt"][: limit or None],
+                                                   dev_sets["rusentne-heldout15"][: limit or None])))
     out = {"ner": {}, "stance": {}, "ner_tokens_per_s": {}, "n": {k: len(v) for k, v in {**ner_sets,
                                                                                        **stance_sets}.items()}}
     for prec in precisions:

@@ -39,13 +39,13 @@ def ner_texts(per_set: int, sets: list[str], seed: int = SEED) -> list[str]:
 
 
 def stance_inputs(per_set: int, seed: int = SEED):
-    """`per_set` training mentions from each stance corpus (NewsMTSC train, RuSentNE's training part)."""
+    """`per_set` training mentions from each stance corpus (NewsMTSC train, RuSentNE's and GerNTSA's training parts)."""
     from modeling.training.stance import load_stance_data, to_inputs
 
-    mtsc_train, _, ru_train, _ = load_stance_data(None, 13)
+    train_sets, _ = load_stance_data(None, 13)
     rng = random.Random(seed)
-    return to_inputs(rng.sample(mtsc_train, min(per_set, len(mtsc_train))) +
-                     rng.sample(ru_train, min(per_set, len(ru_train))))
+    return to_inputs([e for lang in ("en", "ru", "de")
+                      for e in rng.sample(train_sets[lang], min(per_set, len(train_sets[lang])))])
 
 
 def record(model_dir: str, n_inputs: int, source: str, alpha: float) -> None:
