@@ -26,6 +26,8 @@ import unicodedata
 from collections import defaultdict
 from functools import lru_cache
 
+from modeling.lemmas import GENITIVE_S_LANGS
+
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "ё": "е", "Ё": "Е"})
 
 
@@ -244,7 +246,10 @@ def entity_id(base: str, etype: str, lang: str | None = None, forms: tuple[str, 
     entity's surface forms, tried in CLDR after the base (a lemmatiser's wrong guess does not hide "Francija")."""
     if etype in ("LOC", "ORG"):  # not MISC ("Azerbaijani" is a CLDR name for the country in some locale)
         table = cldr_names()
-        for name in (base, *forms):
+        names = (base, *forms)
+        if (lang or "").split("-")[0].lower() in GENITIVE_S_LANGS:  # "Russlands" alone in its article
+            names += tuple(n[:-1] for n in names if n.endswith("s"))
+        for name in names:
             hit = table.get(name_key(name))
             if hit is not None:
                 return hit

@@ -8,7 +8,9 @@ Chosen by measurement on BSNLP-2017 dev (docs/quality.md):
 - Other languages simplemma knows (cs, pl, sl, bg, hr, sk, ...): simplemma's word lemmas (its data ships in the
   wheel), then rules that make the adjectives next to the head noun agree with the head's gender ("Komisji
   Europejskiej" -> komisja + europejski -> "Komisja Europejska").
-- English, German, Dutch, Spanish, French and other languages where names barely inflect: the surface form.
+- English, German, Dutch, Spanish, French and other languages where names barely inflect: the surface form,
+  except the genitive -s of German, Dutch and the Scandinavian languages, stripped only when the article's names
+  hold the form without it ("Armeniens" -> "Armenien" beside "Armenien"; "Paris" stays).
 Names the dictionaries do not know get help from the article: an unknown word whose stem plus a case ending is
 another form in the same article's names goes to the shortest such form ("Trumpa" -> "Trump").
 """
@@ -29,6 +31,10 @@ _CASE_ENDINGS = {
     "ru": ("ым", "ом", "ем", "ой", "ей", "ою", "а", "у", "е", "ы", "и", "я", "ю"),
     "uk": ("ові", "ом", "ем", "ою", "ої", "ей", "а", "у", "е", "і", "и", "я", "ю"),
 }
+# languages whose names inflect only by a genitive -s: no dictionary, the article's own forms decide
+GENITIVE_S_LANGS = ("de", "nl", "sv", "da", "no", "nb", "nn")
+for _lang in GENITIVE_S_LANGS:
+    _CASE_ENDINGS[_lang] = ("s",)
 # adjective lemma endings by language, and how the lemma (masculine) becomes feminine / neuter
 _ADJ = {
     "pl": re.compile(r"(?:[sc]ki|dzki|[^aeiouyąęó]y|ni|czy|[kg]i)$"),
@@ -286,7 +292,7 @@ def _from_article(word: str, lang: str, vocabulary: set[str]) -> str | None:
 def phrase_bases(names: Sequence[tuple[str, str]], lang: str | None) -> list[str]:
     """(surface, type) of one article's mentions -> each mention's base form (same order)."""
     lang = (lang or "").split("-")[0].lower()
-    if lang not in PYMORPHY_LANGS and lang not in SIMPLEMMA_LANGS:
+    if lang not in PYMORPHY_LANGS and lang not in SIMPLEMMA_LANGS and lang not in GENITIVE_S_LANGS:
         return [s for s, _ in names]
     vocabulary = {w.casefold() for s, _ in names for w in _TOKEN.findall(s) if _is_word(w)}
     cache: dict[tuple[str, str], str] = {}
@@ -297,7 +303,10 @@ def phrase_bases(names: Sequence[tuple[str, str]], lang: str | None) -> list[str
             toks = _TOKEN.findall(surface)
             words_at = [i for i, t in enumerate(toks) if not t.isspace()]
             words = [toks[i] for i in words_at]
-            based = (_pymorphy_words if lang in PYMORPHY_LANGS else _simplemma_words)(words, etype, lang)
+            if lang in GENITIVE_S_LANGS:
+                based = list(words)
+            else:
+                based = (_pymorphy_words if lang in PYMORPHY_LANGS else _simplemma_words)(words, etype, lang)
             for j, (w, b) in enumerate(zip(words, based)):
                 if b == w and _is_word(w) and not _fixed(w):
                     found = _from_article(w, lang, vocabulary)

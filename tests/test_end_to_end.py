@@ -89,6 +89,23 @@ def test_russian_seed_stance_comes_from_the_inflected_names(seeds_run):
         assert stances[target]["probabilities"] is not None
 
 
+def test_german_seed_stance_toward_the_configured_countries(seeds_run):
+    """`--targets Armenia Azerbaijan` on a German article: found by id through the German names and their
+    genitives ("Armeniens", "Aserbaidschans"), each with a label, and `measured` as the stance languages say."""
+    from transforms.stance import STANCE_MEASURED
+
+    a = _written(seeds_run, "de_waffenruhe.txt")
+    assert a["language"]["code"] == "de"
+    ids = {e["id"]: e for e in a["entities"]}
+    assert {"Armeniens", "Armenien"} <= {m["text"] for m in ids["cldr:AM"]["mentions"]}
+    assert ids["cldr:AM"]["base"] == "Armenien" and ids["cldr:AZ"]["name"] == "Azerbaijan"
+    stances = {s["target"]: s for s in a["stance"]}
+    for target in ("Armenia", "Azerbaijan"):
+        s = stances[target]
+        assert s["label"] in ("favor", "against", "neutral") and s["reason"] is None and s["mentions"] >= 3
+        assert s["measured"] is ("de" in STANCE_MEASURED)
+
+
 def test_entities_carry_base_id_and_name(seeds_run):
     for a in seeds_run["articles"]:
         for e in a["entities"]:
@@ -209,7 +226,7 @@ def test_compiled_models_give_the_same_articles(seeds_run, tmp_path):
                           {s["target"]: s["label"] for s in a.get("stance") or []}) for a in run["articles"]}
 
     eager, comp = essentials(eager_run), essentials(compiled)
-    assert eager.keys() == comp.keys() and len(eager) == 15
+    assert eager.keys() == comp.keys() and len(eager) == 16
     for aid in eager:
         spans_e, stance_e = eager[aid]
         spans_c, stance_c = comp[aid]

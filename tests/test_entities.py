@@ -128,6 +128,15 @@ def test_unknown_names_take_their_base_from_the_article():
     assert phrase_bases([("Trumpova", "PER"), ("Trump", "PER")], "cs")[0] == "Trump"
 
 
+def test_a_german_genitive_takes_the_base_and_the_id_of_its_name():
+    names = [("Armenien", "LOC"), ("Armeniens", "LOC"), ("Nikol Paschinjans", "PER"), ("Nikol Paschinjan", "PER"),
+             ("Paris", "LOC")]
+    assert phrase_bases(names, "de") == ["Armenien", "Armenien", "Nikol Paschinjan", "Nikol Paschinjan", "Paris"]
+    # alone in its article, a country's genitive still finds the country; a name ending in s keeps its own id
+    assert entity_id("Russlands", "LOC", "de")[0] == "cldr:RU" and entity_id("Russlands", "LOC", "en")[0] != "cldr:RU"
+    assert entity_id("Paris", "LOC", "de")[0] == "city:Europe/Paris"
+
+
 def test_one_id_across_languages_and_cases():
     ids = {entity_id(n, "LOC")[0] for n in ("Germany", "Niemcy", "Германия", "Německo", "Nemčija", "Німеччина")}
     assert ids == {"cldr:DE"} and entity_id("Niemcy", "LOC")[1] == "Germany"
