@@ -1,6 +1,6 @@
 """Measure what one shared encoder pass would cost stance accuracy.
 
-The issue asks for one encoder pass serving NER and stance where the design allows. A shared pass means the stance
+A shared pass (one encoder pass serving both NER and stance) means the stance
 classifier reads the NER encoder's token states (computed anyway over the article) instead of running its own
 fine-tuned encoder on (target, marked sentence). This probe builds that design's best cheap form and measures it
 on the same dev sets as the shipped stance model:

@@ -33,7 +33,7 @@ def server():
 @pytest.mark.parametrize("part", ["headers", "body"])
 def test_total_deadline_holds_while_a_server_drips(server, part):
     """Every byte arrives well within the read timeout, so only a deadline on the whole response stops it;
-    before the fix the fetch lasted as long as the server dripped (drip_for, 60 s here)."""
+    without it the fetch would last as long as the server drips (drip_for, 60 s here)."""
     url = server.add(f"/drip-{part}.xml", Route(drip=part, drip_interval=0.05))
     result = fetch_feed(url, total_timeout=2, read_timeout=1, retries=0)
     assert result.data is None and result.error is not None

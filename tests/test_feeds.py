@@ -97,7 +97,7 @@ def test_feed_formats_over_http(server, feeds_dir, fixture, ctype, n_articles):
 
 
 def test_entry_fields_over_http(server):
-    """The issue's field mapping, end to end over HTTP: title, link, published (else updated) in UTC,
+    """The entry field mapping, end to end over HTTP: title, link, published (else updated) in UTC,
     summary/content with HTML stripped, the feed title as source, the entry id / guid kept."""
     atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
             '<title>Caucasus Desk</title><id>urn:feed:1</id><updated>2024-03-05T10:00:00+02:00</updated>'

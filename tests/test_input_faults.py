@@ -2,7 +2,7 @@
 directory and a dangling symlink matched by a glob, a file name that is not UTF-8, a file whose mtime is in
 year 10000, and one file matched by two patterns. Each odd input is its own dead letter naming it, the good
 files are written, nothing hangs, and the summary balances. Plus `--output` naming a regular file is a usage
-error before anything runs (item 8)."""
+error before anything runs."""
 from __future__ import annotations
 
 import json

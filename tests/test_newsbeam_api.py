@@ -136,7 +136,7 @@ def _readme_examples(text: str) -> str:
 
 
 def test_readme_notebook_example(seeds_run, enricher, monkeypatch):
-    """The README's ```pycon blocks, run as a doctest against this session's `make run` equivalent (seeds_run
+    """The README's ```pycon blocks, run as a doctest against this test session's `make run` equivalent (seeds_run
     writes what `make run` writes: --format both)."""
     monkeypatch.chdir(ROOT)
     source = _readme_examples((ROOT / "README.md").read_text(encoding="utf-8"))
