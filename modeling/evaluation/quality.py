@@ -5,10 +5,11 @@ natasha 1.6 (Russian CNN-CRF, PER/ORG/LOC) on the Russian sets, and the training
 
     python -m modeling.evaluation.quality [--write docs/quality.md] [--limit N]
     python -m modeling.evaluation.quality --precisions fp32,bf16,int8 [--wikiann-limit N] --record --write docs/quality.md
+    python -m modeling.evaluation.quality --stance-only [--precisions fp32,bf16,int8 --record] --write docs/quality.md
 
 `--precisions` scores each precision (modeling.precision) on the dev sets that decide which ones `auto` may use
-(PRECISION_NER_SETS, both stance sets), records the scores and the verdict in each model's newsbeam.json under
-"precisions" (`--record`) and rewrites the "## Precision" section of the --write file; a full `make eval`
+(PRECISION_NER_SETS, PRECISION_STANCE_SETS), records the scores and the verdict in each model's newsbeam.json
+under "precisions" (`--record`) and rewrites the "## Precision" section of the --write file; a full `make eval`
 renders that section from the same records.
 """
 from __future__ import annotations
@@ -113,7 +114,18 @@ def stance_rows(model: str) -> list[dict]:
         rows.append({"set": name, "n": len(dev), "newsbeam": res, "baseline_name": f"majority ({majority})",
                      "baseline": base, "target": target})
         print(f"{name}: macro-F1 {res['macro_f1']:.4f} (target {target}) majority {base['macro_f1']:.4f}", flush=True)
+    for z in zero_shot_estimates(model):
+        print(f"zero-shot estimate, {z['language']} held out of training ({z['set']}): macro-F1 {z['macro_f1']:.4f} "
+              f"(trained on it: {z['trained_macro_f1']:.4f})", flush=True)
     return rows
+
+
+def zero_shot_estimates(model: str) -> list[dict]:
+    """The recorded hold-one-language-out figures (`zero_shot` in the model's newsbeam.json): what stance is worth in
+    a language it was not trained on. Each was measured once with a model trained without that language (its
+    `command`); a clone cannot rerun them without retraining, so they are printed as recorded."""
+    meta_path = Path(model) / "newsbeam.json"
+    return json.loads(meta_path.read_text()).get("zero_shot", []) if meta_path.exists() else []
 
 
 def render(ner: list[dict], stance: list[dict], meta: dict) -> str:
@@ -156,7 +168,19 @@ def render(ner: list[dict], stance: list[dict], meta: dict) -> str:
     for r in ner:
         if "errors" in r:
             lines.append(f"| {r['set']} | " + " | ".join(str(r["errors"][k]) for k in ERROR_KINDS) + " |")
-    lines += ["", "## Stance (favor / against / neutral)", "",
+    lines += [""] + stance_section(stance, meta.get("stance_model"))
+    lines += precision_section(*model_records(meta.get("ner_model"), meta.get("stance_model")))
+    lines += langid_section() + dedup_section(meta.get("dedup"))
+    return "\n".join(lines)
+
+
+STANCE_HEADING = "## Stance (favor / against / neutral)"
+
+
+def stance_section(stance: list[dict], stance_model: str | None) -> list[str]:
+    """The stance dev table, the zero-shot estimates and the confusions (a section of its own, so that
+    `--stance-only` can refresh it after the stance model alone is retrained)."""
+    lines = [STANCE_HEADING, "",
               "| dev set | n | accuracy | macro-F1 | target | met | ECE | majority baseline macro-F1 |",
               "|---|---|---|---|---|---|---|---|"]
     for r in stance:
@@ -164,57 +188,70 @@ def render(ner: list[dict], stance: list[dict], meta: dict) -> str:
         lines.append(f"| {r['set']} | {r['n']} | {nb['accuracy']:.4f} | **{nb['macro_f1']:.4f}** | {r['target']} | "
                      f"{'yes' if nb['macro_f1'] >= r['target'] else 'no'} | {nb['ece']} | "
                      f"{r['baseline']['macro_f1']:.4f} ({r['baseline_name']}) |")
+    zero = zero_shot_estimates(stance_model) if stance_model else []
+    if zero:
+        lines += ["", "Zero-shot estimate (a language held out of training, measured on its dev set, beside the shipped "
+                  "model that trains on it; recorded in the model's newsbeam.json, reproduced by its command):", "",
+                  "| held out | dev set | n | macro-F1 held out | macro-F1 trained on | command |", "|---|---|---|---|---|---|"]
+        for z in zero:
+            lines.append(f"| {z['language']} | {z['set']} | {z['n']} | **{z['macro_f1']:.4f}** | "
+                         f"{z['trained_macro_f1']:.4f} | `{z['command']}` |")
     for r in stance:
         lines += ["", f"Confusion, {r['set']} (rows gold, columns predicted: against / neutral / favor):", ""]
         for g, row in r["newsbeam"]["confusion"].items():
             lines.append(f"- {g}: " + " / ".join(str(v) for v in row.values()))
-    lines += precision_section(*model_records(meta.get("ner_model"), meta.get("stance_model")))
-    lines += langid_section() + dedup_section(meta.get("dedup"))
-    return "\n".join(lines)
+    return lines
 
 
 # --- precision ---------------------------------------------------------------------------------------------------
 
 # NER sets that gate a precision: CoNLL-en, NEREL and WikiANN in the two languages stance covers plus German.
 PRECISION_NER_SETS = ("conll-en", "nerel", "wikiann-en", "wikiann-de", "wikiann-ru")
-PRECISION_STANCE_SETS = ("NewsMTSC devtest_mt", "RuSentNE held-out 15% (seed 13)")
+PRECISION_STANCE_SETS = {"NewsMTSC devtest_mt": "newsmtsc-devtest_mt", "RuSentNE held-out 15% (seed 13)":
+                         "rusentne-heldout15", "GerNTSA dev, by target": "gerntsa-dev-by-target"}
 PRECISION_HEADING = "## Precision (`--precision`)"
 
 
-def precision_scores(ner_model: str, stance_model: str, precisions, limit: int | None,
+def precision_scores(ner_model: str | None, stance_model: str, precisions, limit: int | None,
                      wikiann_limit: int | None = None) -> dict:
     """{"ner": {precision: {set: F1}}, "stance": {precision: {set: macro-F1}}, "ner_tokens_per_s": ...}: every
-    precision named, on the same examples, each model loaded afresh (int8 quantises in place)."""
+    precision named, on the same examples, each model loaded afresh (int8 quantises in place). No NER pass
+    when `ner_model` is None (the stance model alone was retrained)."""
     from modeling.stance import StanceClassifier
     from modeling.training.stance import evaluate, load_stance_data
 
     ner_sets = {name: corpora.load_ner_split(name, "val")[: (wikiann_limit if name.startswith("wikiann") else None)
-                                                          or limit or None] for name in PRECISION_NER_SETS}
+                                                          or limit or None]
+                for name in (PRECISION_NER_SETS if ner_model else ())}
     _, dev_sets = load_stance_data(None, 13)
-    stance_sets = dict(zip(PRECISION_STANCE_SETS, (dev_sets["newsmtsc-devtest_mt"][: limit or None],
-                                                   dev_sets["rusentne-heldout15"][: limit or None])))
+    stance_sets = {name: dev_sets[key][: limit or None] for name, key in PRECISION_STANCE_SETS.items()}
     out = {"ner": {}, "stance": {}, "ner_tokens_per_s": {}, "n": {k: len(v) for k, v in {**ner_sets,
                                                                                        **stance_sets}.items()}}
     for prec in precisions:
-        tagger = NerTagger.load(ner_model, precision=prec)
-        scores, tokens, seconds = {}, 0, 0.0
-        for name, examples in ner_sets.items():
-            types = None if name.startswith("conll") else ("PER", "ORG", "LOC")
-            tagger.tokens_processed = 0
-            t0 = time.time()
-            pred = tagger.predict([e.text for e in examples])
-            seconds += time.time() - t0
-            tokens += tagger.tokens_processed
-            scores[name] = span_prf([e.spans for e in examples], [[(s.start, s.end, s.type) for s in p]
-                                                                  for p in pred], types)["f1"]
-            print(f"{prec} NER {name}: F1 {scores[name]:.4f}", flush=True)
-        out["ner"][prec], out["ner_tokens_per_s"][prec] = scores, round(tokens / seconds)
-        del tagger
+        if ner_model:
+            out["ner"][prec], out["ner_tokens_per_s"][prec] = ner_precision_scores(ner_model, prec, ner_sets)
         clf = StanceClassifier.load(stance_model, precision=prec)
         out["stance"][prec] = {name: evaluate(clf, dev)["macro_f1"] for name, dev in stance_sets.items()}
         print(f"{prec} stance: {out['stance'][prec]}", flush=True)
         del clf
     return out
+
+
+def ner_precision_scores(ner_model: str, prec: str, ner_sets: dict) -> tuple[dict[str, float], int]:
+    """F1 per NER dev set in one precision, and the model pass's tokens/s."""
+    tagger = NerTagger.load(ner_model, precision=prec)
+    scores, tokens, seconds = {}, 0, 0.0
+    for name, examples in ner_sets.items():
+        types = None if name.startswith("conll") else ("PER", "ORG", "LOC")
+        tagger.tokens_processed = 0
+        t0 = time.time()
+        pred = tagger.predict([e.text for e in examples])
+        seconds += time.time() - t0
+        tokens += tagger.tokens_processed
+        scores[name] = span_prf([e.spans for e in examples], [[(s.start, s.end, s.type) for s in p]
+                                                              for p in pred], types)["f1"]
+        print(f"{prec} NER {name}: F1 {scores[name]:.4f}", flush=True)
+    return scores, round(tokens / seconds)
 
 
 def precision_record(scores: dict[str, dict[str, float]], tolerance: float, n: dict, command: str, limit,
@@ -353,9 +390,14 @@ def main(argv=None) -> int:
                     help="with --precisions: only the first N of each WikiANN dev set (10,000 each; time on 2 cores)")
     ap.add_argument("--record", action="store_true",
                     help="with --precisions: write the scores and verdict to each model's newsbeam.json")
+    ap.add_argument("--stance-only", action="store_true",
+                    help="only the stance model (after retraining it alone): its dev table, or with --precisions "
+                         "its per-precision scores; the other sections of --write stay")
     args = ap.parse_args(argv)
     if args.precisions:
         return precision_main(args, DEFAULT_NER_MODEL, DEFAULT_STANCE_MODEL)
+    if args.stance_only:
+        return stance_main(args, DEFAULT_STANCE_MODEL)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
@@ -371,6 +413,19 @@ def main(argv=None) -> int:
         path = Path(args.write)
         old = path.read_text(encoding="utf-8") if path.exists() else ""
         path.write_text(keep_other_sections(old, render(ner, stance, meta) + "\n"), encoding="utf-8")
+        print(f"wrote {args.write}")
+    return 0
+
+
+def stance_main(args, stance_model: str) -> int:
+    """The stance section alone, spliced into --write."""
+    stance = stance_rows(stance_model)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"stance": stance}, indent=2))
+    if args.write:
+        path = Path(args.write)
+        text = path.read_text(encoding="utf-8") if path.exists() else "# Quality\n"
+        path.write_text(splice_section(text, STANCE_HEADING, stance_section(stance, stance_model)), encoding="utf-8")
         print(f"wrote {args.write}")
     return 0
 
@@ -398,16 +453,22 @@ def precision_main(args, ner_model: str, stance_model: str) -> int:
     precs = sorted(precs, key=PRECISIONS.index)
     command = "python -m modeling.evaluation.quality --precisions " + ",".join(precs) + (
         f" --limit {args.limit}" if args.limit else "") + (
-        f" --wikiann-limit {args.wikiann_limit}" if args.wikiann_limit else "") + " --record --write docs/quality.md"
-    res = precision_scores(ner_model, stance_model, precs, args.limit, args.wikiann_limit)
-    ner = precision_record(res["ner"], NER_F1_TOLERANCE, res["n"], command, args.limit, args.wikiann_limit)
+        f" --wikiann-limit {args.wikiann_limit}" if args.wikiann_limit else "") + (
+        " --stance-only" if args.stance_only else "") + " --record --write docs/quality.md"
+    res = precision_scores(None if args.stance_only else ner_model, stance_model, precs, args.limit,
+                           args.wikiann_limit)
     stance = precision_record(res["stance"], STANCE_MACRO_F1_TOLERANCE, res["n"], command, args.limit)
-    ner["tokens_per_s"] = res["ner_tokens_per_s"]
+    if args.stance_only:  # the NER model's record stands as measured
+        ner = model_records(ner_model)[0]
+    else:
+        ner = precision_record(res["ner"], NER_F1_TOLERANCE, res["n"], command, args.limit, args.wikiann_limit)
+        ner["tokens_per_s"] = res["ner_tokens_per_s"]
     print(json.dumps({"ner": ner, "stance": stance}, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps({"ner": ner, "stance": stance}, indent=2))
     if args.record:
-        write_record(ner_model, ner)
+        if not args.stance_only:
+            write_record(ner_model, ner)
         write_record(stance_model, stance)
     if args.write:
         path = Path(args.write)

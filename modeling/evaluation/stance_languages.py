@@ -1,4 +1,4 @@
-"""Stance zero-shot on German: the shipped model (trained on English NewsMTSC and Russian RuSentNE) on GerNTSA.
+"""Stance on German (GerNTSA): zero-shot with a model trained without German, or the shipped one, trained on it.
 
 Inputs are built as the pipeline builds them (modeling.stance.mention_input, which transforms.stance uses): the
 target's sentence cut out of the snippet by sentence_around, the anchor marked. `--whole-snippet` feeds the
