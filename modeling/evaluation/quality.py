@@ -124,8 +124,9 @@ def zero_shot_estimates(model: str) -> list[dict]:
     """The recorded hold-one-language-out figures (`zero_shot` in the model's newsbeam.json): what stance is worth in
     a language it was not trained on. Each was measured once with a model trained without that language (its
     `command`); a clone cannot rerun them without retraining, so they are printed as recorded."""
-    meta_path = Path(model) / "newsbeam.json"
-    return json.loads(meta_path.read_text()).get("zero_shot", []) if meta_path.exists() else []
+    from modeling.precision import model_meta
+
+    return (model_meta(model) or {}).get("zero_shot", [])
 
 
 def render(ner: list[dict], stance: list[dict], meta: dict) -> str:
@@ -333,6 +334,14 @@ def splice_section(text: str, heading: str, section: list[str]) -> str:
     return text.rstrip("\n") + "\n\n" + body
 
 
+def write_section(file: str, heading: str, section: list[str]) -> None:
+    """Replace (or add) one section of the Markdown file `file`, leaving the others as they are."""
+    path = Path(file)
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Quality\n"
+    path.write_text(splice_section(text, heading, section), encoding="utf-8")
+    print(f"wrote {file}")
+
+
 def langid_section() -> list[str]:
     """The detector accuracy table measured by bench/langid_eval.py (its method and data are in docs/langid.md)."""
     lines = ["", "## Language identification", ""]
@@ -423,10 +432,7 @@ def stance_main(args, stance_model: str) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"stance": stance}, indent=2))
     if args.write:
-        path = Path(args.write)
-        text = path.read_text(encoding="utf-8") if path.exists() else "# Quality\n"
-        path.write_text(splice_section(text, STANCE_HEADING, stance_section(stance, stance_model)), encoding="utf-8")
-        print(f"wrote {args.write}")
+        write_section(args.write, STANCE_HEADING, stance_section(stance, stance_model))
     return 0
 
 
@@ -471,11 +477,7 @@ def precision_main(args, ner_model: str, stance_model: str) -> int:
             write_record(ner_model, ner)
         write_record(stance_model, stance)
     if args.write:
-        path = Path(args.write)
-        text = path.read_text(encoding="utf-8") if path.exists() else "# Quality\n"
-        path.write_text(splice_section(text, PRECISION_HEADING, precision_section(ner, stance)),
-                        encoding="utf-8")
-        print(f"wrote {args.write}")
+        write_section(args.write, PRECISION_HEADING, precision_section(ner, stance))
     return 0
 
 
